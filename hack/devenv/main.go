@@ -1,0 +1,204 @@
+// Command devenv runs the test control plane in the background for people
+// and scripts: hack/dev-env.sh up|down|status calls it. State, logs and pids
+// live in .dev/ at the repository root.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"kubestash.dev/kubestash/test/framework"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: devenv up|down|status")
+		os.Exit(2)
+	}
+	root, err := framework.RepoRoot()
+	if err != nil {
+		fatal(err)
+	}
+	dev := filepath.Join(root, ".dev")
+	// Tests run a second environment beside a developer's own.
+	if d := os.Getenv("KUBESTASH_DEV_DIR"); d != "" {
+		dev = d
+	}
+	switch os.Args[1] {
+	case "up":
+		err = up(dev)
+	case "down":
+		err = down(dev)
+	case "status":
+		err = status(dev)
+	default:
+		err = fmt.Errorf("unknown command %q: want up, down or status", os.Args[1])
+	}
+	if err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "dev-env: %v\n", err)
+	os.Exit(1)
+}
+
+// entry is one line of .dev/pids: what we started, so that down stops that
+// and nothing else.
+type entry struct {
+	name string
+	pid  int
+	bin  string
+}
+
+func pidsFile(dev string) string { return filepath.Join(dev, "pids") }
+
+func readPids(dev string) ([]entry, error) {
+	f, err := os.Open(pidsFile(dev))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var es []entry
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) != 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[1])
+		if err != nil {
+			continue
+		}
+		es = append(es, entry{name: fields[0], pid: pid, bin: fields[2]})
+	}
+	return es, s.Err()
+}
+
+// alive reports whether pid still runs the binary we started; a pid reused
+// by another program counts as gone, so down never signals a stranger.
+func (e entry) alive() bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", e.pid))
+	return err == nil && strings.TrimSuffix(exe, " (deleted)") == e.bin
+}
+
+func up(dev string) error {
+	es, err := readPids(dev)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if e.alive() {
+			return fmt.Errorf("already up (%s pid %d); run hack/dev-env.sh down first", e.name, e.pid)
+		}
+	}
+	// Each up starts from a clean slate: certificates and MinIO's
+	// credentials are new each time, and old data would not match them.
+	for _, d := range []string{"data", "logs", "pki"} {
+		if err := os.RemoveAll(filepath.Join(dev, d)); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	fmt.Println("dev-env: starting etcd, kube-apiserver, kube-controller-manager and MinIO on 127.0.0.1 ...")
+	cp, err := framework.Start(ctx, framework.Options{Dir: dev, Detach: true})
+	if err != nil {
+		// Start stops what it started on error.
+		return err
+	}
+	var b strings.Builder
+	for _, p := range cp.Processes() {
+		fmt.Fprintf(&b, "%s %d %s\n", p.Name, p.Pid(), p.Bin)
+		p.Release()
+	}
+	if err := os.WriteFile(pidsFile(dev), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	m := cp.MinIO
+	env := fmt.Sprintf("MINIO_ENDPOINT=%s\nMINIO_BUCKET=%s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
+	if err := os.WriteFile(filepath.Join(dev, "minio.env"), []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("dev-env: ready in %s\n", time.Since(start).Round(time.Second))
+	fmt.Printf("  kube-apiserver  %s\n", cp.APIServer.URL)
+	fmt.Printf("  MinIO           %s (bucket %s; keys in .dev/minio.env)\n", m.Endpoint, m.Bucket)
+	fmt.Printf("  kubeconfig      .dev/kubeconfig   e.g. kubectl --kubeconfig .dev/kubeconfig get crds\n")
+	fmt.Printf("  logs            .dev/logs/\n")
+	fmt.Printf("  stop with       hack/dev-env.sh down\n")
+	return nil
+}
+
+func down(dev string) error {
+	es, err := readPids(dev)
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 {
+		fmt.Println("dev-env: nothing to stop")
+		return nil
+	}
+	for _, e := range es {
+		if !e.alive() {
+			continue
+		}
+		// Each was started in its own session: its group id is its pid.
+		_ = syscall.Kill(-e.pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, e := range es {
+		for e.alive() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if e.alive() {
+			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
+			for e.alive() {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		fmt.Printf("dev-env: stopped %s (pid %d)\n", e.name, e.pid)
+	}
+	return os.Remove(pidsFile(dev))
+}
+
+func status(dev string) error {
+	es, err := readPids(dev)
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 {
+		fmt.Println("dev-env: down")
+		return nil
+	}
+	running := 0
+	for _, e := range es {
+		state := "stopped"
+		if e.alive() {
+			state = "running"
+			running++
+		}
+		fmt.Printf("%-24s pid %-8d %s\n", e.name, e.pid, state)
+	}
+	if running != len(es) {
+		return fmt.Errorf("%d of %d processes running; see .dev/logs", running, len(es))
+	}
+	fmt.Println("dev-env: up (kubeconfig .dev/kubeconfig)")
+	return nil
+}

@@ -1,0 +1,9 @@
+// Package kmapi holds the small reference and condition types that every
+// KubeStash API group shares. Upstream takes them from kmodules.xyz
+// (imported there as kmapi); the field names and JSON keys are the same, so
+// manifests written for upstream decode unchanged.
+//
+// +k8s:deepcopy-gen=package
+// +k8s:openapi-gen=true
+// +groupName=kmapi.kubestash.com
+package kmapi
