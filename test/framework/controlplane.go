@@ -38,6 +38,8 @@ type Options struct {
 	// NoControllerManager and NoMinIO leave those components out.
 	NoControllerManager bool
 	NoMinIO             bool
+	// MinIOOnly starts MinIO and nothing else (backend tests).
+	MinIOOnly bool
 	// CRDDir holds CRD manifests to install; empty: <repo>/artifacts/crds.
 	// NoCRDs installs none.
 	CRDDir string
@@ -96,6 +98,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if o.CRDDir == "" {
 		o.CRDDir = filepath.Join(root, "artifacts", "crds")
 	}
+	if o.MinIOOnly {
+		o.NoControllerManager, o.NoMinIO, o.NoCRDs = true, false, true
+	}
 	if err := checkBinaries(o); err != nil {
 		return nil, err
 	}
@@ -143,6 +148,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		minioErr <- nil
 	}
 
+	if o.MinIOOnly {
+		return cp, <-minioErr
+	}
 	if cp.Etcd, err = startEtcd(ctx, dirs, o.BinDir, o.Detach); err != nil {
 		return cp, err
 	}
@@ -209,7 +217,10 @@ func (cp *ControlPlane) Processes() []*Process {
 }
 
 func checkBinaries(o Options) error {
-	need := []string{"etcd", "kube-apiserver"}
+	var need []string
+	if !o.MinIOOnly {
+		need = append(need, "etcd", "kube-apiserver")
+	}
 	if !o.NoControllerManager {
 		need = append(need, "kube-controller-manager")
 	}

@@ -1,0 +1,27 @@
+/*
+Copyright The KubeStash Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package v1alpha1 is version v1alpha1 of the backup catalog API
+// (catalog.kubestash.com): Repository, Snapshot, BackupSession and
+// RestoreSession. Fields, JSON keys and phases are KubeStash's, so an upstream
+// manifest or backend file decodes here with only its apiVersion changed.
+//
+// +k8s:deepcopy-gen=package
+// +k8s:conversion-gen=kubestash.dev/kubestash/pkg/apis/catalog
+// +k8s:defaulter-gen=TypeMeta
+// +k8s:openapi-gen=true
+// +groupName=catalog.kubestash.com
+package v1alpha1

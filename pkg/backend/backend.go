@@ -1,0 +1,144 @@
+// Package backend reads and writes the catalog's small files (YAML objects)
+// in a backup backend: an S3 bucket or a local/NFS directory. Keys are
+// relative to the BackupStorage's prefix (or directory) and use "/".
+//
+// Writes are conditional so that two writers never lose an update: Put can
+// require that the key is absent (create) or that its ETag still matches
+// (replace). Errors are typed; callers tell them apart with errors.Is.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Errors a Backend returns, wrapped in *Error.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrUnavailable        = errors.New("backend unavailable")
+	ErrForbidden          = errors.New("access denied")
+	ErrInvalidKey         = errors.New("invalid key")
+)
+
+// Error says which operation on which key failed, and why.
+type Error struct {
+	Op   string // get, put, delete, list, stat
+	Key  string
+	Kind error // one of the Err* values above, or nil when unclassified
+	Err  error // the cause, as the backend reported it
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Kind != nil && e.Err != nil && e.Err != e.Kind:
+		return fmt.Sprintf("%s %s: %v: %v", e.Op, e.Key, e.Kind, e.Err)
+	case e.Kind != nil:
+		return fmt.Sprintf("%s %s: %v", e.Op, e.Key, e.Kind)
+	default:
+		return fmt.Sprintf("%s %s: %v", e.Op, e.Key, e.Err)
+	}
+}
+
+// Is makes errors.Is(err, ErrNotFound) and friends work.
+func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Object describes one stored object.
+type Object struct {
+	Key          string
+	ETag         string
+	Size         int64
+	LastModified time.Time
+}
+
+// PutOptions are the preconditions of a write. At most one may be set.
+type PutOptions struct {
+	// IfAbsent creates the object only if the key does not exist.
+	IfAbsent bool
+	// IfMatch replaces the object only if its current ETag is this one.
+	IfMatch string
+	// ContentType is recorded with the object where the backend can.
+	ContentType string
+}
+
+// DeleteOptions are the preconditions of a delete.
+type DeleteOptions struct {
+	// IfMatch deletes only if the current ETag is this one.
+	IfMatch string
+}
+
+// ListOptions say what List returns.
+type ListOptions struct {
+	// Delimiter "/" returns the objects directly under the prefix and the
+	// next level of "directories" as CommonPrefixes; empty lists everything
+	// under the prefix.
+	Delimiter string
+}
+
+// ListResult holds the objects and, with a delimiter, the common prefixes.
+type ListResult struct {
+	Objects        []Object
+	CommonPrefixes []string
+}
+
+// Backend is object-store access under one BackupStorage's prefix.
+type Backend interface {
+	// Get returns the object's content and its metadata (with the ETag).
+	Get(ctx context.Context, key string) ([]byte, Object, error)
+	// Stat returns the object's metadata.
+	Stat(ctx context.Context, key string) (Object, error)
+	// Put writes the whole object under the preconditions; the write is
+	// atomic: a reader sees the old or the new content, never a part.
+	Put(ctx context.Context, key string, data []byte, opts PutOptions) (Object, error)
+	// Delete removes the object. A missing key is ErrNotFound.
+	Delete(ctx context.Context, key string, opts DeleteOptions) error
+	// List lists keys under prefix, sorted. A prefix ending in "/" is a
+	// directory; keys returned are full keys relative to the backend root.
+	List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error)
+	// String names the backend for logs and messages, without secrets.
+	String() string
+}
+
+// CleanKey validates a key and returns it in canonical form: relative,
+// "/"-separated, no "." or ".." elements, no leading or trailing slash.
+func CleanKey(key string) (string, error) {
+	k := strings.Trim(key, "/")
+	if k == "" {
+		return "", &Error{Op: "check", Key: key, Kind: ErrInvalidKey, Err: errors.New("empty key")}
+	}
+	for _, el := range strings.Split(k, "/") {
+		if el == "" || el == "." || el == ".." {
+			return "", &Error{Op: "check", Key: key, Kind: ErrInvalidKey, Err: errors.New(`empty, "." or ".." path element`)}
+		}
+	}
+	return path.Clean(k), nil
+}
+
+// cleanPrefix is CleanKey for list prefixes: empty is the root, and a
+// trailing "/" is kept because it makes the prefix a directory.
+func cleanPrefix(prefix string) (string, error) {
+	if strings.Trim(prefix, "/") == "" {
+		return "", nil
+	}
+	k, err := CleanKey(prefix)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(prefix, "/") {
+		k += "/"
+	}
+	return k, nil
+}
+
+func checkPutOptions(key string, o PutOptions) error {
+	if o.IfAbsent && o.IfMatch != "" {
+		return &Error{Op: "put", Key: key, Kind: ErrInvalidKey, Err: errors.New("IfAbsent and IfMatch are exclusive")}
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package backend_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backend/backendtest"
+	"kubestash.dev/kubestash/test/framework"
+)
+
+var prefixes atomic.Int64
+
+func newS3(t *testing.T, m *framework.MinIO, prefix string) *backend.S3 {
+	b, err := backend.NewS3(backend.S3Config{
+		Endpoint: m.Endpoint, Bucket: m.Bucket, Prefix: prefix, Region: "us-east-1",
+		AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey,
+	})
+	require.NoError(t, err)
+	return b
+}
+
+// TestS3 runs the suite against a real MinIO, each case under its own
+// prefix of one bucket (as BackupStorages share buckets).
+func TestS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO")
+	}
+	m := startMinIO(t)
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		return newS3(t, m, fmt.Sprintf("/team-%d/", prefixes.Add(1)))
+	})
+}
+
+func TestS3Errors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO")
+	}
+	m := startMinIO(t)
+	ctx := context.Background()
+
+	bad, err := backend.NewS3(backend.S3Config{Endpoint: m.Endpoint, Bucket: m.Bucket, AccessKeyID: m.AccessKey, SecretAccessKey: "wrong"})
+	require.NoError(t, err)
+	_, err = bad.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
+	assert.ErrorIs(t, err, backend.ErrForbidden)
+	assert.NotContains(t, err.Error(), "wrong", "no secret in errors")
+	assert.NotContains(t, bad.String(), m.AccessKey)
+
+	good := newS3(t, m, "errs")
+	_, err = good.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
+	require.NoError(t, err)
+
+	// MinIO stopped: writes fail quickly as unavailable, nothing is left
+	// behind, and it works again once MinIO is back.
+	require.NoError(t, m.Stop(10*time.Second))
+	start := time.Now()
+	_, err = good.Put(ctx, "y.yaml", []byte("y"), backend.PutOptions{})
+	assert.ErrorIs(t, err, backend.ErrUnavailable)
+	assert.Less(t, time.Since(start), 30*time.Second, "a down backend fails fast")
+	_, err = good.Stat(ctx, "x.yaml")
+	assert.ErrorIs(t, err, backend.ErrUnavailable)
+	require.NoError(t, m.Start(ctx))
+	_, err = good.Stat(ctx, "y.yaml")
+	assert.ErrorIs(t, err, backend.ErrNotFound)
+	_, err = good.Put(ctx, "y.yaml", []byte("y"), backend.PutOptions{})
+	require.NoError(t, err)
+
+	_, err = backend.NewS3(backend.S3Config{Endpoint: "http://127.0.0.1:1/path", Bucket: "b"})
+	assert.ErrorContains(t, err, "must not have a path")
+	_, err = backend.NewS3(backend.S3Config{Endpoint: m.Endpoint})
+	assert.ErrorContains(t, err, "bucket")
+	_, err = backend.NewS3(backend.S3Config{Endpoint: m.Endpoint, Bucket: "b", CACertPEM: []byte("junk")})
+	assert.ErrorContains(t, err, "CA_CERT_DATA")
+}
+
+func startMinIO(t *testing.T) *framework.MinIO {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := framework.Start(ctx, framework.Options{MinIOOnly: true})
+	require.NoError(t, err)
+	t.Cleanup(cp.Stop)
+	return cp.MinIO
+}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kubestash.dev/kubestash/test/framework"
+)
+
+// TestDevEnv runs hack/dev-env.sh up, status and down as a person would, in
+// a folder of its own so that a developer's environment is left alone.
+func TestDevEnv(t *testing.T) {
+	root, err := framework.RepoRoot()
+	require.NoError(t, err)
+	dev := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "KUBESTASH_DEV_DIR="+dev)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("hack/dev-env.sh", "up")
+	// Whatever happens next, stop what up started.
+	defer func() { _, _ = run("hack/dev-env.sh", "down") }()
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "dev-env: ready")
+
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "crds", "-o", "name")
+	require.NoError(t, err, out)
+	for _, crd := range []string{"backupstorages.storage.kubestash.com", "retentionpolicies.storage.kubestash.com",
+		"backupconfigurations.core.kubestash.com", "addons.addons.kubestash.com", "functions.addons.kubestash.com"} {
+		assert.Contains(t, out, crd)
+	}
+
+	b, err := os.ReadFile(filepath.Join(dev, "minio.env"))
+	require.NoError(t, err)
+	vars := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		vars[k] = v
+	}
+	assert.Regexp(t, `^http://127\.0\.0\.1:\d+$`, vars["MINIO_ENDPOINT"])
+	for _, k := range []string{"MINIO_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		assert.NotEmpty(t, vars[k], k)
+	}
+
+	out, err = run("hack/dev-env.sh", "status")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "dev-env: up")
+
+	pids := readDevPids(t, dev)
+	require.Len(t, pids, 4)
+	out, err = run("hack/dev-env.sh", "down")
+	require.NoError(t, err, out)
+	for _, pid := range pids {
+		assert.False(t, running(pid), "pid %d still runs after down", pid)
+	}
+	out, err = run("hack/dev-env.sh", "status")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "dev-env: down")
+}
+
+// running reports whether pid is a live process. A detached process that
+// ended may linger as a zombie until init reaps it; that counts as ended.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func readDevPids(t *testing.T, dev string) []int {
+	b, err := os.ReadFile(filepath.Join(dev, "pids"))
+	require.NoError(t, err)
+	var pids []int
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		require.Len(t, f, 3, l)
+		pid, err := strconv.Atoi(f[1])
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	return pids
+}
