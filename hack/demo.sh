@@ -13,7 +13,7 @@ KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Starting the environment (hack/dev-env.sh up)"
-if bin/devenv status >/dev/null 2>&1; then
+if bin/devenv status >/dev/null; then
   echo "already up"
 else
   hack/dev-env.sh up

@@ -43,10 +43,17 @@ func main() {
 	default:
 		err = fmt.Errorf("unknown command %q: want up, down or status", os.Args[1])
 	}
+	if errors.Is(err, errDown) {
+		// LSB status convention: 3 means "not running".
+		fmt.Println("dev-env: down")
+		os.Exit(3)
+	}
 	if err != nil {
 		fatal(err)
 	}
 }
+
+var errDown = errors.New("down")
 
 func fatal(err error) {
 	fmt.Fprintf(os.Stderr, "dev-env: %v\n", err)
@@ -184,8 +191,7 @@ func status(dev string) error {
 		return err
 	}
 	if len(es) == 0 {
-		fmt.Println("dev-env: down")
-		return nil
+		return errDown
 	}
 	running := 0
 	for _, e := range es {

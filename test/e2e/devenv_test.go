@@ -69,7 +69,9 @@ func TestDevEnv(t *testing.T) {
 		assert.False(t, running(pid), "pid %d still runs after down", pid)
 	}
 	out, err = run("hack/dev-env.sh", "status")
-	require.NoError(t, err, out)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, out)
+	assert.Equal(t, 3, exit.ExitCode(), "status exits 3 when down")
 	assert.Contains(t, out, "dev-env: down")
 }
 
