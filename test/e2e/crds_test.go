@@ -251,6 +251,7 @@ func TestInvalidObjectsRejected(t *testing.T) {
 			c.mutate(obj.Object)
 			_, err = dyn.Resource(c.gvr).Namespace("invalid").Create(ctx, obj, metav1.CreateOptions{})
 			require.Error(t, err)
+			t.Logf("rejected: %v", err)
 			assert.True(t, apierrors.IsInvalid(err), "want 422 Invalid, got %v", err)
 			for _, w := range c.want {
 				assert.Contains(t, err.Error(), w)
