@@ -3,10 +3,10 @@
 # downloaded but Go modules.
 SHELL := /usr/bin/env bash
 GO ?= go
-GOTEST_FLAGS ?= -timeout 80m
+GOTEST_FLAGS ?= -count=1 -timeout 80m
 PKGS ?= ./...
 
-.PHONY: all build tools generate verify vet fmt-check test test-unit demo dev-env-up dev-env-down dev-env-status clean
+.PHONY: all build tools generate verify vet fmt-check test test-unit bench demo dev-env-up dev-env-down dev-env-status clean
 
 all: build
 
@@ -41,6 +41,10 @@ test: tools verify
 ## test-unit: tests that need no control plane
 test-unit:
 	$(GO) test -short ./pkg/...
+
+## bench: benchmarks of the catalog store over MinIO (figures go in issue notes)
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./test/catalogstore/
 
 ## demo: the main job on the embedded default (see README)
 demo: tools build

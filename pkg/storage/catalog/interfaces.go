@@ -1,0 +1,45 @@
+package catalog
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"kubestash.dev/kubestash/pkg/backend"
+)
+
+// Location is where one object lives: a storage (BackupStorage "namespace/name", or any id) and a key in its backend.
+type Location struct{ Storage, Key string }
+
+// String is "storage:key", for logs and messages.
+func (l Location) String() string { return l.Storage + ":" + l.Key }
+
+// Backends resolves a storage id to its backend; storages come and go at run time.
+type Backends interface {
+	Backend(storage string) (backend.Backend, bool)
+	Storages() []string
+}
+
+// Locator maps an object about to be written under a registry key to its file. An error (e.g. the Snapshot's Repository is unknown) rejects the write with a clear message; wrap it so the registry returns a 4xx (apierrors.NewBadRequest / NewInvalid-like; use storage.NewInvalidObjError or apierrors as fits) naming why.
+//
+// The store returns an error that already is an API status (apierrors.APIStatus)
+// unchanged, so a Locator can choose the code itself (e.g. 503 when the storage
+// it needs is not ready); any other error becomes a 400 Bad Request naming the
+// key and the cause.
+type Locator interface {
+	Locate(key string, obj runtime.Object) (Location, error)
+}
+
+// Scanner enumerates the files of this resource in one storage, cheaply (list calls only, no reads), for the initial build and for every poll.
+type Scanner interface {
+	Scan(ctx context.Context, storage string, b backend.Backend) ([]backend.Object, error)
+}
+
+// Admitter decides if a decoded object read from a backend may be served (e.g. tenancy: namespace allowed by the storage's usagePolicy), and returns the registry key to serve it under. Returning an error skips the file with a warning (counted in a metric); never delete anything.
+//
+// The store also asks the Admitter about every object it creates, before
+// writing it: a file that would not be served back under the same key after a
+// restart is refused with a 400 instead of being written.
+type Admitter interface {
+	Admit(storage string, fileKey string, obj runtime.Object) (registryKey string, err error)
+}
