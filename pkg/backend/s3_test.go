@@ -88,3 +88,39 @@ func startMinIO(t *testing.T) *framework.MinIO {
 	t.Cleanup(cp.Stop)
 	return cp.MinIO
 }
+
+// TestS3TLS talks to MinIO over https: trusted through CA_CERT_DATA, refused
+// without it, and accepted with insecureTLS.
+func TestS3TLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := framework.Start(ctx, framework.Options{MinIOOnly: true, MinIOTLS: true})
+	require.NoError(t, err)
+	t.Cleanup(cp.Stop)
+	m := cp.MinIO
+	require.Contains(t, m.Endpoint, "https://")
+
+	cfg := backend.S3Config{Endpoint: m.Endpoint, Bucket: m.Bucket, AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey, MaxRetries: 1}
+	withCA := cfg
+	withCA.CACertPEM = m.CACertPEM
+	b, err := backend.NewS3(withCA)
+	require.NoError(t, err)
+	_, err = b.Put(ctx, "tls.yaml", []byte("ok"), backend.PutOptions{})
+	require.NoError(t, err, "trusted through CA_CERT_DATA")
+
+	b, err = backend.NewS3(cfg)
+	require.NoError(t, err)
+	_, err = b.Stat(ctx, "tls.yaml")
+	require.Error(t, err, "an unknown CA is refused")
+	assert.Contains(t, err.Error(), "certificate")
+
+	insecure := cfg
+	insecure.InsecureTLS = true
+	b, err = backend.NewS3(insecure)
+	require.NoError(t, err)
+	_, err = b.Stat(ctx, "tls.yaml")
+	require.NoError(t, err, "insecureTLS skips verification")
+}

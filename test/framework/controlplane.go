@@ -40,6 +40,9 @@ type Options struct {
 	NoMinIO             bool
 	// MinIOOnly starts MinIO and nothing else (backend tests).
 	MinIOOnly bool
+	// MinIOTLS serves MinIO over https with a certificate of the
+	// environment's CA (MinIO.CACertPEM).
+	MinIOTLS bool
 	// CRDDir holds CRD manifests to install; empty: <repo>/artifacts/crds.
 	// NoCRDs installs none.
 	CRDDir string
@@ -134,7 +137,11 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	// up while etcd and kube-apiserver do.
 	minioErr := make(chan error, 1)
 	if !o.NoMinIO {
-		if cp.MinIO, err = newMinIO(dirs, o.BinDir, o.Detach); err != nil {
+		var ca *CA
+		if o.MinIOTLS {
+			ca = cp.pki.ca
+		}
+		if cp.MinIO, err = newMinIO(dirs, o.BinDir, o.Detach, ca); err != nil {
 			return cp, err
 		}
 		go func() {

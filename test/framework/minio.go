@@ -3,9 +3,14 @@ package framework
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/minio/minio-go/v7"
@@ -17,14 +22,17 @@ import (
 // take the backend away and bring it back.
 type MinIO struct {
 	*Process
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// with TLS
 	Host      string // 127.0.0.1:PORT
 	Bucket    string
 	AccessKey string
 	SecretKey string
+	// CACertPEM is the CA that signed the server's certificate; empty
+	// without TLS.
+	CACertPEM []byte
 }
 
-func newMinIO(env *envDirs, bin string, detach bool) (*MinIO, error) {
+func newMinIO(env *envDirs, bin string, detach bool, ca *CA) (*MinIO, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -36,12 +44,32 @@ func newMinIO(env *envDirs, bin string, detach bool) (*MinIO, error) {
 		SecretKey: randomHex(20),
 	}
 	m.Endpoint = "http://" + m.Host
+	certsDir := filepath.Join(env.data, "minio-certs")
+	if ca != nil {
+		// MinIO serves TLS when its certs dir holds public.crt and
+		// private.key.
+		if err := os.MkdirAll(certsDir, 0o700); err != nil {
+			return nil, err
+		}
+		kp, err := ca.Issue(certsDir, "server", CertOptions{CommonName: "minio", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Rename(kp.CertFile, filepath.Join(certsDir, "public.crt")); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(kp.KeyFile, filepath.Join(certsDir, "private.key")); err != nil {
+			return nil, err
+		}
+		m.Endpoint = "https://" + m.Host
+		m.CACertPEM = ca.CertPEM
+	}
 	m.Process = &Process{
 		Name:    "minio",
 		Bin:     filepath.Join(bin, "minio"),
 		LogPath: filepath.Join(env.logs, "minio.log"),
 		Detach:  detach,
-		Args: []string{"server", "--quiet", "--address", m.Host,
+		Args: []string{"server", "--quiet", "--address", m.Host, "--certs-dir", certsDir,
 			"--console-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 			filepath.Join(env.data, "minio")},
 		Env: []string{
@@ -63,17 +91,47 @@ func (m *MinIO) Start(ctx context.Context) error {
 	if err := m.Process.Start(); err != nil {
 		return err
 	}
+	hc, err := m.httpClient()
+	if err != nil {
+		return err
+	}
 	return m.waitReady(ctx, func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, m.Endpoint+"/minio/health/live")
+		return httpOK(ctx, hc, m.Endpoint+"/minio/health/live")
 	})
+}
+
+func (m *MinIO) httpClient() (*http.Client, error) {
+	if m.CACertPEM == nil {
+		return http.DefaultClient, nil
+	}
+	tr, err := m.transport()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+func (m *MinIO) transport() (*http.Transport, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(m.CACertPEM) {
+		return nil, errors.New("minio: bad CA certificate")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 // Client returns a minio-go client with the server's root credentials.
 func (m *MinIO) Client() (*minio.Client, error) {
-	return minio.New(m.Host, &minio.Options{
-		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
-		Secure: false,
-	})
+	o := &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")}
+	if m.CACertPEM != nil {
+		tr, err := m.transport()
+		if err != nil {
+			return nil, err
+		}
+		o.Secure, o.Transport = true, tr
+	}
+	return minio.New(m.Host, o)
 }
 
 // EnsureBucket creates the bucket if it does not exist.
