@@ -1,0 +1,607 @@
+// Package backupconfiguration reconciles BackupConfigurations: it checks
+// what they refer to, creates their Repositories through the catalog API,
+// keeps one trigger CronJob per session, triggers the first backup and
+// reports all of it in status.
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+)
+
+// Names of what the controller creates for trigger CronJobs.
+const (
+	// TriggerServiceAccount runs the trigger CronJobs of a namespace.
+	TriggerServiceAccount = "kubestash-trigger"
+	// TriggerClusterRole (artifacts/controller) may create BackupSessions
+	// and read BackupConfigurations.
+	TriggerClusterRole = "kubestash-cron-job"
+	// maxCronJobName is the longest CronJob name: its Jobs get an 11
+	// character suffix and must stay within 63.
+	maxCronJobName = 52
+)
+
+// Reconciler reconciles one BackupConfiguration at a time.
+type Reconciler struct {
+	Kube     kubernetes.Interface
+	Client   versioned.Interface
+	Recorder record.EventRecorder
+	// AgentImage is the image of the agent, which the trigger CronJobs run.
+	AgentImage string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile brings the world in line with the BackupConfiguration
+// namespace/name, from what it observes now. It is idempotent.
+func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
+	bc, err := r.Client.CoreV1alpha1().BackupConfigurations(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// CronJobs go with it through their owner reference; Repositories
+		// and backups stay (they outlive their configuration).
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get BackupConfiguration %s/%s: %w", namespace, name, err)
+	}
+	logger := klog.FromContext(ctx).WithValues("backupConfiguration", klog.KObj(bc))
+	status := bc.Status.DeepCopy()
+
+	problems := r.check(ctx, bc, status)
+	if len(problems.invalid) > 0 {
+		conditions.Set(&status.Conditions, conditions.False(corev1alpha1.TypeValidationPassed, corev1alpha1.ReasonResourceValidationFailed, strings.Join(problems.invalid, "; ")))
+	} else {
+		conditions.Set(&status.Conditions, conditions.True(corev1alpha1.TypeValidationPassed, corev1alpha1.ReasonResourceValidationPassed, "validation passed"))
+	}
+
+	var errs []string
+	if len(problems.invalid) == 0 && len(problems.notReady) == 0 {
+		if err := r.ensureRepositories(ctx, bc, status); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(problems.invalid) == 0 {
+		if err := r.ensureSchedulers(ctx, bc, status); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	status.Phase = phase(bc, status, len(problems.notReady) == 0)
+	if status.Phase == corev1alpha1.BackupInvokerReady && !bc.Spec.Paused {
+		r.triggerInitialBackups(ctx, bc, status)
+	}
+	if !apiequality.Semantic.DeepEqual(*status, bc.Status) {
+		bc = bc.DeepCopy()
+		bc.Status = *status
+		if _, err := r.Client.CoreV1alpha1().BackupConfigurations(namespace).UpdateStatus(ctx, bc, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status of BackupConfiguration %s/%s: %w", namespace, name, err)
+		}
+		logger.V(2).Info("Updated status", "phase", status.Phase)
+	}
+	if len(problems.notReady) > 0 {
+		r.Recorder.Eventf(bc, corev1.EventTypeWarning, "NotReady", "%s", strings.Join(problems.notReady, "; "))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("BackupConfiguration %s/%s: %s", namespace, name, strings.Join(errs, "; "))
+	}
+	if len(problems.notReady) > 0 {
+		// Dependencies may appear without an event we watch (a Secret, a
+		// PVC): look again soon.
+		return errRequeue
+	}
+	return nil
+}
+
+// errRequeue asks the caller to look again after a back-off.
+var errRequeue = fmt.Errorf("dependencies not ready")
+
+// IsRequeue tells a requeue from a failure.
+func IsRequeue(err error) bool { return err == errRequeue }
+
+type problems struct {
+	invalid  []string // errors of the configuration itself: phase Invalid
+	notReady []string // missing or unready dependencies: phase NotReady
+}
+
+// check looks at everything the configuration refers to and records it in
+// status: the target, each backend's storage and retention policy, the
+// addon, the encryption secrets and the namespace's right to use each.
+func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) problems {
+	var p problems
+	ns := bc.Namespace
+	nsObj, err := r.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		nsObj = nil
+	}
+
+	// Target.
+	found := false
+	if t := bc.Spec.Target; t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" {
+		tns := t.Namespace
+		if tns == "" {
+			tns = ns
+		}
+		_, err := r.Kube.CoreV1().PersistentVolumeClaims(tns).Get(ctx, t.Name, metav1.GetOptions{})
+		found = err == nil
+		if !found {
+			p.notReady = append(p.notReady, fmt.Sprintf("target PersistentVolumeClaim %s/%s not found", tns, t.Name))
+		}
+	} else {
+		p.invalid = append(p.invalid, "spec.target must be a PersistentVolumeClaim (apiGroup \"\", kind PersistentVolumeClaim)")
+	}
+	status.TargetFound = ptr.To(found)
+
+	// Backends.
+	status.Backends = nil
+	backendNames := map[string]bool{}
+	for _, b := range bc.Spec.Backends {
+		backendNames[b.Name] = true
+		st := corev1alpha1.BackendStatus{Name: b.Name, Ready: ptr.To(false)}
+		ready := true
+		if b.StorageRef == nil {
+			p.invalid = append(p.invalid, fmt.Sprintf("spec.backends[%s].storageRef is required", b.Name))
+			ready = false
+		} else {
+			ref := withNamespace(*b.StorageRef, ns)
+			st.Storage = &corev1alpha1.StorageStatus{Ref: ref}
+			bs, err := r.Client.StorageV1alpha1().BackupStorages(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err != nil:
+				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s not found", ref.Namespace, ref.Name)
+				p.notReady = append(p.notReady, st.Storage.Reason)
+				ready = false
+			default:
+				st.Storage.Phase = bs.Status.Phase
+				if err := bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj); err != nil {
+					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s: %v", ref.Namespace, ref.Name, err)
+					p.invalid = append(p.invalid, st.Storage.Reason)
+					ready = false
+				} else if bs.Status.Phase != storagev1alpha1.BackupStoragePhaseReady {
+					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s is not Ready", ref.Namespace, ref.Name)
+					p.notReady = append(p.notReady, st.Storage.Reason)
+					ready = false
+				}
+			}
+		}
+		if b.RetentionPolicy == nil {
+			p.invalid = append(p.invalid, fmt.Sprintf("spec.backends[%s].retentionPolicy is required", b.Name))
+			ready = false
+		} else {
+			ref := withNamespace(*b.RetentionPolicy, ns)
+			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Ref: ref, Found: ptr.To(false)}
+			rp, err := r.Client.StorageV1alpha1().RetentionPolicies(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err != nil:
+				st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s not found", ref.Namespace, ref.Name)
+				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
+				ready = false
+			default:
+				st.RetentionPolicy.Found = ptr.To(true)
+				if err := rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj); err != nil {
+					st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s: %v", ref.Namespace, ref.Name, err)
+					p.invalid = append(p.invalid, st.RetentionPolicy.Reason)
+					ready = false
+				}
+			}
+		}
+		st.Ready = ptr.To(ready)
+		status.Backends = append(status.Backends, st)
+	}
+	if len(bc.Spec.Backends) == 0 {
+		p.invalid = append(p.invalid, "spec.backends: at least one backend is required")
+	}
+
+	// Sessions: repositories' backends, encryption secrets, addon tasks.
+	status.Dependencies = nil
+	addons := map[string]*addonsv1alpha1.Addon{}
+	for _, s := range bc.Spec.Sessions {
+		for _, repo := range s.Repositories {
+			if repo.Backend != "" && !backendNames[repo.Backend] {
+				p.invalid = append(p.invalid, fmt.Sprintf("spec.sessions[%s].repositories[%s].backend %q is not in spec.backends", s.Name, repo.Name, repo.Backend))
+			}
+			if repo.EncryptionSecret == nil {
+				p.invalid = append(p.invalid, fmt.Sprintf("spec.sessions[%s].repositories[%s].encryptionSecret is required", s.Name, repo.Name))
+				continue
+			}
+			ref := withNamespace(*repo.EncryptionSecret, ns)
+			sec, err := r.Kube.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err != nil:
+				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s of repository %s not found", ref.Namespace, ref.Name, repo.Name))
+			case len(sec.Data[storagev1alpha1.ResticPassword]) == 0:
+				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s has no %s", ref.Namespace, ref.Name, storagev1alpha1.ResticPassword))
+			}
+		}
+		if s.Addon == nil {
+			continue
+		}
+		a, ok := addons[s.Addon.Name]
+		if !ok {
+			var err error
+			a, err = r.Client.AddonsV1alpha1().Addons().Get(ctx, s.Addon.Name, metav1.GetOptions{})
+			if err != nil {
+				a = nil
+			}
+			addons[s.Addon.Name] = a
+			status.Dependencies = append(status.Dependencies, corev1alpha1.ResourceFoundStatus{
+				APIGroup: addonsv1alpha1.SchemeGroupVersion.Group, Kind: "Addon", Name: s.Addon.Name, Found: ptr.To(a != nil),
+			})
+		}
+		if a == nil {
+			p.notReady = append(p.notReady, fmt.Sprintf("Addon %s not found", s.Addon.Name))
+			continue
+		}
+		for _, task := range s.Addon.Tasks {
+			if !hasTask(a.Spec.BackupTasks, task.Name) {
+				p.invalid = append(p.invalid, fmt.Sprintf("spec.sessions[%s].addon.tasks[%s]: Addon %s has no backup task %s", s.Name, task.Name, a.Name, task.Name))
+			}
+		}
+	}
+	return p
+}
+
+func hasTask(tasks []addonsv1alpha1.Task, name string) bool {
+	for _, t := range tasks {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func withNamespace(ref kmapi.ObjectReference, ns string) kmapi.ObjectReference {
+	if ref.Namespace == "" {
+		ref.Namespace = ns
+	}
+	return ref
+}
+
+// storageFor returns the storage of the backend a repository names (the
+// first backend when it names none).
+func storageFor(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.RepositoryInfo) (kmapi.ObjectReference, bool) {
+	for i, b := range bc.Spec.Backends {
+		if (repo.Backend == "" && i == 0) || b.Name == repo.Backend {
+			if b.StorageRef == nil {
+				return kmapi.ObjectReference{}, false
+			}
+			return withNamespace(*b.StorageRef, bc.Namespace), true
+		}
+	}
+	return kmapi.ObjectReference{}, false
+}
+
+// ensureRepositories creates each repository of each session through the
+// catalog API (which writes repository.yaml into the backend) and reports
+// them in status.repositories.
+func (r *Reconciler) ensureRepositories(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
+	repos := r.Client.CatalogV1alpha1().Repositories(bc.Namespace)
+	seen := map[string]bool{}
+	status.Repositories = nil
+	var errs []string
+	target := *bc.Spec.Target
+	if target.Namespace == "" {
+		target.Namespace = bc.Namespace
+	}
+	for _, s := range bc.Spec.Sessions {
+		for _, info := range s.Repositories {
+			if seen[info.Name] {
+				continue
+			}
+			seen[info.Name] = true
+			st := corev1alpha1.RepoStatus{Name: info.Name, Phase: storagev1alpha1.RepositoryNotReady}
+			storage, _ := storageFor(bc, info)
+			want := &catalogv1alpha1.Repository{
+				ObjectMeta: metav1.ObjectMeta{Name: info.Name, Namespace: bc.Namespace, Labels: map[string]string{
+					storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue,
+				}},
+				Spec: catalogv1alpha1.RepositorySpec{
+					AppRef:           target,
+					StorageRef:       storage,
+					Path:             info.Directory,
+					EncryptionSecret: ptr.To(withNamespace(*info.EncryptionSecret, bc.Namespace)),
+					DeletionPolicy:   repositoryDeletionPolicy(info.DeletionPolicy),
+				},
+			}
+			cur, err := repos.Get(ctx, info.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				cur, err = repos.Create(ctx, want, metav1.CreateOptions{})
+				if err != nil {
+					st.Reason = fmt.Sprintf("create Repository: %v", err)
+					errs = append(errs, st.Reason)
+					break
+				}
+				r.Recorder.Eventf(bc, corev1.EventTypeNormal, "RepositoryCreated", "Created Repository %s at %s", info.Name, info.Directory)
+				st.Phase = storagev1alpha1.RepositoryReady
+			case err != nil:
+				st.Reason = fmt.Sprintf("get Repository: %v", err)
+				errs = append(errs, st.Reason)
+			case cur.Spec.AppRef != want.Spec.AppRef || cur.Spec.StorageRef != want.Spec.StorageRef || strings.Trim(cur.Spec.Path, "/") != strings.Trim(want.Spec.Path, "/"):
+				// Never take over another application's repository.
+				st.Reason = fmt.Sprintf("Repository %s exists for %s/%s in %s at %s", info.Name, cur.Spec.AppRef.Namespace, cur.Spec.AppRef.Name, cur.Spec.StorageRef.Name, cur.Spec.Path)
+			default:
+				st.Phase = storagev1alpha1.RepositoryReady
+			}
+			status.Repositories = append(status.Repositories, st)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("repositories: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func repositoryDeletionPolicy(p storagev1alpha1.BackupConfigDeletionPolicy) catalogv1alpha1.DeletionPolicy {
+	if string(p) == string(catalogv1alpha1.DeletionPolicyWipeOut) {
+		return catalogv1alpha1.DeletionPolicyWipeOut
+	}
+	return catalogv1alpha1.DeletionPolicyDelete
+}
+
+// CronJobName is the trigger CronJob of a session.
+func CronJobName(bc, session string) string {
+	n := catalogv1alpha1.ValidNameWithPrefixNSuffix("trigger", bc, session)
+	if len(n) > maxCronJobName {
+		n = strings.Trim(n[:maxCronJobName], "-")
+	}
+	return n
+}
+
+// ensureSchedulers keeps one CronJob per session, and the ServiceAccount
+// and RoleBinding its Jobs run as.
+func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
+	if err := r.ensureTriggerAccount(ctx, bc.Namespace); err != nil {
+		return err
+	}
+	var errs []string
+	prev := map[string]corev1alpha1.SessionStatus{}
+	for _, s := range status.Sessions {
+		prev[s.Name] = s
+	}
+	status.Sessions = nil
+	for _, s := range bc.Spec.Sessions {
+		st := prev[s.Name]
+		st.Name = s.Name
+		if err := r.ensureCronJob(ctx, bc, s); err != nil {
+			conditions.Set(&st.Conditions, conditions.False(corev1alpha1.TypeSchedulerEnsured, corev1alpha1.ReasonSchedulerNotEnsured, err.Error()))
+			errs = append(errs, err.Error())
+		} else {
+			conditions.Set(&st.Conditions, conditions.True(corev1alpha1.TypeSchedulerEnsured, corev1alpha1.ReasonSchedulerEnsured, "trigger CronJob "+CronJobName(bc.Name, s.Name)+" is in place"))
+		}
+		st.NextSchedule = ""
+		if sched, err := cron.ParseStandard(s.Scheduler.Schedule); err == nil && !bc.Spec.Paused && !ptr.Deref(s.Scheduler.Suspend, false) {
+			st.NextSchedule = sched.Next(r.now()).UTC().Format(time.RFC3339)
+		}
+		status.Sessions = append(status.Sessions, st)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("schedulers: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (r *Reconciler) ensureTriggerAccount(ctx context.Context, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: TriggerServiceAccount, Namespace: ns,
+		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}}}
+	if _, err := r.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, sa.Name, err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: TriggerServiceAccount, Namespace: ns,
+			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: TriggerClusterRole},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: TriggerServiceAccount, Namespace: ns}},
+	}
+	if _, err := r.Kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create RoleBinding %s/%s: %w", ns, rb.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) ensureCronJob(ctx context.Context, bc *corev1alpha1.BackupConfiguration, s corev1alpha1.Session) error {
+	want := r.cronJob(bc, s)
+	cjs := r.Kube.BatchV1().CronJobs(bc.Namespace)
+	cur, err := cjs.Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if _, err := cjs.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create CronJob %s: %w", want.Name, err)
+		}
+		r.Recorder.Eventf(bc, corev1.EventTypeNormal, "SchedulerEnsured", "Created CronJob %s (%s)", want.Name, want.Spec.Schedule)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get CronJob %s: %w", want.Name, err)
+	}
+	if !metav1.IsControlledBy(cur, bc) {
+		return fmt.Errorf("CronJob %s exists and is not this BackupConfiguration's", want.Name)
+	}
+	if apiequality.Semantic.DeepDerivative(want.Spec, cur.Spec) && apiequality.Semantic.DeepEqual(want.Labels, cur.Labels) {
+		return nil
+	}
+	cur = cur.DeepCopy()
+	cur.Spec, cur.Labels = want.Spec, want.Labels
+	if _, err := cjs.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update CronJob %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) cronJob(bc *corev1alpha1.BackupConfiguration, s corev1alpha1.Session) *batchv1.CronJob {
+	labels := map[string]string{
+		storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue,
+		storagev1alpha1.LabelComponent: "kubestash-trigger",
+		labelInvokerName:               bc.Name,
+		labelSessionName:               s.Name,
+	}
+	sch := s.Scheduler
+	jt := sch.JobTemplate
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: CronJobName(bc.Name, s.Name), Namespace: bc.Namespace, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(bc, corev1alpha1.SchemeGroupVersion.WithKind("BackupConfiguration"))},
+		},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   sch.Schedule,
+			StartingDeadlineSeconds:    sch.StartingDeadlineSeconds,
+			ConcurrencyPolicy:          orDefault(sch.ConcurrencyPolicy, batchv1.ForbidConcurrent),
+			Suspend:                    ptr.To(bc.Spec.Paused || ptr.Deref(sch.Suspend, false)),
+			SuccessfulJobsHistoryLimit: orDefaultPtr(sch.SuccessfulJobsHistoryLimit, 3),
+			FailedJobsHistoryLimit:     orDefaultPtr(sch.FailedJobsHistoryLimit, 1),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: batchv1.JobSpec{
+					BackoffLimit:            orDefaultPtr(jt.BackoffLimit, 1),
+					ActiveDeadlineSeconds:   jt.ActiveDeadlineSeconds,
+					TTLSecondsAfterFinished: jt.TTLSecondsAfterFinished,
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec: corev1.PodSpec{
+							RestartPolicy:      corev1.RestartPolicyNever,
+							ServiceAccountName: TriggerServiceAccount,
+							Containers: []corev1.Container{{
+								Name:  "trigger",
+								Image: r.AgentImage,
+								Args: []string{
+									"trigger",
+									"--namespace=" + bc.Namespace,
+									"--invoker-name=" + bc.Name,
+									"--invoker-kind=BackupConfiguration",
+									"--session-name=" + s.Name,
+								},
+							}},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+// Labels of the objects made for a BackupConfiguration (§5.2).
+const (
+	labelInvokerName = "kubestash.com/invoker-name"
+	labelSessionName = "kubestash.com/session-name"
+)
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+func orDefaultPtr(v *int32, d int32) *int32 {
+	if v == nil {
+		return ptr.To(d)
+	}
+	return v
+}
+
+// phase is upstream's rule: Invalid when validation failed; Ready when the
+// target exists, every backend is ready and every session has its
+// scheduler; NotReady otherwise. Upstream's webhook refuses a configuration
+// whose encryption Secret or Addon is missing; without a webhook, depsReady
+// (everything referred to exists) is part of Ready here.
+func phase(bc *corev1alpha1.BackupConfiguration, st *corev1alpha1.BackupConfigurationStatus, depsReady bool) corev1alpha1.BackupInvokerPhase {
+	if conditions.IsFalse(st.Conditions, corev1alpha1.TypeValidationPassed) {
+		return corev1alpha1.BackupInvokerInvalid
+	}
+	if !depsReady || !ptr.Deref(st.TargetFound, false) || len(st.Backends) != len(bc.Spec.Backends) || len(st.Sessions) != len(bc.Spec.Sessions) {
+		return corev1alpha1.BackupInvokerNotReady
+	}
+	for _, b := range st.Backends {
+		if !ptr.Deref(b.Ready, false) {
+			return corev1alpha1.BackupInvokerNotReady
+		}
+	}
+	for _, r := range st.Repositories {
+		if r.Phase != storagev1alpha1.RepositoryReady {
+			return corev1alpha1.BackupInvokerNotReady
+		}
+	}
+	for _, s := range st.Sessions {
+		if !conditions.IsTrue(s.Conditions, corev1alpha1.TypeSchedulerEnsured) {
+			return corev1alpha1.BackupInvokerNotReady
+		}
+	}
+	return corev1alpha1.BackupInvokerReady
+}
+
+// triggerInitialBackups creates the first BackupSession of each session
+// once, when the configuration first becomes Ready.
+func (r *Reconciler) triggerInitialBackups(ctx context.Context, bc *corev1alpha1.BackupConfiguration, st *corev1alpha1.BackupConfigurationStatus) {
+	for i := range st.Sessions {
+		ss := &st.Sessions[i]
+		if conditions.IsTrue(ss.Conditions, corev1alpha1.TypeInitialBackupTriggered) {
+			continue
+		}
+		var session *corev1alpha1.Session
+		for j := range bc.Spec.Sessions {
+			if bc.Spec.Sessions[j].Name == ss.Name {
+				session = &bc.Spec.Sessions[j]
+			}
+		}
+		if session == nil {
+			continue
+		}
+		bs := NewBackupSession(bc, session, r.now())
+		_, err := r.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Create(ctx, bs, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			conditions.Set(&ss.Conditions, conditions.False(corev1alpha1.TypeInitialBackupTriggered, corev1alpha1.ReasonFailedToTriggerInitialBackup, err.Error()))
+			continue
+		}
+		r.Recorder.Eventf(bc, corev1.EventTypeNormal, "InitialBackupTriggered", "Created BackupSession %s", bs.Name)
+		conditions.Set(&ss.Conditions, conditions.True(corev1alpha1.TypeInitialBackupTriggered, corev1alpha1.ReasonSuccessfullyTriggeredInitialBackup, "created BackupSession "+bs.Name))
+	}
+}
+
+// NewBackupSession is the BackupSession a trigger creates for a session:
+// <bc>-<session>-<unix seconds>, invoked by the configuration.
+func NewBackupSession(bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, now time.Time) *catalogv1alpha1.BackupSession {
+	retry := int32(0)
+	if s.RetryConfig != nil {
+		retry = s.RetryConfig.MaxRetry
+	}
+	return &catalogv1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, s.Name, fmt.Sprint(now.Unix())),
+			Namespace: bc.Namespace,
+			Labels:    map[string]string{labelInvokerName: bc.Name, labelSessionName: s.Name},
+		},
+		Spec: catalogv1alpha1.BackupSessionSpec{
+			Invoker:       corev1.TypedLocalObjectReference{APIGroup: ptr.To(corev1alpha1.SchemeGroupVersion.Group), Kind: "BackupConfiguration", Name: bc.Name},
+			Session:       s.Name,
+			RetryLeft:     retry,
+			BackupTimeout: s.BackupTimeout,
+		},
+	}
+}

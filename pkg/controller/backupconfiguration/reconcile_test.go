@@ -1,0 +1,232 @@
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
+)
+
+var now = time.Date(2026, 11, 26, 10, 2, 3, 0, time.UTC)
+
+func fixtures() (kube []runtime.Object, ks []runtime.Object) {
+	kube = []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "target-pvc"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "encrypt-secret"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("x")}},
+	}
+	all := storagev1alpha1.NamespacesFromAll
+	ks = []runtime.Object{
+		&storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s3-storage"},
+			Spec:   storagev1alpha1.BackupStorageSpec{UsagePolicy: &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: &all}}},
+			Status: storagev1alpha1.BackupStorageStatus{Phase: storagev1alpha1.BackupStoragePhaseReady}},
+		&storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "keep"}},
+		&addonsv1alpha1.Addon{ObjectMeta: metav1.ObjectMeta{Name: "pvc-addon"},
+			Spec: addonsv1alpha1.AddonSpec{BackupTasks: []addonsv1alpha1.Task{{Name: "logical-backup", Function: "pvc-backup"}}}},
+		backupConfiguration(),
+	}
+	return kube, ks
+}
+
+func backupConfiguration() *corev1alpha1.BackupConfiguration {
+	bc := &corev1alpha1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "pvc-backup", UID: "bc-uid"},
+		Spec: corev1alpha1.BackupConfigurationSpec{
+			Target: &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
+			Backends: []corev1alpha1.BackendReference{{Name: "s3", StorageRef: &kmapi.ObjectReference{Name: "s3-storage"},
+				RetentionPolicy: &kmapi.ObjectReference{Name: "keep"}}},
+			Sessions: []corev1alpha1.Session{{
+				SessionConfig: corev1alpha1.SessionConfig{Name: "frequent-backup", Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "*/5 * * * *"},
+					RetryConfig: &corev1alpha1.RetryConfig{MaxRetry: 2}},
+				Addon:        &corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup"}}},
+				Repositories: []corev1alpha1.RepositoryInfo{{Name: "s3-repo", Backend: "s3", Directory: "/pvc-backup-demo", EncryptionSecret: &kmapi.ObjectReference{Name: "encrypt-secret"}}},
+			}},
+		},
+	}
+	return bc
+}
+
+type env struct {
+	r    *Reconciler
+	kube *kubefake.Clientset
+	ks   *fake.Clientset
+}
+
+func newEnv(t *testing.T, mutate func(kube, ks *[]runtime.Object)) *env {
+	kube, ks := fixtures()
+	if mutate != nil {
+		mutate(&kube, &ks)
+	}
+	e := &env{kube: kubefake.NewSimpleClientset(kube...), ks: fake.NewSimpleClientset(ks...)}
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Now: func() time.Time { return now }}
+	return e
+}
+
+func (e *env) bc(t *testing.T) *corev1alpha1.BackupConfiguration {
+	bc, err := e.ks.CoreV1alpha1().BackupConfigurations("demo").Get(context.Background(), "pvc-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	return bc
+}
+
+func TestReconcileReady(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+
+	bc := e.bc(t)
+	assert.Equal(t, corev1alpha1.BackupInvokerReady, bc.Status.Phase)
+	assert.True(t, ptr.Deref(bc.Status.TargetFound, false))
+	require.Len(t, bc.Status.Sessions, 1)
+	assert.Equal(t, "2026-11-26T10:05:00Z", bc.Status.Sessions[0].NextSchedule)
+	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeSchedulerEnsured))
+	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeInitialBackupTriggered))
+
+	repo, err := e.ks.CatalogV1alpha1().Repositories("demo").Get(ctx, "s3-repo", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "/pvc-backup-demo", repo.Spec.Path)
+	assert.Equal(t, kmapi.ObjectReference{Namespace: "demo", Name: "s3-storage"}, repo.Spec.StorageRef)
+	assert.Equal(t, "target-pvc", repo.Spec.AppRef.Name)
+	assert.Empty(t, repo.OwnerReferences, "catalog objects never carry owner references")
+
+	cj, err := e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "*/5 * * * *", cj.Spec.Schedule)
+	assert.False(t, *cj.Spec.Suspend)
+	c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	assert.Equal(t, "kubestash/agent:dev", c.Image)
+	assert.Equal(t, []string{"trigger", "--namespace=demo", "--invoker-name=pvc-backup", "--invoker-kind=BackupConfiguration", "--session-name=frequent-backup"}, c.Args)
+	assert.Equal(t, TriggerServiceAccount, cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName)
+	assert.True(t, metav1.IsControlledBy(cj, bc))
+	_, err = e.kube.RbacV1().RoleBindings("demo").Get(ctx, TriggerServiceAccount, metav1.GetOptions{})
+	require.NoError(t, err)
+
+	sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, sessions.Items, 1)
+	bs := sessions.Items[0]
+	assert.Equal(t, fmt.Sprintf("pvc-backup-frequent-backup-%d", now.Unix()), bs.Name)
+	assert.Equal(t, "frequent-backup", bs.Spec.Session)
+	assert.Equal(t, int32(2), bs.Spec.RetryLeft)
+	assert.Equal(t, "pvc-backup", bs.Labels["kubestash.com/invoker-name"])
+
+	// Idempotent: a second pass changes nothing and triggers no second backup.
+	e.r.Now = func() time.Time { return now.Add(time.Minute) }
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	sessions, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, sessions.Items, 1)
+}
+
+func TestReconcileProblems(t *testing.T) {
+	cases := []struct {
+		name      string
+		mutate    func(kube, ks *[]runtime.Object)
+		phase     corev1alpha1.BackupInvokerPhase
+		cronJob   bool
+		repo      bool
+		inMessage string
+	}{
+		{
+			name: "missing PVC",
+			mutate: func(kube, _ *[]runtime.Object) {
+				*kube = (*kube)[:1:1]
+				*kube = append(*kube, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "encrypt-secret"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("x")}})
+			},
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+		},
+		{
+			name: "encryption secret without RESTIC_PASSWORD",
+			mutate: func(kube, _ *[]runtime.Object) {
+				(*kube)[2].(*corev1.Secret).Data = map[string][]byte{"OTHER": []byte("x")}
+			},
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+		},
+		{
+			name: "storage not usable from this namespace",
+			mutate: func(_, ks *[]runtime.Object) {
+				(*ks)[0].(*storagev1alpha1.BackupStorage).Namespace = "stash"
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
+				(*ks)[0].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy = nil
+			},
+			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "from: Same",
+		},
+		{
+			name: "addon without the task",
+			mutate: func(_, ks *[]runtime.Object) {
+				(*ks)[2].(*addonsv1alpha1.Addon).Spec.BackupTasks[0].Name = "other"
+			},
+			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "no backup task logical-backup",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, c.mutate)
+			err := e.r.Reconcile(ctx, "demo", "pvc-backup")
+			if c.phase == corev1alpha1.BackupInvokerNotReady {
+				assert.True(t, IsRequeue(err), "not ready: look again later, got %v", err)
+			}
+			bc := e.bc(t)
+			assert.Equal(t, c.phase, bc.Status.Phase)
+			if c.inMessage != "" {
+				assert.Contains(t, conditions.Get(bc.Status.Conditions, corev1alpha1.TypeValidationPassed).Message, c.inMessage)
+			}
+			_, err = e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
+			assert.Equal(t, c.cronJob, err == nil, "cron job exists: %v", err)
+			_, err = e.ks.CatalogV1alpha1().Repositories("demo").Get(ctx, "s3-repo", metav1.GetOptions{})
+			assert.Equal(t, c.repo, err == nil, "repository exists")
+			sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			assert.Empty(t, sessions.Items, "no backup is triggered")
+		})
+	}
+}
+
+func TestPausedSuspendsAndTriggersNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(_, ks *[]runtime.Object) { (*ks)[3].(*corev1alpha1.BackupConfiguration).Spec.Paused = true })
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	cj, err := e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.True(t, *cj.Spec.Suspend)
+	sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, sessions.Items)
+	assert.Empty(t, e.bc(t).Status.Sessions[0].NextSchedule)
+
+	// Resume: the CronJob runs again and the first backup is taken.
+	bc := e.bc(t)
+	bc.Spec.Paused = false
+	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	cj, err = e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.False(t, *cj.Spec.Suspend)
+	sessions, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, sessions.Items, 1)
+}
+
+func TestCronJobName(t *testing.T) {
+	assert.Equal(t, "trigger-pvc-backup-frequent-backup", CronJobName("pvc-backup", "frequent-backup"))
+	long := CronJobName("a-very-long-backup-configuration-name-for-tests", "and-a-long-session-name")
+	assert.LessOrEqual(t, len(long), maxCronJobName)
+}
