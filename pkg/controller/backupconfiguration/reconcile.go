@@ -6,6 +6,7 @@ package backupconfiguration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
 
@@ -121,10 +123,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 }
 
 // errRequeue asks the caller to look again after a back-off.
-var errRequeue = fmt.Errorf("dependencies not ready")
+var errRequeue = fmt.Errorf("dependencies not ready: %w", loop.ErrRequeue)
 
 // IsRequeue tells a requeue from a failure.
-func IsRequeue(err error) bool { return err == errRequeue }
+func IsRequeue(err error) bool { return errors.Is(err, loop.ErrRequeue) }
 
 type problems struct {
 	invalid  []string // errors of the configuration itself: phase Invalid

@@ -1,0 +1,52 @@
+// Command controller runs KubeStash's controllers: it turns
+// BackupConfigurations into Repositories, trigger CronJobs and backups.
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"kubestash.dev/kubestash/pkg/controller/manager"
+)
+
+func main() {
+	klog.InitFlags(nil)
+	var (
+		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; empty: in-cluster configuration")
+		o          = manager.Options{}
+	)
+	flag.StringVar(&o.AgentImage, "agent-image", "ghcr.io/kubestash/agent:dev", "image of the agent for trigger, backup and restore Jobs")
+	flag.IntVar(&o.Workers, "workers", 2, "workers per controller")
+	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "run only while holding the leader Lease")
+	flag.StringVar(&o.LeaseNamespace, "leader-election-namespace", "kubestash", "namespace of the leader Lease")
+	flag.StringVar(&o.LeaseName, "leader-election-name", "kubestash-controller", "name of the leader Lease")
+	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "how often everything is reconciled again")
+	flag.Parse()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var cfg *rest.Config
+	var err error
+	if *kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		klog.ErrorS(err, "Cannot load the client configuration")
+		os.Exit(1)
+	}
+	o.Config = cfg
+	if err := manager.Run(ctx, o); err != nil {
+		klog.ErrorS(err, "Controller failed")
+		os.Exit(1)
+	}
+}

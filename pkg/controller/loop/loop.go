@@ -1,0 +1,107 @@
+// Package loop runs a reconcile function over a rate-limited workqueue of
+// namespace/name keys, the way client-go's example controllers do: informer
+// events add keys, workers reconcile them, failures come back with back-off.
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+)
+
+// ReconcileFunc makes the world match the object namespace/name. Returning
+// ErrRequeue asks to look again after a back-off without logging an error.
+type ReconcileFunc func(ctx context.Context, namespace, name string) error
+
+// ErrRequeue is not a failure: the object waits on something that may
+// appear without an event.
+var ErrRequeue = errors.New("requeue")
+
+// Loop is one controller's queue and workers.
+type Loop struct {
+	Name      string
+	Reconcile ReconcileFunc
+	queue     workqueue.TypedRateLimitingInterface[string]
+}
+
+// New returns a loop named name (for logs and the queue's metrics).
+func New(name string, reconcile ReconcileFunc) *Loop {
+	return &Loop{
+		Name:      name,
+		Reconcile: reconcile,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 2*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
+	}
+}
+
+// Add queues a key.
+func (l *Loop) Add(key string) { l.queue.Add(key) }
+
+// AddAfter queues a key later.
+func (l *Loop) AddAfter(key string, d time.Duration) { l.queue.AddAfter(key, d) }
+
+// Handler queues the key of every object an informer reports.
+func (l *Loop) Handler() cache.ResourceEventHandler {
+	add := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			l.queue.Add(key)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, obj any) { add(obj) }, DeleteFunc: add}
+}
+
+// Run starts workers and blocks until ctx ends.
+func (l *Loop) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	logger := klog.FromContext(ctx).WithValues("controller", l.Name)
+	ctx = klog.NewContext(ctx, logger)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, l.work, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	l.queue.ShutDown()
+	wg.Wait()
+}
+
+func (l *Loop) work(ctx context.Context) {
+	for l.next(ctx) {
+	}
+}
+
+func (l *Loop) next(ctx context.Context) bool {
+	key, quit := l.queue.Get()
+	if quit {
+		return false
+	}
+	defer l.queue.Done(key)
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		l.queue.Forget(key)
+		return true
+	}
+	err = l.Reconcile(ctx, ns, name)
+	switch {
+	case err == nil:
+		l.queue.Forget(key)
+	case errors.Is(err, ErrRequeue):
+		l.queue.AddRateLimited(key)
+	default:
+		utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("reconcile %s: %w", key, err), "Reconcile failed; will retry", "key", key)
+		l.queue.AddRateLimited(key)
+	}
+	return true
+}

@@ -1,0 +1,142 @@
+// Package manager wires the controllers of cmd/controller: clients,
+// informers, leader election, and one loop per reconciled kind.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
+	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
+	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
+)
+
+// Options configure the controller manager.
+type Options struct {
+	Config *rest.Config
+	// AgentImage is the image of cmd/agent used in the Jobs it creates.
+	AgentImage string
+	Workers    int
+	// LeaderElect runs the controllers only while holding the Lease
+	// LeaseNamespace/LeaseName, so that replicas never act twice.
+	LeaderElect    bool
+	LeaseNamespace string
+	LeaseName      string
+	// Resync re-reconciles everything this often: dependencies such as
+	// Secrets and PVCs are not watched.
+	Resync time.Duration
+}
+
+// Run runs the controllers until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	logger := klog.FromContext(ctx)
+	kube, err := kubernetes.NewForConfig(o.Config)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	client, err := versioned.NewForConfig(o.Config)
+	if err != nil {
+		return fmt.Errorf("kubestash client: %w", err)
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubestash-controller"})
+
+	run := func(ctx context.Context) {
+		factory := informers.NewSharedInformerFactory(client, o.Resync)
+		bcInformer := factory.Core().V1alpha1().BackupConfigurations()
+		bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage}
+		bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
+		if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch BackupConfigurations")
+			return
+		}
+		// A storage, policy or addon that changes can change every
+		// configuration that refers to it.
+		all := cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
+			UpdateFunc: func(any, any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
+			DeleteFunc: func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
+		}
+		for _, inf := range []cache.SharedIndexInformer{
+			factory.Storage().V1alpha1().BackupStorages().Informer(),
+			factory.Storage().V1alpha1().RetentionPolicies().Informer(),
+			factory.Addons().V1alpha1().Addons().Informer(),
+		} {
+			if _, err := inf.AddEventHandler(all); err != nil {
+				logger.Error(err, "Cannot watch dependencies")
+				return
+			}
+		}
+		factory.Start(ctx.Done())
+		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				logger.Error(nil, "Informer did not sync", "type", typ)
+				return
+			}
+		}
+		logger.Info("Controllers started")
+		bcLoop.Run(ctx, o.Workers)
+		factory.Shutdown()
+	}
+
+	if !o.LeaderElect {
+		run(ctx)
+		return nil
+	}
+	id, err := os.Hostname()
+	if err != nil {
+		return err
+	}
+	id = fmt.Sprintf("%s_%d", id, os.Getpid())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: o.LeaseNamespace, Name: o.LeaseName},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder},
+	}
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            o.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: run,
+			OnStoppedLeading: func() { logger.Info("Stopped leading", "identity", id) },
+		},
+	})
+	return nil
+}
+
+type lister[T any] func(labels.Selector) ([]T, error)
+
+func enqueueAll[T interface {
+	GetNamespace() string
+	GetName() string
+}](list lister[T], l *loop.Loop) {
+	objs, err := list(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, o := range objs {
+		l.Add(o.GetNamespace() + "/" + o.GetName())
+	}
+}
