@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	cataloginstall "kubestash.dev/kubestash/pkg/apis/catalog/install"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/test/framework"
 )
 
 func TestCRDsInstalled(t *testing.T) {
@@ -267,4 +269,20 @@ func exampleObject(t *testing.T, name string) map[string]any {
 	var obj map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(renderExample(t, name)), &obj))
 	return obj
+}
+
+// TestAddonsApply installs the pvc-addon and its Functions as the demo does.
+func TestAddonsApply(t *testing.T) {
+	ctx := context.Background()
+	root, err := framework.RepoRoot()
+	require.NoError(t, err)
+	_, _, err = env.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, "artifacts", "addons"))
+	require.NoError(t, err)
+	out, _, err := env.Kubectl(ctx, "", "get", "addon", "pvc-addon", "-o", "jsonpath={.spec.backupTasks[0].name}/{.spec.backupTasks[0].function} {.spec.restoreTasks[0].name}/{.spec.restoreTasks[0].function}")
+	require.NoError(t, err)
+	assert.Equal(t, "logical-backup/pvc-backup logical-backup-restore/pvc-restore", out)
+	out, _, err = env.Kubectl(ctx, "", "get", "fn", "-o", "name")
+	require.NoError(t, err)
+	assert.Contains(t, out, "function.addons.kubestash.com/pvc-backup")
+	assert.Contains(t, out, "function.addons.kubestash.com/pvc-restore")
 }
