@@ -1,0 +1,130 @@
+// Package server is the command line of the catalog server: flags,
+// configuration and run, as kubernetes/sample-apiserver has it, without
+// etcd.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	netutils "k8s.io/utils/net"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apiserver"
+	store "kubestash.dev/kubestash/pkg/storage/catalog"
+)
+
+// ServiceName is the in-cluster name of the server, in the SANs of a
+// self-signed serving certificate: the aggregator checks the certificate
+// against <service>.<namespace>.svc.
+const ServiceName = "catalog-apiserver.kubestash.svc"
+
+// Options are the flags of the catalog server.
+type Options struct {
+	RecommendedOptions *genericoptions.RecommendedOptions
+	// PollInterval is how often backends are scanned for others' changes.
+	PollInterval time.Duration
+	// InformerSyncTimeout bounds the wait for the cluster's
+	// BackupStorages at start.
+	InformerSyncTimeout time.Duration
+	// AlternateDNS are extra names of a self-signed serving certificate.
+	AlternateDNS []string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	o := &Options{
+		RecommendedOptions: genericoptions.NewRecommendedOptions("",
+			apiserver.Codecs.LegacyCodec(catalogv1alpha1.SchemeGroupVersion)),
+		PollInterval:        store.DefaultPollInterval,
+		InformerSyncTimeout: 5 * time.Minute,
+		AlternateDNS:        []string{ServiceName, "catalog-apiserver.kubestash.svc.cluster.local"},
+	}
+	// The catalog lives in the backup backends: no etcd flags, no etcd
+	// health check; the RESTOptionsGetter is the catalog's.
+	o.RecommendedOptions.Etcd = nil
+	return o
+}
+
+// NewCommand returns the command that runs the server until ctx ends.
+func NewCommand(ctx context.Context, o *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Serve the KubeStash backup catalog (catalog.kubestash.com) from the backup backends",
+		Long: `Serve repositories, snapshots, backupsessions and restoresessions of
+catalog.kubestash.com/v1alpha1 as an aggregated API server, reading and
+writing them in the buckets and directories of the cluster's BackupStorages.`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(c.Context())
+		},
+	}
+	cmd.SetContext(ctx)
+	fs := cmd.Flags()
+	o.RecommendedOptions.AddFlags(fs)
+	utilfeature.DefaultMutableFeatureGate.AddFlag(fs)
+	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval,
+		"How often every backend is scanned for changes made by others (another cluster, a person with a bucket tool).")
+	fs.DurationVar(&o.InformerSyncTimeout, "informer-sync-timeout", o.InformerSyncTimeout,
+		"How long to wait at start for the BackupStorages, Namespaces and BackupConfigurations of the cluster.")
+	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns", o.AlternateDNS,
+		"Names of the self-signed serving certificate made when no --tls-cert-file is given.")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	errs := o.RecommendedOptions.Validate()
+	if o.PollInterval <= 0 {
+		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config builds the server configuration from the flags.
+func (o *Options) Config() (*apiserver.Config, error) {
+	if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", o.AlternateDNS,
+		[]net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("create self-signed certificates: %w", err)
+	}
+	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	cfg.Serializer = apiserver.NegotiatedSerializer
+	cfg.OpenAPIConfig = apiserver.OpenAPIConfig()
+	cfg.OpenAPIV3Config = apiserver.OpenAPIV3Config()
+	cfg.FeatureGate = utilfeature.DefaultFeatureGate
+	cfg.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
+		return nil, err
+	}
+	return &apiserver.Config{
+		GenericConfig: cfg,
+		ExtraConfig: apiserver.ExtraConfig{
+			PollInterval:        o.PollInterval,
+			InformerSyncTimeout: o.InformerSyncTimeout,
+		},
+	}, nil
+}
+
+// Run serves until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	cfg, err := o.Config()
+	if err != nil {
+		return err
+	}
+	s, err := cfg.Complete().New(ctx)
+	if err != nil {
+		return err
+	}
+	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}

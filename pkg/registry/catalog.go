@@ -1,0 +1,244 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/klog/v2"
+
+	"kubestash.dev/kubestash/pkg/apis/catalog"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corelisters "kubestash.dev/kubestash/pkg/generated/listers/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/layout"
+	"kubestash.dev/kubestash/pkg/placement"
+	store "kubestash.dev/kubestash/pkg/storage/catalog"
+)
+
+// Catalog builds the storage of the catalog resources: one catalog store
+// per resource, all over the same backends, with the locator, scanner and
+// admitter of the resource. It keeps the stores it built, so that the
+// server can add storages to them and ask them for readiness.
+type Catalog struct {
+	// Codec reads and writes the files (layout.NewFileCodec).
+	Codec runtime.Codec
+	// Backends are the storages served (pkg/storages).
+	Backends store.Backends
+	// Allowed is the usagePolicy of a storage; nil allows all.
+	Allowed func(storage, namespace string) error
+	// Discovery finds the repositories of a storage; shared by the scans.
+	Discovery *layout.Discovery
+	// Template tunes every store (start from store.DefaultConfig()).
+	Template store.Config
+	// Version is written to metadata.yaml when the server initializes a
+	// backend.
+	Version string
+
+	mu      sync.Mutex
+	stores  map[string]*store.Store
+	onStore []func(*store.Store)
+}
+
+// ResourcePrefix is the registry key prefix of a catalog resource.
+func ResourcePrefix(resource string) string {
+	return "/" + catalog.GroupName + "/" + resource
+}
+
+// RESTOptions returns the options of the generic registry of resource:
+// instead of etcd, its decorator builds a catalog store whose files are of
+// kind k and placed by locator.
+func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Locator) generic.RESTOptionsGetter {
+	prefix := ResourcePrefix(resource)
+	cfg := c.Template
+	cfg.Codec = c.Codec
+	cfg.Backends = c.Backends
+	cfg.Locator = locator
+	cfg.Scanner = layout.Scanner{Kind: k, Discovery: c.Discovery}
+	cfg.Admitter = placement.Admitter{Prefix: prefix, Kind: k, Allowed: c.Allowed}
+	cfg.Resource = resource
+	gr := catalog.Resource(resource)
+	return generic.RESTOptions{
+		StorageConfig: &storagebackend.ConfigForResource{
+			Config:        storagebackend.Config{Codec: c.Codec, EncodeVersioner: catalogv1alpha1.SchemeGroupVersion},
+			GroupResource: gr,
+		},
+		Decorator:               store.NewStorageDecorator(cfg, func(s *store.Store) { c.add(resource, s) }),
+		ResourcePrefix:          prefix,
+		DeleteCollectionWorkers: 1,
+		// No ownerReferences, so nothing for the garbage collector: no
+		// orphan or foreground finalizers either.
+		EnableGarbageCollection: false,
+	}
+}
+
+// OnStore calls f with every store built, now and later.
+func (c *Catalog) OnStore(f func(*store.Store)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onStore = append(c.onStore, f)
+	for _, s := range c.stores {
+		f(s)
+	}
+}
+
+func (c *Catalog) add(resource string, s *store.Store) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stores == nil {
+		c.stores = map[string]*store.Store{}
+	}
+	c.stores[resource] = s
+	for _, f := range c.onStore {
+		f(s)
+	}
+}
+
+// Stores returns the stores built, by resource.
+func (c *Catalog) Stores() map[string]*store.Store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*store.Store, len(c.stores))
+	for r, s := range c.stores {
+		out[r] = s
+	}
+	return out
+}
+
+func (c *Catalog) store(resource string) *store.Store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stores[resource]
+}
+
+// lookupTimeout bounds a lookup in the index while placing an object.
+const lookupTimeout = 10 * time.Second
+
+// Repositories answers where a Repository lives from the index of the
+// repositories store: the placement of Snapshots, BackupSessions and
+// RestoreSessions.
+func (c *Catalog) Repositories() placement.Repositories { return repoLookup{c} }
+
+type repoLookup struct{ c *Catalog }
+
+func (r repoLookup) Repository(namespace, name string) (string, string, bool) {
+	s := r.c.store(catalogv1alpha1.ResourcePluralRepository)
+	if s == nil || namespace == "" || name == "" {
+		return "", "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	var repo catalog.Repository
+	key := ResourcePrefix(catalogv1alpha1.ResourcePluralRepository) + "/" + namespace + "/" + name
+	if err := s.Get(ctx, key, storage.GetOptions{}, &repo); err != nil {
+		return "", "", false
+	}
+	ns := repo.Spec.StorageRef.Namespace
+	if ns == "" {
+		ns = repo.Namespace
+	}
+	return placement.StorageID(ns, repo.Spec.StorageRef.Name), repo.Spec.Path, true
+}
+
+// RepositoryLocator places a Repository (placement.RepositoryLocator) and
+// makes sure the backend's metadata.yaml lists it before its file is
+// written: discovery reads that list, so a repository missing from it would
+// vanish from the catalog at the next restart.
+func (c *Catalog) RepositoryLocator() store.Locator {
+	return &recordingLocator{c: c}
+}
+
+type recordingLocator struct {
+	c     *Catalog
+	known sync.Map // storage + "\x00" + repository dir, recorded already
+}
+
+func (l *recordingLocator) Locate(key string, obj runtime.Object) (store.Location, error) {
+	loc, err := placement.RepositoryLocator{}.Locate(key, obj)
+	if err != nil {
+		return loc, err
+	}
+	r, ok := obj.(*catalog.Repository)
+	if !ok {
+		return loc, fmt.Errorf("want a Repository, got %T", obj)
+	}
+	dir, err := layout.RepoDir(r.Spec.Path)
+	if err != nil {
+		return loc, err // RepositoryLocator checked it already
+	}
+	known := loc.Storage + "\x00" + dir
+	if _, ok := l.known.Load(known); ok {
+		return loc, nil
+	}
+	if l.c.Allowed != nil && l.c.Allowed(loc.Storage, r.Namespace) != nil {
+		// Not this namespace's storage: the store refuses the write, and
+		// nothing may be written there on its behalf either.
+		return loc, nil
+	}
+	b, ok := l.c.Backends.Backend(loc.Storage)
+	if !ok {
+		return loc, nil // the store explains that the storage is not served
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	if _, err := layout.EnsureMeta(ctx, b, l.c.Version); err != nil {
+		return loc, backendUnavailable(loc.Storage, "initialize", err)
+	}
+	info := layout.RepositoryInfo{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path}
+	if err := layout.AddRepository(ctx, b, info); err != nil {
+		return loc, backendUnavailable(loc.Storage, "record the repository in "+layout.MetadataFile+" of", err)
+	}
+	if l.c.Discovery != nil {
+		l.c.Discovery.Invalidate(loc.Storage)
+	}
+	l.known.Store(known, true)
+	return loc, nil
+}
+
+func backendUnavailable(storage, what string, err error) error {
+	klog.Background().WithName("catalog").Error(err, "Backend call failed", "storage", storage, "op", what)
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot %s BackupStorage %s: %v", what, storage, err))
+}
+
+// BackupConfigurationSessions finds the repositories of a session in the
+// BackupConfigurations of the cluster (an informer's lister).
+type BackupConfigurationSessions struct {
+	Lister corelisters.BackupConfigurationLister
+}
+
+var _ placement.SessionRepositories = BackupConfigurationSessions{}
+
+// FirstRepository returns the first repository of session in the
+// BackupConfiguration namespace/name: the one that keeps its
+// BackupSessions.
+func (s BackupConfigurationSessions) FirstRepository(namespace, name, session string) (string, error) {
+	if s.Lister == nil {
+		return "", errors.New("BackupConfigurations are not available")
+	}
+	if name == "" {
+		return "", errors.New("spec.invoker.name names no BackupConfiguration")
+	}
+	bc, err := s.Lister.BackupConfigurations(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("BackupConfiguration %s/%s not found", namespace, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, se := range bc.Spec.Sessions {
+		if se.Name != session {
+			continue
+		}
+		if len(se.Repositories) == 0 || se.Repositories[0].Name == "" {
+			return "", fmt.Errorf("session %q of BackupConfiguration %s/%s has no repository", session, namespace, name)
+		}
+		return se.Repositories[0].Name, nil
+	}
+	return "", fmt.Errorf("BackupConfiguration %s/%s has no session %q", namespace, name, session)
+}

@@ -1,0 +1,31 @@
+package repository
+
+import (
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"kubestash.dev/kubestash/pkg/apis/catalog"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/layout"
+	"kubestash.dev/kubestash/pkg/registry"
+)
+
+// NewREST returns the storage of repositories and repositories/status:
+// repository.yaml in the repository's directory of its BackupStorage,
+// recorded in the storage's metadata.yaml.
+func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Namespaces) (*registry.REST, *registry.StatusREST, error) {
+	strategy := registry.NewStrategy(scheme, Kind)
+	return c.NewREST(registry.Resource{
+		Plural:         catalogv1alpha1.ResourcePluralRepository,
+		Singular:       "repository",
+		Kind:           layout.KindRepository,
+		NewFunc:        func() runtime.Object { return &catalog.Repository{} },
+		NewListFunc:    func() runtime.Object { return &catalog.RepositoryList{} },
+		Strategy:       strategy,
+		StatusStrategy: registry.NewStatusStrategy(strategy),
+		GetAttrs:       GetAttrs,
+		Table:          Table,
+		ShortNames:     []string{"repo"},
+		Categories:     registry.Categories,
+		Locator:        c.RepositoryLocator(),
+	}, namespaces)
+}

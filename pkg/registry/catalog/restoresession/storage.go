@@ -1,0 +1,31 @@
+package restoresession
+
+import (
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"kubestash.dev/kubestash/pkg/apis/catalog"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/layout"
+	"kubestash.dev/kubestash/pkg/placement"
+	"kubestash.dev/kubestash/pkg/registry"
+)
+
+// NewREST returns the storage of restoresessions and restoresessions/status:
+// files in the folder of the Repository restored from.
+func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Namespaces) (*registry.REST, *registry.StatusREST, error) {
+	strategy := registry.NewStrategy(scheme, Kind)
+	return c.NewREST(registry.Resource{
+		Plural:         catalogv1alpha1.ResourcePluralRestoreSession,
+		Singular:       "restoresession",
+		Kind:           layout.KindRestoreSession,
+		NewFunc:        func() runtime.Object { return &catalog.RestoreSession{} },
+		NewListFunc:    func() runtime.Object { return &catalog.RestoreSessionList{} },
+		Strategy:       strategy,
+		StatusStrategy: registry.NewStatusStrategy(strategy),
+		GetAttrs:       GetAttrs,
+		Table:          Table,
+		ShortNames:     []string{"restore"},
+		Categories:     registry.Categories,
+		Locator:        placement.RestoreSessionLocator{Repos: c.Repositories()},
+	}, namespaces)
+}

@@ -1,0 +1,69 @@
+package registry
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+
+	"kubestash.dev/kubestash/pkg/apis/catalog"
+	"kubestash.dev/kubestash/pkg/layout"
+	store "kubestash.dev/kubestash/pkg/storage/catalog"
+)
+
+// Categories of the catalog resources, as upstream's CRDs have them; a
+// Snapshot is not in "all" (there are many).
+var (
+	Categories         = []string{"kubestash", "appscode", "all"}
+	CategoriesNotInAll = []string{"kubestash", "appscode"}
+)
+
+// Resource describes one catalog resource for NewREST.
+type Resource struct {
+	Plural, Singular string
+	Kind             layout.Kind
+	NewFunc          func() runtime.Object
+	NewListFunc      func() runtime.Object
+	Strategy         interface {
+		rest.RESTCreateStrategy
+		rest.RESTUpdateStrategy
+		rest.RESTDeleteStrategy
+		rest.ResetFieldsStrategy
+	}
+	StatusStrategy interface {
+		rest.RESTUpdateStrategy
+		rest.ResetFieldsStrategy
+	}
+	// GetAttrs exposes labels and the selectable fields.
+	GetAttrs   storage.AttrFunc
+	Table      rest.TableConvertor
+	ShortNames []string
+	Categories []string
+	Locator    store.Locator
+}
+
+// NewREST builds the REST storage of a resource and its /status over a
+// catalog store.
+func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST, error) {
+	s := &genericregistry.Store{
+		NewFunc:                   r.NewFunc,
+		NewListFunc:               r.NewListFunc,
+		DefaultQualifiedResource:  catalog.Resource(r.Plural),
+		SingularQualifiedResource: catalog.Resource(r.Singular),
+
+		CreateStrategy:      r.Strategy,
+		UpdateStrategy:      r.Strategy,
+		DeleteStrategy:      r.Strategy,
+		ResetFieldsStrategy: r.Strategy,
+
+		TableConvertor: r.Table,
+	}
+	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, r.Locator), AttrFunc: r.GetAttrs}
+	if err := s.CompleteWithOptions(opts); err != nil {
+		return nil, nil, fmt.Errorf("storage of %s: %w", r.Plural, err)
+	}
+	return NewREST(s, namespaces, r.ShortNames, r.Categories), NewStatusREST(s, r.StatusStrategy), nil
+}

@@ -1,0 +1,102 @@
+package storages
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
+)
+
+// Keys of a BackupStorage's Secret (upstream's names, see the reference §4.3).
+const (
+	KeyAccessKeyID     = "AWS_ACCESS_KEY_ID"
+	KeySecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+	KeyCACertData      = "CA_CERT_DATA"
+)
+
+// BuildFunc makes the backend of a BackupStorage. secret is the Secret its
+// spec names, nil when it names none. Errors must not quote Secret values.
+type BuildFunc func(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (backend.Backend, error)
+
+// SecretName returns the name of the Secret bs needs, "" when none.
+func SecretName(bs *storagev1alpha1.BackupStorage) string {
+	st := bs.Spec.Storage
+	switch {
+	case st.Provider == storagev1alpha1.ProviderS3 && st.S3 != nil:
+		return st.S3.SecretName
+	case st.Provider == storagev1alpha1.ProviderGCS && st.GCS != nil:
+		return st.GCS.SecretName
+	case st.Provider == storagev1alpha1.ProviderAzure && st.Azure != nil:
+		return st.Azure.SecretName
+	}
+	return ""
+}
+
+// Build is the BuildFunc of the server: S3 from spec.storage.s3 and the
+// Secret's keys, a local directory from spec.storage.local.
+func Build(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (backend.Backend, error) {
+	st := bs.Spec.Storage
+	switch st.Provider {
+	case storagev1alpha1.ProviderS3:
+		if st.S3 == nil {
+			return nil, errors.New("spec.storage.s3 is missing")
+		}
+		cfg := backend.S3Config{
+			Endpoint:    st.S3.Endpoint,
+			Bucket:      st.S3.Bucket,
+			Prefix:      st.S3.Prefix,
+			Region:      st.S3.Region,
+			InsecureTLS: st.S3.InsecureTLS,
+		}
+		if st.S3.SecretName != "" {
+			if secret == nil {
+				return nil, fmt.Errorf("secret %s/%s not found", bs.Namespace, st.S3.SecretName)
+			}
+			id, key := secret.Data[KeyAccessKeyID], secret.Data[KeySecretAccessKey]
+			if len(id) == 0 || len(key) == 0 {
+				// Name the keys, never their values.
+				return nil, fmt.Errorf("secret %s/%s needs the keys %s and %s", secret.Namespace, secret.Name, KeyAccessKeyID, KeySecretAccessKey)
+			}
+			cfg.AccessKeyID, cfg.SecretAccessKey = string(id), string(key)
+			cfg.CACertPEM = secret.Data[KeyCACertData]
+		}
+		b, err := backend.NewS3(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	case storagev1alpha1.ProviderLocal:
+		if st.Local == nil {
+			return nil, errors.New("spec.storage.local is missing")
+		}
+		dir := LocalDir(st.Local)
+		if dir == "" {
+			return nil, errors.New("spec.storage.local has neither a hostPath nor a mountPath")
+		}
+		b, err := backend.NewLocal(dir)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	case "":
+		return nil, errors.New("spec.storage.provider is empty")
+	default:
+		return nil, fmt.Errorf("provider %q is not supported by the catalog server (s3 and local are)", st.Provider)
+	}
+}
+
+// LocalDir is where the catalog server finds a local backend: the host
+// directory of a hostPath source (it runs on the host, or mounts the same
+// path), else the mountPath at which the volume is mounted into the server.
+// subPath selects a folder inside a hostPath volume; for a mounted volume
+// the mount itself already applies it.
+func LocalDir(l *storagev1alpha1.LocalSpec) string {
+	if l.HostPath != nil && l.HostPath.Path != "" {
+		return filepath.Join(l.HostPath.Path, l.SubPath)
+	}
+	return l.MountPath
+}

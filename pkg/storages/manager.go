@@ -1,0 +1,552 @@
+// Package storages keeps the catalog's backends in step with the cluster:
+// every BackupStorage (storage.kubestash.com) and the Secret it names become
+// a backend that the catalog stores serve, under the storage id
+// "namespace/name". A storage that appears, changes or disappears is added
+// to, reloaded in or removed from every store without a restart. A storage
+// whose backend can't be built is reported (Failures, /readyz detail, a log
+// line) while the others keep working.
+//
+// It also answers the usagePolicy question for the stores' admitters: may
+// the objects of a storage be served in a namespace (Allowed)?
+package storages
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
+	storageinformers "kubestash.dev/kubestash/pkg/generated/informers/externalversions/storage/v1alpha1"
+	storagelisters "kubestash.dev/kubestash/pkg/generated/listers/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/placement"
+)
+
+// secretSyncTimeout bounds the wait for the first list of a Secret.
+const secretSyncTimeout = 30 * time.Second
+
+// Target is a catalog store that serves the Manager's storages.
+type Target interface {
+	// AddStorage starts serving a storage (listing and reading its files);
+	// adding one that is served already does nothing.
+	AddStorage(ctx context.Context, id string) error
+	// RemoveStorage stops serving a storage; nothing in it is touched.
+	RemoveStorage(id string)
+}
+
+// Options are what a Manager watches.
+type Options struct {
+	// Client reads the Secrets that BackupStorages name.
+	Client         kubernetes.Interface
+	BackupStorages storageinformers.BackupStorageInformer
+	Namespaces     coreinformers.NamespaceInformer
+	// Build makes a backend; nil means Build.
+	Build BuildFunc
+	// Logger; the zero value means klog.Background().
+	Logger klog.Logger
+}
+
+// Manager keeps a set of backends, one per BackupStorage, and the stores
+// that serve them, in step with the cluster. It implements the catalog
+// store's Backends.
+type Manager struct {
+	client   kubernetes.Interface
+	bsLister storagelisters.BackupStorageLister
+	bsSynced cache.InformerSynced
+	nsLister corelisters.NamespaceLister
+	nsSynced cache.InformerSynced
+	build    BuildFunc
+	logger   klog.Logger
+	queue    workqueue.TypedRateLimitingInterface[string]
+
+	// ctx is the lifetime of the Secret informers; Stop (or the end of
+	// Run) cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.RWMutex
+	served   map[string]*served
+	failures map[string]*failure
+	reload   sets.Set[string] // storages to re-read although unchanged
+	targets  []Target
+	secrets  map[string]*secretWatch // by "namespace/name" of the Secret
+	secretOf map[string]string       // storage id -> the Secret it watches
+	synced   bool
+}
+
+// served is a storage whose backend is in use.
+type served struct {
+	backend backend.Backend
+	// where identifies what the storage serves (spec.storage and
+	// usagePolicy); a change means other objects, so stores re-read it.
+	where string
+	// creds identifies the Secret's version; a change only swaps the
+	// backend, the objects stay.
+	creds string
+}
+
+// failure is a storage whose backend could not be built.
+type failure struct {
+	err          error
+	where, creds string
+}
+
+// secretWatch is an informer on one Secret, shared by the storages naming it.
+type secretWatch struct {
+	informer cache.SharedIndexInformer
+	cancel   context.CancelFunc
+	users    sets.Set[string]
+}
+
+// New returns a Manager. Its event handlers are registered at once; start
+// the informers, then call Sync and Run.
+func New(o Options) (*Manager, error) {
+	if o.Client == nil || o.BackupStorages == nil || o.Namespaces == nil {
+		return nil, errors.New("storages: Client, BackupStorages and Namespaces are required")
+	}
+	m := &Manager{
+		client:   o.Client,
+		bsLister: o.BackupStorages.Lister(),
+		bsSynced: o.BackupStorages.Informer().HasSynced,
+		nsLister: o.Namespaces.Lister(),
+		nsSynced: o.Namespaces.Informer().HasSynced,
+		build:    o.Build,
+		logger:   o.Logger,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupstorages"}),
+		served:   map[string]*served{},
+		failures: map[string]*failure{},
+		reload:   sets.New[string](),
+		secrets:  map[string]*secretWatch{},
+		secretOf: map[string]string{},
+	}
+	if m.build == nil {
+		m.build = Build
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if m.logger.GetSink() == nil {
+		m.logger = klog.Background()
+	}
+	m.logger = m.logger.WithName("backupstorages")
+	registerMetrics()
+
+	if _, err := o.BackupStorages.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    m.enqueue,
+		UpdateFunc: func(_, obj any) { m.enqueue(obj) },
+		DeleteFunc: m.enqueue,
+	}); err != nil {
+		return nil, fmt.Errorf("watch BackupStorages: %w", err)
+	}
+	if _, err := o.Namespaces.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if ns, ok := obj.(*corev1.Namespace); ok && !initial {
+				m.namespaceChanged(nil, ns)
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Namespace)
+			n, ok2 := newObj.(*corev1.Namespace)
+			if ok1 && ok2 && !labels.Equals(o.Labels, n.Labels) {
+				m.namespaceChanged(o, n)
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watch Namespaces: %w", err)
+	}
+	return m, nil
+}
+
+// AddTarget adds a store that serves the storages. Call it before Run; the
+// storages served at that moment are the store's business (a store reads
+// Storages when it starts).
+func (m *Manager) AddTarget(t Target) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.targets = append(m.targets, t)
+}
+
+// Backend implements the catalog store's Backends.
+func (m *Manager) Backend(id string) (backend.Backend, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s, ok := m.served[id]
+	if !ok {
+		return nil, false
+	}
+	return s.backend, true
+}
+
+// Storages implements the catalog store's Backends: the storages served.
+func (m *Manager) Storages() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ids := make([]string, 0, len(m.served))
+	for id := range m.served {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Failures returns the storages whose backend can't be built, and why.
+func (m *Manager) Failures() map[string]error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make(map[string]error, len(m.failures))
+	for id, f := range m.failures {
+		out[id] = f.err
+	}
+	return out
+}
+
+// HasSynced reports whether Sync has built every BackupStorage once.
+func (m *Manager) HasSynced() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.synced
+}
+
+// Allowed says whether the objects of storage may be served in namespace,
+// by the BackupStorage's usagePolicy: Same (its own namespace, the
+// default), Selector (namespaces whose labels match) or All. An error says
+// why not.
+func (m *Manager) Allowed(storage, namespace string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(storage)
+	if err != nil {
+		return fmt.Errorf("storage id %q: %w", storage, err)
+	}
+	bs, err := m.bsLister.BackupStorages(ns).Get(name)
+	if err != nil {
+		return fmt.Errorf("BackupStorage %s: %w", storage, err)
+	}
+	var nsObj *corev1.Namespace
+	if From(bs) == storagev1alpha1.NamespacesFromSelector {
+		if nsObj, err = m.nsLister.Get(namespace); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s: %w", namespace, err)
+		}
+	}
+	return allowed(bs, namespace, nsObj)
+}
+
+// Sync waits for the informers and builds the backend of every
+// BackupStorage once, so that stores created afterwards start with all of
+// them. Storages that fail are reported and retried by Run.
+func (m *Manager) Sync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), m.bsSynced, m.nsSynced) {
+		return fmt.Errorf("waiting for the BackupStorage and Namespace informers: %w", ctx.Err())
+	}
+	list, err := m.bsLister.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list BackupStorages: %w", err)
+	}
+	for _, bs := range list {
+		id := placement.StorageID(bs.Namespace, bs.Name)
+		if err := m.sync(ctx, id); err != nil {
+			m.logger.Error(err, "Cannot load BackupStorage, will retry", "backupStorage", id)
+			m.queue.AddRateLimited(id)
+		}
+	}
+	m.mu.Lock()
+	m.synced = true
+	m.mu.Unlock()
+	m.updateMetrics()
+	m.logger.V(1).Info("Loaded the BackupStorages", "served", len(m.Storages()), "failed", len(m.Failures()))
+	return nil
+}
+
+// Run processes changes until ctx is done, then stops.
+func (m *Manager) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, m.worker, time.Second)
+	}
+	<-ctx.Done()
+	m.Stop()
+}
+
+// Stop ends the workers and the Secret informers.
+func (m *Manager) Stop() {
+	m.queue.ShutDown()
+	m.cancel()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, w := range m.secrets {
+		w.cancel()
+		delete(m.secrets, key)
+	}
+}
+
+func (m *Manager) worker(ctx context.Context) {
+	for {
+		id, quit := m.queue.Get()
+		if quit {
+			return
+		}
+		err := m.sync(ctx, id)
+		if err == nil {
+			m.queue.Forget(id)
+		} else {
+			m.logger.Error(err, "Cannot load BackupStorage, will retry", "backupStorage", id)
+			m.queue.AddRateLimited(id)
+		}
+		m.queue.Done(id)
+		m.updateMetrics()
+	}
+}
+
+func (m *Manager) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	m.queue.Add(key)
+}
+
+// namespaceChanged re-reads the storages with a Selector policy whose
+// verdict on the namespace changed: files for it that were refused may now
+// be served, and served ones may have to go.
+func (m *Manager) namespaceChanged(old, cur *corev1.Namespace) {
+	list, err := m.bsLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, bs := range list {
+		if From(bs) != storagev1alpha1.NamespacesFromSelector {
+			continue
+		}
+		sel, err := selector(bs)
+		if err != nil {
+			continue
+		}
+		was := old != nil && sel.Matches(labels.Set(old.Labels))
+		if was == sel.Matches(labels.Set(cur.Labels)) {
+			continue
+		}
+		id := placement.StorageID(bs.Namespace, bs.Name)
+		m.mu.Lock()
+		m.reload.Insert(id)
+		m.mu.Unlock()
+		m.queue.Add(id)
+	}
+}
+
+// sync brings one storage in step with its BackupStorage.
+func (m *Manager) sync(ctx context.Context, id string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(id)
+	if err != nil {
+		return nil // not a key we made; nothing to retry
+	}
+	bs, err := m.bsLister.BackupStorages(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		m.releaseSecret(id)
+		m.mu.Lock()
+		delete(m.failures, id)
+		delete(m.reload, id)
+		m.mu.Unlock()
+		m.stopServing(id, "BackupStorage deleted")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	var secret *corev1.Secret
+	if sn := SecretName(bs); sn != "" {
+		if secret, err = m.secret(ctx, id, ns, sn); err != nil {
+			return err
+		}
+	} else {
+		m.releaseSecret(id)
+	}
+	where, creds, err := fingerprints(bs, secret)
+	if err != nil {
+		return err
+	}
+
+	m.mu.Lock()
+	cur := m.served[id]
+	fail := m.failures[id]
+	reload := m.reload.Has(id)
+	m.reload.Delete(id)
+	m.mu.Unlock()
+	switch {
+	case !reload && cur != nil && cur.where == where && cur.creds == creds:
+		return nil
+	case !reload && fail != nil && fail.where == where && fail.creds == creds:
+		return nil // reported already; nothing changed since
+	}
+
+	b, err := m.build(bs, secret)
+	if err != nil {
+		m.mu.Lock()
+		m.failures[id] = &failure{err: err, where: where, creds: creds}
+		m.mu.Unlock()
+		m.logger.Error(err, "Cannot serve the catalog of a BackupStorage; the others are not affected", "backupStorage", id)
+		// What it served before is not what it says now.
+		m.stopServing(id, "backend cannot be built")
+		return nil // an event (BackupStorage or Secret) brings the fix
+	}
+
+	m.mu.Lock()
+	delete(m.failures, id)
+	m.served[id] = &served{backend: b, where: where, creds: creds}
+	targets := append([]Target(nil), m.targets...)
+	m.mu.Unlock()
+
+	if cur != nil && cur.where == where && !reload {
+		// New credentials for the same place: the stores pick the new
+		// backend up at their next call, the objects stay.
+		m.logger.V(1).Info("BackupStorage credentials changed", "backupStorage", id)
+		return nil
+	}
+	m.logger.V(1).Info("Serving the catalog of a BackupStorage", "backupStorage", id, "backend", b.String(), "reload", cur != nil)
+	for _, t := range targets {
+		if cur != nil {
+			// Elsewhere or under another usagePolicy: the objects are
+			// others, or admitted differently; read them again.
+			t.RemoveStorage(id)
+		}
+		if err := t.AddStorage(ctx, id); err != nil {
+			// The store keeps the storage and retries at every poll;
+			// its Status reports the error meanwhile.
+			m.logger.Error(err, "Backend of a BackupStorage not readable yet", "backupStorage", id)
+		}
+	}
+	return nil
+}
+
+// stopServing removes a storage from the set and from every store.
+func (m *Manager) stopServing(id, why string) {
+	m.mu.Lock()
+	_, ok := m.served[id]
+	delete(m.served, id)
+	targets := append([]Target(nil), m.targets...)
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	m.logger.V(1).Info("No longer serving the catalog of a BackupStorage", "backupStorage", id, "reason", why)
+	for _, t := range targets {
+		t.RemoveStorage(id)
+	}
+}
+
+// secret returns the Secret name in namespace ns for storage id, nil if it
+// does not exist, from an informer on that Secret alone: the server never
+// caches (or needs to list) the other Secrets of the cluster.
+func (m *Manager) secret(ctx context.Context, id, ns, name string) (*corev1.Secret, error) {
+	key := ns + "/" + name
+	m.mu.Lock()
+	if old := m.secretOf[id]; old != "" && old != key {
+		m.releaseLocked(id)
+	}
+	w := m.secrets[key]
+	if w == nil {
+		inf := coreinformers.NewFilteredSecretInformer(m.client, ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		})
+		notify := func(any) {
+			m.mu.RLock()
+			defer m.mu.RUnlock()
+			if w := m.secrets[key]; w != nil {
+				for u := range w.users {
+					m.queue.Add(u)
+				}
+			}
+		}
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    notify,
+			UpdateFunc: func(_, obj any) { notify(obj) },
+			DeleteFunc: notify,
+		}); err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("watch secret %s: %w", key, err)
+		}
+		wctx, cancel := context.WithCancel(m.ctx)
+		w = &secretWatch{informer: inf, cancel: cancel, users: sets.New[string]()}
+		m.secrets[key] = w
+		go inf.RunWithContext(wctx)
+	}
+	w.users.Insert(id)
+	m.secretOf[id] = key
+	m.mu.Unlock()
+
+	sctx, cancel := context.WithTimeout(ctx, secretSyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(sctx.Done(), w.informer.HasSynced) {
+		return nil, fmt.Errorf("secret %s could not be read: %w", key, sctx.Err())
+	}
+	obj, exists, err := w.informer.GetStore().GetByKey(key)
+	if err != nil || !exists {
+		return nil, err
+	}
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return nil, fmt.Errorf("secret %s: unexpected %T", key, obj)
+	}
+	return s, nil
+}
+
+func (m *Manager) releaseSecret(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.releaseLocked(id)
+}
+
+// releaseLocked drops id from the users of its Secret, and stops watching
+// the Secret when nobody uses it anymore.
+func (m *Manager) releaseLocked(id string) {
+	key, ok := m.secretOf[id]
+	if !ok {
+		return
+	}
+	delete(m.secretOf, id)
+	if w := m.secrets[key]; w != nil {
+		w.users.Delete(id)
+		if w.users.Len() == 0 {
+			w.cancel()
+			delete(m.secrets, key)
+		}
+	}
+}
+
+// fingerprints identify where a storage is and which credentials reach it.
+// They are hashes, so that no Secret value is kept outside the backend.
+func fingerprints(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (where, creds string, err error) {
+	w, err := json.Marshal(struct {
+		Storage storagev1alpha1.Backend
+		From    storagev1alpha1.FromNamespaces
+		Policy  *storagev1alpha1.UsagePolicy
+	}{bs.Spec.Storage, From(bs), bs.Spec.UsagePolicy})
+	if err != nil {
+		return "", "", fmt.Errorf("fingerprint of BackupStorage %s/%s: %w", bs.Namespace, bs.Name, err)
+	}
+	sum := sha256.Sum256(w)
+	where = hex.EncodeToString(sum[:])
+	if secret != nil {
+		creds = string(secret.UID) + "/" + secret.ResourceVersion
+	}
+	return where, creds, nil
+}
