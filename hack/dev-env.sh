@@ -12,5 +12,8 @@ case "$cmd" in
   *) echo "usage: hack/dev-env.sh up|down|status" >&2; exit 2 ;;
 esac
 mkdir -p bin
+if [[ $cmd == up ]]; then
+  go build -o bin/ ./cmd/apiserver
+fi
 go build -o bin/devenv ./hack/devenv
 exec bin/devenv "$cmd"

@@ -125,14 +125,26 @@ func up(dev string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	fmt.Println("dev-env: starting etcd, kube-apiserver, kube-controller-manager and MinIO on 127.0.0.1 ...")
+	fmt.Println("dev-env: starting etcd, kube-apiserver, kube-controller-manager, MinIO and the catalog server on 127.0.0.1 ...")
 	cp, err := framework.Start(ctx, framework.Options{Dir: dev, Detach: true})
 	if err != nil {
 		// Start stops what it started on error.
 		return err
 	}
+	root, err := framework.RepoRoot()
+	if err != nil {
+		cp.Stop()
+		return err
+	}
+	catalog, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{
+		Bin: filepath.Join(root, "bin", "apiserver"), PollInterval: 5 * time.Second, Detach: true,
+	})
+	if err != nil {
+		cp.Stop()
+		return fmt.Errorf("catalog server: %w", err)
+	}
 	var b strings.Builder
-	for _, p := range cp.Processes() {
+	for _, p := range append([]*framework.Process{catalog.Process}, cp.Processes()...) {
 		fmt.Fprintf(&b, "%s %d %s\n", p.Name, p.Pid(), p.Bin)
 		p.Release()
 	}
@@ -147,6 +159,7 @@ func up(dev string) error {
 	fmt.Printf("dev-env: ready in %s\n", time.Since(start).Round(time.Second))
 	fmt.Printf("  kube-apiserver  %s\n", cp.APIServer.URL)
 	fmt.Printf("  MinIO           %s (bucket %s; keys in .dev/minio.env)\n", m.Endpoint, m.Bucket)
+	fmt.Printf("  catalog server  %s (catalog.kubestash.com, e.g. kubectl get snapshots -A)\n", catalog.URL)
 	fmt.Printf("  kubeconfig      .dev/kubeconfig   e.g. kubectl --kubeconfig .dev/kubeconfig get crds\n")
 	fmt.Printf("  logs            .dev/logs/\n")
 	fmt.Printf("  stop with       hack/dev-env.sh down\n")

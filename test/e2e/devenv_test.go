@@ -45,6 +45,10 @@ func TestDevEnv(t *testing.T) {
 		assert.Contains(t, out, crd)
 	}
 
+	// The catalog server is registered: catalog kinds are served.
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "snapshots,repositories,backupsessions,restoresessions", "-A")
+	require.NoError(t, err, out)
+
 	b, err := os.ReadFile(filepath.Join(dev, "minio.env"))
 	require.NoError(t, err)
 	vars := map[string]string{}
@@ -62,7 +66,7 @@ func TestDevEnv(t *testing.T) {
 	assert.Contains(t, out, "dev-env: up")
 
 	pids := readDevPids(t, dev)
-	require.Len(t, pids, 4)
+	require.Len(t, pids, 5, "catalog server, kube-controller-manager, kube-apiserver, etcd, MinIO")
 	out, err = run("hack/dev-env.sh", "down")
 	require.NoError(t, err, out)
 	for _, pid := range pids {

@@ -80,6 +80,7 @@ type pki struct {
 	apiserver, admin         *KeyPair
 	frontProxyClient         *KeyPair
 	saPub, saKey             string
+	dir                      string
 }
 
 // Start brings up the control plane and waits until every part is ready. On
@@ -247,7 +248,7 @@ func checkBinaries(o Options) error {
 }
 
 func newPKI(dir string) (*pki, error) {
-	p := &pki{}
+	p := &pki{dir: dir}
 	var err error
 	if p.ca, err = newCA("kubestash-test-ca"); err != nil {
 		return nil, err

@@ -5,5 +5,6 @@
 //
 // +k8s:deepcopy-gen=package
 // +k8s:openapi-gen=true
+// +k8s:openapi-model-package=dev.kubestash.kubestash.pkg.apis.kmapi
 // +groupName=kmapi.kubestash.com
 package kmapi

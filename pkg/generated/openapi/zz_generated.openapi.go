@@ -30,410 +30,415 @@ import (
 	version "k8s.io/apimachinery/pkg/version"
 	common "k8s.io/kube-openapi/pkg/common"
 	spec "k8s.io/kube-openapi/pkg/validation/spec"
+	v1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	kmapi "kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 )
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
-		v1.AWSElasticBlockStoreVolumeSource{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_AWSElasticBlockStoreVolumeSource(ref),
-		v1.Affinity{}.OpenAPIModelName():                                                  schema_k8sio_api_core_v1_Affinity(ref),
-		v1.AppArmorProfile{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_AppArmorProfile(ref),
-		v1.AttachedVolume{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_AttachedVolume(ref),
-		v1.AvoidPods{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_AvoidPods(ref),
-		v1.AzureDiskVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_AzureDiskVolumeSource(ref),
-		v1.AzureFilePersistentVolumeSource{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_AzureFilePersistentVolumeSource(ref),
-		v1.AzureFileVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_AzureFileVolumeSource(ref),
-		v1.Binding{}.OpenAPIModelName():                                                   schema_k8sio_api_core_v1_Binding(ref),
-		v1.CSIPersistentVolumeSource{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_CSIPersistentVolumeSource(ref),
-		v1.CSIVolumeSource{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_CSIVolumeSource(ref),
-		v1.Capabilities{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_Capabilities(ref),
-		v1.CephFSPersistentVolumeSource{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_CephFSPersistentVolumeSource(ref),
-		v1.CephFSVolumeSource{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_CephFSVolumeSource(ref),
-		v1.CinderPersistentVolumeSource{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_CinderPersistentVolumeSource(ref),
-		v1.CinderVolumeSource{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_CinderVolumeSource(ref),
-		v1.ClientIPConfig{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ClientIPConfig(ref),
-		v1.ClusterTrustBundleProjection{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ClusterTrustBundleProjection(ref),
-		v1.ComponentCondition{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_ComponentCondition(ref),
-		v1.ComponentStatus{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_ComponentStatus(ref),
-		v1.ComponentStatusList{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ComponentStatusList(ref),
-		v1.ConfigMap{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_ConfigMap(ref),
-		v1.ConfigMapEnvSource{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_ConfigMapEnvSource(ref),
-		v1.ConfigMapKeySelector{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_ConfigMapKeySelector(ref),
-		v1.ConfigMapList{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ConfigMapList(ref),
-		v1.ConfigMapNodeConfigSource{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_ConfigMapNodeConfigSource(ref),
-		v1.ConfigMapProjection{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ConfigMapProjection(ref),
-		v1.ConfigMapVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ConfigMapVolumeSource(ref),
-		v1.Container{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_Container(ref),
-		v1.ContainerExtendedResourceRequest{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ContainerExtendedResourceRequest(ref),
-		v1.ContainerImage{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ContainerImage(ref),
-		v1.ContainerPort{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ContainerPort(ref),
-		v1.ContainerResizePolicy{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ContainerResizePolicy(ref),
-		v1.ContainerRestartRule{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_ContainerRestartRule(ref),
-		v1.ContainerRestartRuleOnExitCodes{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_ContainerRestartRuleOnExitCodes(ref),
-		v1.ContainerState{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ContainerState(ref),
-		v1.ContainerStateRunning{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ContainerStateRunning(ref),
-		v1.ContainerStateTerminated{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_ContainerStateTerminated(ref),
-		v1.ContainerStateWaiting{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ContainerStateWaiting(ref),
-		v1.ContainerStatus{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_ContainerStatus(ref),
-		v1.ContainerUser{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ContainerUser(ref),
-		v1.DaemonEndpoint{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_DaemonEndpoint(ref),
-		v1.DownwardAPIProjection{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_DownwardAPIProjection(ref),
-		v1.DownwardAPIVolumeFile{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_DownwardAPIVolumeFile(ref),
-		v1.DownwardAPIVolumeSource{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_DownwardAPIVolumeSource(ref),
-		v1.EmptyDirVolumeSource{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_EmptyDirVolumeSource(ref),
-		v1.EndpointAddress{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_EndpointAddress(ref),
-		v1.EndpointPort{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_EndpointPort(ref),
-		v1.EndpointSubset{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_EndpointSubset(ref),
-		v1.Endpoints{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_Endpoints(ref),
-		v1.EndpointsList{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_EndpointsList(ref),
-		v1.EnvFromSource{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_EnvFromSource(ref),
-		v1.EnvVar{}.OpenAPIModelName():                                                    schema_k8sio_api_core_v1_EnvVar(ref),
-		v1.EnvVarSource{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_EnvVarSource(ref),
-		v1.EphemeralContainer{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_EphemeralContainer(ref),
-		v1.EphemeralContainerCommon{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_EphemeralContainerCommon(ref),
-		v1.EphemeralVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_EphemeralVolumeSource(ref),
-		v1.Event{}.OpenAPIModelName():                                                     schema_k8sio_api_core_v1_Event(ref),
-		v1.EventList{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_EventList(ref),
-		v1.EventSeries{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_EventSeries(ref),
-		v1.EventSource{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_EventSource(ref),
-		v1.EvictionResponder{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_EvictionResponder(ref),
-		v1.ExecAction{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_ExecAction(ref),
-		v1.FCVolumeSource{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_FCVolumeSource(ref),
-		v1.FileKeySelector{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_FileKeySelector(ref),
-		v1.FlexPersistentVolumeSource{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_FlexPersistentVolumeSource(ref),
-		v1.FlexVolumeSource{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_FlexVolumeSource(ref),
-		v1.FlockerVolumeSource{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_FlockerVolumeSource(ref),
-		v1.GCEPersistentDiskVolumeSource{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_GCEPersistentDiskVolumeSource(ref),
-		v1.GRPCAction{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_GRPCAction(ref),
-		v1.GitRepoVolumeSource{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_GitRepoVolumeSource(ref),
-		v1.GlusterfsPersistentVolumeSource{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_GlusterfsPersistentVolumeSource(ref),
-		v1.GlusterfsVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_GlusterfsVolumeSource(ref),
-		v1.HTTPGetAction{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_HTTPGetAction(ref),
-		v1.HTTPHeader{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_HTTPHeader(ref),
-		v1.HostAlias{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_HostAlias(ref),
-		v1.HostIP{}.OpenAPIModelName():                                                    schema_k8sio_api_core_v1_HostIP(ref),
-		v1.HostPathVolumeSource{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_HostPathVolumeSource(ref),
-		v1.ISCSIPersistentVolumeSource{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_ISCSIPersistentVolumeSource(ref),
-		v1.ISCSIVolumeSource{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_ISCSIVolumeSource(ref),
-		v1.ImageVolumeSource{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_ImageVolumeSource(ref),
-		v1.ImageVolumeStatus{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_ImageVolumeStatus(ref),
-		v1.KeyToPath{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_KeyToPath(ref),
-		v1.Lifecycle{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_Lifecycle(ref),
-		v1.LifecycleHandler{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_LifecycleHandler(ref),
-		v1.LimitRange{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_LimitRange(ref),
-		v1.LimitRangeItem{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_LimitRangeItem(ref),
-		v1.LimitRangeList{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_LimitRangeList(ref),
-		v1.LimitRangeSpec{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_LimitRangeSpec(ref),
-		v1.LinuxContainerUser{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_LinuxContainerUser(ref),
-		v1.List{}.OpenAPIModelName():                                                      schema_k8sio_api_core_v1_List(ref),
-		v1.LoadBalancerIngress{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_LoadBalancerIngress(ref),
-		v1.LoadBalancerStatus{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_LoadBalancerStatus(ref),
-		v1.LocalObjectReference{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_LocalObjectReference(ref),
-		v1.LocalVolumeSource{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_LocalVolumeSource(ref),
-		v1.ModifyVolumeStatus{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_ModifyVolumeStatus(ref),
-		v1.NFSVolumeSource{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_NFSVolumeSource(ref),
-		v1.Namespace{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_Namespace(ref),
-		v1.NamespaceCondition{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_NamespaceCondition(ref),
-		v1.NamespaceList{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_NamespaceList(ref),
-		v1.NamespaceSpec{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_NamespaceSpec(ref),
-		v1.NamespaceStatus{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_NamespaceStatus(ref),
-		v1.Node{}.OpenAPIModelName():                                                      schema_k8sio_api_core_v1_Node(ref),
-		v1.NodeAddress{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_NodeAddress(ref),
-		v1.NodeAffinity{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_NodeAffinity(ref),
-		v1.NodeAllocatableMappedResources{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_NodeAllocatableMappedResources(ref),
-		v1.NodeAllocatableOverheadResources{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_NodeAllocatableOverheadResources(ref),
-		v1.NodeAllocatableResourceClaimStatus{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_NodeAllocatableResourceClaimStatus(ref),
-		v1.NodeCondition{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_NodeCondition(ref),
-		v1.NodeConfigSource{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_NodeConfigSource(ref),
-		v1.NodeConfigStatus{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_NodeConfigStatus(ref),
-		v1.NodeDaemonEndpoints{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_NodeDaemonEndpoints(ref),
-		v1.NodeFeatures{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_NodeFeatures(ref),
-		v1.NodeList{}.OpenAPIModelName():                                                  schema_k8sio_api_core_v1_NodeList(ref),
-		v1.NodePodPreemptionPolicy{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_NodePodPreemptionPolicy(ref),
-		v1.NodeProxyOptions{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_NodeProxyOptions(ref),
-		v1.NodeRuntimeHandler{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_NodeRuntimeHandler(ref),
-		v1.NodeRuntimeHandlerFeatures{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_NodeRuntimeHandlerFeatures(ref),
-		v1.NodeSelector{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_NodeSelector(ref),
-		v1.NodeSelectorRequirement{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_NodeSelectorRequirement(ref),
-		v1.NodeSelectorTerm{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_NodeSelectorTerm(ref),
-		v1.NodeSpec{}.OpenAPIModelName():                                                  schema_k8sio_api_core_v1_NodeSpec(ref),
-		v1.NodeStatus{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_NodeStatus(ref),
-		v1.NodeSwapStatus{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_NodeSwapStatus(ref),
-		v1.NodeSystemInfo{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_NodeSystemInfo(ref),
-		v1.ObjectFieldSelector{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ObjectFieldSelector(ref),
-		v1.ObjectReference{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_ObjectReference(ref),
-		v1.PersistentVolume{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_PersistentVolume(ref),
-		v1.PersistentVolumeClaim{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_PersistentVolumeClaim(ref),
-		v1.PersistentVolumeClaimCondition{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PersistentVolumeClaimCondition(ref),
-		v1.PersistentVolumeClaimList{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_PersistentVolumeClaimList(ref),
-		v1.PersistentVolumeClaimSpec{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_PersistentVolumeClaimSpec(ref),
-		v1.PersistentVolumeClaimStatus{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_PersistentVolumeClaimStatus(ref),
-		v1.PersistentVolumeClaimTemplate{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_PersistentVolumeClaimTemplate(ref),
-		v1.PersistentVolumeClaimVolumeSource{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_PersistentVolumeClaimVolumeSource(ref),
-		v1.PersistentVolumeList{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PersistentVolumeList(ref),
-		v1.PersistentVolumeSource{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_PersistentVolumeSource(ref),
-		v1.PersistentVolumeSpec{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PersistentVolumeSpec(ref),
-		v1.PersistentVolumeStatus{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_PersistentVolumeStatus(ref),
-		v1.PhotonPersistentDiskVolumeSource{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_PhotonPersistentDiskVolumeSource(ref),
-		v1.Pod{}.OpenAPIModelName():                                                       schema_k8sio_api_core_v1_Pod(ref),
-		v1.PodAffinity{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_PodAffinity(ref),
-		v1.PodAffinityTerm{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodAffinityTerm(ref),
-		v1.PodAntiAffinity{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodAntiAffinity(ref),
-		v1.PodAttachOptions{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_PodAttachOptions(ref),
-		v1.PodCertificateProjection{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_PodCertificateProjection(ref),
-		v1.PodCondition{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_PodCondition(ref),
-		v1.PodDNSConfig{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_PodDNSConfig(ref),
-		v1.PodDNSConfigOption{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_PodDNSConfigOption(ref),
-		v1.PodExecOptions{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_PodExecOptions(ref),
-		v1.PodExtendedResourceClaimStatus{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodExtendedResourceClaimStatus(ref),
-		v1.PodIP{}.OpenAPIModelName():                                                     schema_k8sio_api_core_v1_PodIP(ref),
-		v1.PodList{}.OpenAPIModelName():                                                   schema_k8sio_api_core_v1_PodList(ref),
-		v1.PodLogOptions{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_PodLogOptions(ref),
-		v1.PodOS{}.OpenAPIModelName():                                                     schema_k8sio_api_core_v1_PodOS(ref),
-		v1.PodPortForwardOptions{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_PodPortForwardOptions(ref),
-		v1.PodProxyOptions{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodProxyOptions(ref),
-		v1.PodReadinessGate{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_PodReadinessGate(ref),
-		v1.PodResourceClaim{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_PodResourceClaim(ref),
-		v1.PodResourceClaimStatus{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_PodResourceClaimStatus(ref),
-		v1.PodSchedulingGate{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_PodSchedulingGate(ref),
-		v1.PodSchedulingGroup{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_PodSchedulingGroup(ref),
-		v1.PodSecurityContext{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_PodSecurityContext(ref),
-		v1.PodSignature{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_PodSignature(ref),
-		v1.PodSpec{}.OpenAPIModelName():                                                   schema_k8sio_api_core_v1_PodSpec(ref),
-		v1.PodStatus{}.OpenAPIModelName():                                                 schema_k8sio_api_core_v1_PodStatus(ref),
-		v1.PodTemplate{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_PodTemplate(ref),
-		v1.PodTemplateList{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodTemplateList(ref),
-		v1.PodTemplateSpec{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodTemplateSpec(ref),
-		v1.PodVolumeHealth{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_PodVolumeHealth(ref),
-		v1.PortStatus{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_PortStatus(ref),
-		v1.PortworxVolumeSource{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PortworxVolumeSource(ref),
-		v1.PreferAvoidPodsEntry{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PreferAvoidPodsEntry(ref),
-		v1.PreferredSchedulingTerm{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_PreferredSchedulingTerm(ref),
-		v1.Probe{}.OpenAPIModelName():                                                     schema_k8sio_api_core_v1_Probe(ref),
-		v1.ProbeHandler{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_ProbeHandler(ref),
-		v1.ProjectedVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ProjectedVolumeSource(ref),
-		v1.QuobyteVolumeSource{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_QuobyteVolumeSource(ref),
-		v1.RBDPersistentVolumeSource{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_RBDPersistentVolumeSource(ref),
-		v1.RBDVolumeSource{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_RBDVolumeSource(ref),
-		v1.RangeAllocation{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_RangeAllocation(ref),
-		v1.ReplicationController{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ReplicationController(ref),
-		v1.ReplicationControllerCondition{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_ReplicationControllerCondition(ref),
-		v1.ReplicationControllerList{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_ReplicationControllerList(ref),
-		v1.ReplicationControllerSpec{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_ReplicationControllerSpec(ref),
-		v1.ReplicationControllerStatus{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_ReplicationControllerStatus(ref),
-		v1.ResourceClaim{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ResourceClaim(ref),
-		v1.ResourceFieldSelector{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_ResourceFieldSelector(ref),
-		v1.ResourceHealth{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ResourceHealth(ref),
-		v1.ResourceQuota{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ResourceQuota(ref),
-		v1.ResourceQuotaList{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_ResourceQuotaList(ref),
-		v1.ResourceQuotaSpec{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_ResourceQuotaSpec(ref),
-		v1.ResourceQuotaStatus{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ResourceQuotaStatus(ref),
-		v1.ResourceRequirements{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_ResourceRequirements(ref),
-		v1.ResourceStatus{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ResourceStatus(ref),
-		v1.SELinuxOptions{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_SELinuxOptions(ref),
-		v1.ScaleIOPersistentVolumeSource{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ScaleIOPersistentVolumeSource(ref),
-		v1.ScaleIOVolumeSource{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ScaleIOVolumeSource(ref),
-		v1.ScopeSelector{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ScopeSelector(ref),
-		v1.ScopedResourceSelectorRequirement{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_ScopedResourceSelectorRequirement(ref),
-		v1.SeccompProfile{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_SeccompProfile(ref),
-		v1.Secret{}.OpenAPIModelName():                                                    schema_k8sio_api_core_v1_Secret(ref),
-		v1.SecretEnvSource{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_SecretEnvSource(ref),
-		v1.SecretKeySelector{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_SecretKeySelector(ref),
-		v1.SecretList{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_SecretList(ref),
-		v1.SecretProjection{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_SecretProjection(ref),
-		v1.SecretReference{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_SecretReference(ref),
-		v1.SecretVolumeSource{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_SecretVolumeSource(ref),
-		v1.SecurityContext{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_SecurityContext(ref),
-		v1.SerializedReference{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_SerializedReference(ref),
-		v1.Service{}.OpenAPIModelName():                                                   schema_k8sio_api_core_v1_Service(ref),
-		v1.ServiceAccount{}.OpenAPIModelName():                                            schema_k8sio_api_core_v1_ServiceAccount(ref),
-		v1.ServiceAccountList{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_ServiceAccountList(ref),
-		v1.ServiceAccountTokenProjection{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ServiceAccountTokenProjection(ref),
-		v1.ServiceList{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_ServiceList(ref),
-		v1.ServicePort{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_ServicePort(ref),
-		v1.ServiceProxyOptions{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_ServiceProxyOptions(ref),
-		v1.ServiceSpec{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_ServiceSpec(ref),
-		v1.ServiceStatus{}.OpenAPIModelName():                                             schema_k8sio_api_core_v1_ServiceStatus(ref),
-		v1.SessionAffinityConfig{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_SessionAffinityConfig(ref),
-		v1.SleepAction{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_SleepAction(ref),
-		v1.StorageOSPersistentVolumeSource{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_StorageOSPersistentVolumeSource(ref),
-		v1.StorageOSVolumeSource{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_StorageOSVolumeSource(ref),
-		v1.Sysctl{}.OpenAPIModelName():                                                    schema_k8sio_api_core_v1_Sysctl(ref),
-		v1.TCPSocketAction{}.OpenAPIModelName():                                           schema_k8sio_api_core_v1_TCPSocketAction(ref),
-		v1.Taint{}.OpenAPIModelName():                                                     schema_k8sio_api_core_v1_Taint(ref),
-		v1.Toleration{}.OpenAPIModelName():                                                schema_k8sio_api_core_v1_Toleration(ref),
-		v1.TopologySelectorLabelRequirement{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_TopologySelectorLabelRequirement(ref),
-		v1.TopologySelectorTerm{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_TopologySelectorTerm(ref),
-		v1.TopologySpreadConstraint{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_TopologySpreadConstraint(ref),
-		v1.TypedLocalObjectReference{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_TypedLocalObjectReference(ref),
-		v1.TypedObjectReference{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_TypedObjectReference(ref),
-		v1.Volume{}.OpenAPIModelName():                                                    schema_k8sio_api_core_v1_Volume(ref),
-		v1.VolumeDevice{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_VolumeDevice(ref),
-		v1.VolumeHealthCondition{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_VolumeHealthCondition(ref),
-		v1.VolumeHealthStatus{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_VolumeHealthStatus(ref),
-		v1.VolumeMount{}.OpenAPIModelName():                                               schema_k8sio_api_core_v1_VolumeMount(ref),
-		v1.VolumeMountStatus{}.OpenAPIModelName():                                         schema_k8sio_api_core_v1_VolumeMountStatus(ref),
-		v1.VolumeNodeAffinity{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_VolumeNodeAffinity(ref),
-		v1.VolumeProjection{}.OpenAPIModelName():                                          schema_k8sio_api_core_v1_VolumeProjection(ref),
-		v1.VolumeResourceRequirements{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_VolumeResourceRequirements(ref),
-		v1.VolumeSource{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_VolumeSource(ref),
-		v1.VolumeStatus{}.OpenAPIModelName():                                              schema_k8sio_api_core_v1_VolumeStatus(ref),
-		v1.VsphereVirtualDiskVolumeSource{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_VsphereVirtualDiskVolumeSource(ref),
-		v1.WeightedPodAffinityTerm{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_WeightedPodAffinityTerm(ref),
-		v1.WindowsSecurityContextOptions{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_WindowsSecurityContextOptions(ref),
-		resource.Quantity{}.OpenAPIModelName():                                            schema_apimachinery_pkg_api_resource_Quantity(ref),
-		metav1.APIGroup{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_APIGroup(ref),
-		metav1.APIGroupList{}.OpenAPIModelName():                                          schema_pkg_apis_meta_v1_APIGroupList(ref),
-		metav1.APIResource{}.OpenAPIModelName():                                           schema_pkg_apis_meta_v1_APIResource(ref),
-		metav1.APIResourceList{}.OpenAPIModelName():                                       schema_pkg_apis_meta_v1_APIResourceList(ref),
-		metav1.APIVersions{}.OpenAPIModelName():                                           schema_pkg_apis_meta_v1_APIVersions(ref),
-		metav1.ApplyOptions{}.OpenAPIModelName():                                          schema_pkg_apis_meta_v1_ApplyOptions(ref),
-		metav1.Condition{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_Condition(ref),
-		metav1.CreateOptions{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_CreateOptions(ref),
-		metav1.DeleteOptions{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_DeleteOptions(ref),
-		metav1.Duration{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_Duration(ref),
-		metav1.FieldSelectorRequirement{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
-		metav1.FieldsV1{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_FieldsV1(ref),
-		metav1.GetOptions{}.OpenAPIModelName():                                            schema_pkg_apis_meta_v1_GetOptions(ref),
-		metav1.GroupKind{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_GroupKind(ref),
-		metav1.GroupResource{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_GroupResource(ref),
-		metav1.GroupVersion{}.OpenAPIModelName():                                          schema_pkg_apis_meta_v1_GroupVersion(ref),
-		metav1.GroupVersionForDiscovery{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
-		metav1.GroupVersionKind{}.OpenAPIModelName():                                      schema_pkg_apis_meta_v1_GroupVersionKind(ref),
-		metav1.GroupVersionResource{}.OpenAPIModelName():                                  schema_pkg_apis_meta_v1_GroupVersionResource(ref),
-		metav1.InternalEvent{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_InternalEvent(ref),
-		metav1.LabelSelector{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_LabelSelector(ref),
-		metav1.LabelSelectorRequirement{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
-		metav1.List{}.OpenAPIModelName():                                                  schema_pkg_apis_meta_v1_List(ref),
-		metav1.ListMeta{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_ListMeta(ref),
-		metav1.ListOptions{}.OpenAPIModelName():                                           schema_pkg_apis_meta_v1_ListOptions(ref),
-		metav1.ManagedFieldsEntry{}.OpenAPIModelName():                                    schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
-		metav1.MicroTime{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_MicroTime(ref),
-		metav1.ObjectMeta{}.OpenAPIModelName():                                            schema_pkg_apis_meta_v1_ObjectMeta(ref),
-		metav1.OwnerReference{}.OpenAPIModelName():                                        schema_pkg_apis_meta_v1_OwnerReference(ref),
-		metav1.PartialObjectMetadata{}.OpenAPIModelName():                                 schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
-		metav1.PartialObjectMetadataList{}.OpenAPIModelName():                             schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
-		metav1.Patch{}.OpenAPIModelName():                                                 schema_pkg_apis_meta_v1_Patch(ref),
-		metav1.PatchOptions{}.OpenAPIModelName():                                          schema_pkg_apis_meta_v1_PatchOptions(ref),
-		metav1.Preconditions{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_Preconditions(ref),
-		metav1.RootPaths{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_RootPaths(ref),
-		metav1.ServerAddressByClientCIDR{}.OpenAPIModelName():                             schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
-		metav1.ShardInfo{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_ShardInfo(ref),
-		metav1.Status{}.OpenAPIModelName():                                                schema_pkg_apis_meta_v1_Status(ref),
-		metav1.StatusCause{}.OpenAPIModelName():                                           schema_pkg_apis_meta_v1_StatusCause(ref),
-		metav1.StatusDetails{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_StatusDetails(ref),
-		metav1.Table{}.OpenAPIModelName():                                                 schema_pkg_apis_meta_v1_Table(ref),
-		metav1.TableColumnDefinition{}.OpenAPIModelName():                                 schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
-		metav1.TableOptions{}.OpenAPIModelName():                                          schema_pkg_apis_meta_v1_TableOptions(ref),
-		metav1.TableRow{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_TableRow(ref),
-		metav1.TableRowCondition{}.OpenAPIModelName():                                     schema_pkg_apis_meta_v1_TableRowCondition(ref),
-		metav1.Time{}.OpenAPIModelName():                                                  schema_pkg_apis_meta_v1_Time(ref),
-		metav1.Timestamp{}.OpenAPIModelName():                                             schema_pkg_apis_meta_v1_Timestamp(ref),
-		metav1.TypeMeta{}.OpenAPIModelName():                                              schema_pkg_apis_meta_v1_TypeMeta(ref),
-		metav1.UpdateOptions{}.OpenAPIModelName():                                         schema_pkg_apis_meta_v1_UpdateOptions(ref),
-		metav1.WatchEvent{}.OpenAPIModelName():                                            schema_pkg_apis_meta_v1_WatchEvent(ref),
-		runtime.RawExtension{}.OpenAPIModelName():                                         schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
-		runtime.TypeMeta{}.OpenAPIModelName():                                             schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
-		runtime.Unknown{}.OpenAPIModelName():                                              schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
-		intstr.IntOrString{}.OpenAPIModelName():                                           schema_apimachinery_pkg_util_intstr_IntOrString(ref),
-		version.Info{}.OpenAPIModelName():                                                 schema_k8sio_apimachinery_pkg_version_Info(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Addon":                          schema_pkg_apis_addons_v1alpha1_Addon(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.AddonList":                      schema_pkg_apis_addons_v1alpha1_AddonList(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.AddonSpec":                      schema_pkg_apis_addons_v1alpha1_AddonSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Function":                       schema_pkg_apis_addons_v1alpha1_Function(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.FunctionList":                   schema_pkg_apis_addons_v1alpha1_FunctionList(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.FunctionSpec":                   schema_pkg_apis_addons_v1alpha1_FunctionSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.ParameterDefinition":            schema_pkg_apis_addons_v1alpha1_ParameterDefinition(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Task":                           schema_pkg_apis_addons_v1alpha1_Task(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeSource":                   schema_pkg_apis_addons_v1alpha1_VolumeSource(ref),
-		"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeTemplate":                 schema_pkg_apis_addons_v1alpha1_VolumeTemplate(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSession":                 schema_pkg_apis_catalog_v1alpha1_BackupSession(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionList":             schema_pkg_apis_catalog_v1alpha1_BackupSessionList(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSnapshotStatus":   schema_pkg_apis_catalog_v1alpha1_BackupSessionSnapshotStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSpec":             schema_pkg_apis_catalog_v1alpha1_BackupSessionSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionStatus":           schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Component":                     schema_pkg_apis_catalog_v1alpha1_Component(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookExecutionStatus":           schema_pkg_apis_catalog_v1alpha1_HookExecutionStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookStatus":                    schema_pkg_apis_catalog_v1alpha1_HookStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.PITR":                          schema_pkg_apis_catalog_v1alpha1_PITR(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Repository":                    schema_pkg_apis_catalog_v1alpha1_Repository(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositoryList":                schema_pkg_apis_catalog_v1alpha1_RepositoryList(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositorySpec":                schema_pkg_apis_catalog_v1alpha1_RepositorySpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositoryStatus":              schema_pkg_apis_catalog_v1alpha1_RepositoryStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResourceFoundStatus":           schema_pkg_apis_catalog_v1alpha1_ResourceFoundStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticProgress":                schema_pkg_apis_catalog_v1alpha1_ResticProgress(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticStats":                   schema_pkg_apis_catalog_v1alpha1_ResticStats(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticSummary":                 schema_pkg_apis_catalog_v1alpha1_ResticSummary(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreComponent":              schema_pkg_apis_catalog_v1alpha1_RestoreComponent(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreDataSource":             schema_pkg_apis_catalog_v1alpha1_RestoreDataSource(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreHooks":                  schema_pkg_apis_catalog_v1alpha1_RestoreHooks(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreProgress":               schema_pkg_apis_catalog_v1alpha1_RestoreProgress(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSession":                schema_pkg_apis_catalog_v1alpha1_RestoreSession(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionList":            schema_pkg_apis_catalog_v1alpha1_RestoreSessionList(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionSpec":            schema_pkg_apis_catalog_v1alpha1_RestoreSessionSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionStatus":          schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RetentionPolicyApplyStatus":    schema_pkg_apis_catalog_v1alpha1_RetentionPolicyApplyStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Snapshot":                      schema_pkg_apis_catalog_v1alpha1_Snapshot(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotInfo":                  schema_pkg_apis_catalog_v1alpha1_SnapshotInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotList":                  schema_pkg_apis_catalog_v1alpha1_SnapshotList(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotSpec":                  schema_pkg_apis_catalog_v1alpha1_SnapshotSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotStatus":                schema_pkg_apis_catalog_v1alpha1_SnapshotStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.VolumeSnapshotterStats":        schema_pkg_apis_catalog_v1alpha1_VolumeSnapshotterStats(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonInfo":                        schema_pkg_apis_core_v1alpha1_AddonInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonVolumeInfo":                  schema_pkg_apis_core_v1alpha1_AddonVolumeInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendReference":                 schema_pkg_apis_core_v1alpha1_BackendReference(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendStatus":                    schema_pkg_apis_core_v1alpha1_BackendStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfiguration":              schema_pkg_apis_core_v1alpha1_BackupConfiguration(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationList":          schema_pkg_apis_core_v1alpha1_BackupConfigurationList(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationSpec":          schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationStatus":        schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupHooks":                      schema_pkg_apis_core_v1alpha1_BackupHooks(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookExecutionStatus":              schema_pkg_apis_core_v1alpha1_HookExecutionStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo":                         schema_pkg_apis_core_v1alpha1_HookInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookStatus":                       schema_pkg_apis_core_v1alpha1_HookStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.JobTemplate":                      schema_pkg_apis_core_v1alpha1_JobTemplate(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepoStatus":                       schema_pkg_apis_core_v1alpha1_RepoStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepositoryInfo":                   schema_pkg_apis_core_v1alpha1_RepositoryInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.ResourceFoundStatus":              schema_pkg_apis_core_v1alpha1_ResourceFoundStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetentionPolicyStatus":            schema_pkg_apis_core_v1alpha1_RetentionPolicyStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetryConfig":                      schema_pkg_apis_core_v1alpha1_RetryConfig(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SchedulerSpec":                    schema_pkg_apis_core_v1alpha1_SchedulerSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.Session":                          schema_pkg_apis_core_v1alpha1_Session(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SessionConfig":                    schema_pkg_apis_core_v1alpha1_SessionConfig(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SessionStatus":                    schema_pkg_apis_core_v1alpha1_SessionStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.StorageStatus":                    schema_pkg_apis_core_v1alpha1_StorageStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TargetVolumeInfo":                 schema_pkg_apis_core_v1alpha1_TargetVolumeInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TaskReference":                    schema_pkg_apis_core_v1alpha1_TaskReference(ref),
-		"kubestash.dev/kubestash/pkg/apis/kmapi.Condition":                                schema_kubestash_pkg_apis_kmapi_Condition(ref),
-		"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference":                          schema_kubestash_pkg_apis_kmapi_ObjectReference(ref),
-		"kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference":                     schema_kubestash_pkg_apis_kmapi_TypedObjectReference(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AllowedNamespaces":             schema_pkg_apis_storage_v1alpha1_AllowedNamespaces(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AzureSpec":                     schema_pkg_apis_storage_v1alpha1_AzureSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Backend":                       schema_pkg_apis_storage_v1alpha1_Backend(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorage":                 schema_pkg_apis_storage_v1alpha1_BackupStorage(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageList":             schema_pkg_apis_storage_v1alpha1_BackupStorageList(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageSpec":             schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageStatus":           schema_pkg_apis_storage_v1alpha1_BackupStorageStatus(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings":      schema_pkg_apis_storage_v1alpha1_ContainerRuntimeSettings(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.FailedSnapshotsKeepPolicy":     schema_pkg_apis_storage_v1alpha1_FailedSnapshotsKeepPolicy(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.GCSSpec":                       schema_pkg_apis_storage_v1alpha1_GCSSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.IONiceSettings":                schema_pkg_apis_storage_v1alpha1_IONiceSettings(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.LocalSpec":                     schema_pkg_apis_storage_v1alpha1_LocalSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.NiceSettings":                  schema_pkg_apis_storage_v1alpha1_NiceSettings(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta":             schema_pkg_apis_storage_v1alpha1_PartialObjectMeta(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PersistentVolumeClaimTemplate": schema_pkg_apis_storage_v1alpha1_PersistentVolumeClaimTemplate(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodRuntimeSettings":            schema_pkg_apis_storage_v1alpha1_PodRuntimeSettings(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodSpec":                       schema_pkg_apis_storage_v1alpha1_PodSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodTemplateSpec":               schema_pkg_apis_storage_v1alpha1_PodTemplateSpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RepositoryInfo":                schema_pkg_apis_storage_v1alpha1_RepositoryInfo(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicy":               schema_pkg_apis_storage_v1alpha1_RetentionPolicy(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicyList":           schema_pkg_apis_storage_v1alpha1_RetentionPolicyList(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicySpec":           schema_pkg_apis_storage_v1alpha1_RetentionPolicySpec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RuntimeSettings":               schema_pkg_apis_storage_v1alpha1_RuntimeSettings(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.S3Spec":                        schema_pkg_apis_storage_v1alpha1_S3Spec(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.SuccessfulSnapshotsKeepPolicy": schema_pkg_apis_storage_v1alpha1_SuccessfulSnapshotsKeepPolicy(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.UsagePolicy":                   schema_pkg_apis_storage_v1alpha1_UsagePolicy(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Volume":                        schema_pkg_apis_storage_v1alpha1_Volume(ref),
-		"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.VolumeSource":                  schema_pkg_apis_storage_v1alpha1_VolumeSource(ref),
+		v1.AWSElasticBlockStoreVolumeSource{}.OpenAPIModelName():           schema_k8sio_api_core_v1_AWSElasticBlockStoreVolumeSource(ref),
+		v1.Affinity{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_Affinity(ref),
+		v1.AppArmorProfile{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_AppArmorProfile(ref),
+		v1.AttachedVolume{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_AttachedVolume(ref),
+		v1.AvoidPods{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_AvoidPods(ref),
+		v1.AzureDiskVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_AzureDiskVolumeSource(ref),
+		v1.AzureFilePersistentVolumeSource{}.OpenAPIModelName():            schema_k8sio_api_core_v1_AzureFilePersistentVolumeSource(ref),
+		v1.AzureFileVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_AzureFileVolumeSource(ref),
+		v1.Binding{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_Binding(ref),
+		v1.CSIPersistentVolumeSource{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_CSIPersistentVolumeSource(ref),
+		v1.CSIVolumeSource{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_CSIVolumeSource(ref),
+		v1.Capabilities{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_Capabilities(ref),
+		v1.CephFSPersistentVolumeSource{}.OpenAPIModelName():               schema_k8sio_api_core_v1_CephFSPersistentVolumeSource(ref),
+		v1.CephFSVolumeSource{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_CephFSVolumeSource(ref),
+		v1.CinderPersistentVolumeSource{}.OpenAPIModelName():               schema_k8sio_api_core_v1_CinderPersistentVolumeSource(ref),
+		v1.CinderVolumeSource{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_CinderVolumeSource(ref),
+		v1.ClientIPConfig{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ClientIPConfig(ref),
+		v1.ClusterTrustBundleProjection{}.OpenAPIModelName():               schema_k8sio_api_core_v1_ClusterTrustBundleProjection(ref),
+		v1.ComponentCondition{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_ComponentCondition(ref),
+		v1.ComponentStatus{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_ComponentStatus(ref),
+		v1.ComponentStatusList{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ComponentStatusList(ref),
+		v1.ConfigMap{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_ConfigMap(ref),
+		v1.ConfigMapEnvSource{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_ConfigMapEnvSource(ref),
+		v1.ConfigMapKeySelector{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_ConfigMapKeySelector(ref),
+		v1.ConfigMapList{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ConfigMapList(ref),
+		v1.ConfigMapNodeConfigSource{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_ConfigMapNodeConfigSource(ref),
+		v1.ConfigMapProjection{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ConfigMapProjection(ref),
+		v1.ConfigMapVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ConfigMapVolumeSource(ref),
+		v1.Container{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_Container(ref),
+		v1.ContainerExtendedResourceRequest{}.OpenAPIModelName():           schema_k8sio_api_core_v1_ContainerExtendedResourceRequest(ref),
+		v1.ContainerImage{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ContainerImage(ref),
+		v1.ContainerPort{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ContainerPort(ref),
+		v1.ContainerResizePolicy{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ContainerResizePolicy(ref),
+		v1.ContainerRestartRule{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_ContainerRestartRule(ref),
+		v1.ContainerRestartRuleOnExitCodes{}.OpenAPIModelName():            schema_k8sio_api_core_v1_ContainerRestartRuleOnExitCodes(ref),
+		v1.ContainerState{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ContainerState(ref),
+		v1.ContainerStateRunning{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ContainerStateRunning(ref),
+		v1.ContainerStateTerminated{}.OpenAPIModelName():                   schema_k8sio_api_core_v1_ContainerStateTerminated(ref),
+		v1.ContainerStateWaiting{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ContainerStateWaiting(ref),
+		v1.ContainerStatus{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_ContainerStatus(ref),
+		v1.ContainerUser{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ContainerUser(ref),
+		v1.DaemonEndpoint{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_DaemonEndpoint(ref),
+		v1.DownwardAPIProjection{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_DownwardAPIProjection(ref),
+		v1.DownwardAPIVolumeFile{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_DownwardAPIVolumeFile(ref),
+		v1.DownwardAPIVolumeSource{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_DownwardAPIVolumeSource(ref),
+		v1.EmptyDirVolumeSource{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_EmptyDirVolumeSource(ref),
+		v1.EndpointAddress{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_EndpointAddress(ref),
+		v1.EndpointPort{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_EndpointPort(ref),
+		v1.EndpointSubset{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_EndpointSubset(ref),
+		v1.Endpoints{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_Endpoints(ref),
+		v1.EndpointsList{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_EndpointsList(ref),
+		v1.EnvFromSource{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_EnvFromSource(ref),
+		v1.EnvVar{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_EnvVar(ref),
+		v1.EnvVarSource{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_EnvVarSource(ref),
+		v1.EphemeralContainer{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_EphemeralContainer(ref),
+		v1.EphemeralContainerCommon{}.OpenAPIModelName():                   schema_k8sio_api_core_v1_EphemeralContainerCommon(ref),
+		v1.EphemeralVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_EphemeralVolumeSource(ref),
+		v1.Event{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_Event(ref),
+		v1.EventList{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_EventList(ref),
+		v1.EventSeries{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_EventSeries(ref),
+		v1.EventSource{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_EventSource(ref),
+		v1.EvictionResponder{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_EvictionResponder(ref),
+		v1.ExecAction{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_ExecAction(ref),
+		v1.FCVolumeSource{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_FCVolumeSource(ref),
+		v1.FileKeySelector{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_FileKeySelector(ref),
+		v1.FlexPersistentVolumeSource{}.OpenAPIModelName():                 schema_k8sio_api_core_v1_FlexPersistentVolumeSource(ref),
+		v1.FlexVolumeSource{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_FlexVolumeSource(ref),
+		v1.FlockerVolumeSource{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_FlockerVolumeSource(ref),
+		v1.GCEPersistentDiskVolumeSource{}.OpenAPIModelName():              schema_k8sio_api_core_v1_GCEPersistentDiskVolumeSource(ref),
+		v1.GRPCAction{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_GRPCAction(ref),
+		v1.GitRepoVolumeSource{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_GitRepoVolumeSource(ref),
+		v1.GlusterfsPersistentVolumeSource{}.OpenAPIModelName():            schema_k8sio_api_core_v1_GlusterfsPersistentVolumeSource(ref),
+		v1.GlusterfsVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_GlusterfsVolumeSource(ref),
+		v1.HTTPGetAction{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_HTTPGetAction(ref),
+		v1.HTTPHeader{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_HTTPHeader(ref),
+		v1.HostAlias{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_HostAlias(ref),
+		v1.HostIP{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_HostIP(ref),
+		v1.HostPathVolumeSource{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_HostPathVolumeSource(ref),
+		v1.ISCSIPersistentVolumeSource{}.OpenAPIModelName():                schema_k8sio_api_core_v1_ISCSIPersistentVolumeSource(ref),
+		v1.ISCSIVolumeSource{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ISCSIVolumeSource(ref),
+		v1.ImageVolumeSource{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ImageVolumeSource(ref),
+		v1.ImageVolumeStatus{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ImageVolumeStatus(ref),
+		v1.KeyToPath{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_KeyToPath(ref),
+		v1.Lifecycle{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_Lifecycle(ref),
+		v1.LifecycleHandler{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_LifecycleHandler(ref),
+		v1.LimitRange{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_LimitRange(ref),
+		v1.LimitRangeItem{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_LimitRangeItem(ref),
+		v1.LimitRangeList{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_LimitRangeList(ref),
+		v1.LimitRangeSpec{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_LimitRangeSpec(ref),
+		v1.LinuxContainerUser{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_LinuxContainerUser(ref),
+		v1.List{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_List(ref),
+		v1.LoadBalancerIngress{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_LoadBalancerIngress(ref),
+		v1.LoadBalancerStatus{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_LoadBalancerStatus(ref),
+		v1.LocalObjectReference{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_LocalObjectReference(ref),
+		v1.LocalVolumeSource{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_LocalVolumeSource(ref),
+		v1.ModifyVolumeStatus{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_ModifyVolumeStatus(ref),
+		v1.NFSVolumeSource{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_NFSVolumeSource(ref),
+		v1.Namespace{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_Namespace(ref),
+		v1.NamespaceCondition{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_NamespaceCondition(ref),
+		v1.NamespaceList{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_NamespaceList(ref),
+		v1.NamespaceSpec{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_NamespaceSpec(ref),
+		v1.NamespaceStatus{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_NamespaceStatus(ref),
+		v1.Node{}.OpenAPIModelName():                                       schema_k8sio_api_core_v1_Node(ref),
+		v1.NodeAddress{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_NodeAddress(ref),
+		v1.NodeAffinity{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_NodeAffinity(ref),
+		v1.NodeAllocatableMappedResources{}.OpenAPIModelName():             schema_k8sio_api_core_v1_NodeAllocatableMappedResources(ref),
+		v1.NodeAllocatableOverheadResources{}.OpenAPIModelName():           schema_k8sio_api_core_v1_NodeAllocatableOverheadResources(ref),
+		v1.NodeAllocatableResourceClaimStatus{}.OpenAPIModelName():         schema_k8sio_api_core_v1_NodeAllocatableResourceClaimStatus(ref),
+		v1.NodeCondition{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_NodeCondition(ref),
+		v1.NodeConfigSource{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_NodeConfigSource(ref),
+		v1.NodeConfigStatus{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_NodeConfigStatus(ref),
+		v1.NodeDaemonEndpoints{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_NodeDaemonEndpoints(ref),
+		v1.NodeFeatures{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_NodeFeatures(ref),
+		v1.NodeList{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_NodeList(ref),
+		v1.NodePodPreemptionPolicy{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_NodePodPreemptionPolicy(ref),
+		v1.NodeProxyOptions{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_NodeProxyOptions(ref),
+		v1.NodeRuntimeHandler{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_NodeRuntimeHandler(ref),
+		v1.NodeRuntimeHandlerFeatures{}.OpenAPIModelName():                 schema_k8sio_api_core_v1_NodeRuntimeHandlerFeatures(ref),
+		v1.NodeSelector{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_NodeSelector(ref),
+		v1.NodeSelectorRequirement{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_NodeSelectorRequirement(ref),
+		v1.NodeSelectorTerm{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_NodeSelectorTerm(ref),
+		v1.NodeSpec{}.OpenAPIModelName():                                   schema_k8sio_api_core_v1_NodeSpec(ref),
+		v1.NodeStatus{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_NodeStatus(ref),
+		v1.NodeSwapStatus{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_NodeSwapStatus(ref),
+		v1.NodeSystemInfo{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_NodeSystemInfo(ref),
+		v1.ObjectFieldSelector{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ObjectFieldSelector(ref),
+		v1.ObjectReference{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_ObjectReference(ref),
+		v1.PersistentVolume{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_PersistentVolume(ref),
+		v1.PersistentVolumeClaim{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_PersistentVolumeClaim(ref),
+		v1.PersistentVolumeClaimCondition{}.OpenAPIModelName():             schema_k8sio_api_core_v1_PersistentVolumeClaimCondition(ref),
+		v1.PersistentVolumeClaimList{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_PersistentVolumeClaimList(ref),
+		v1.PersistentVolumeClaimSpec{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_PersistentVolumeClaimSpec(ref),
+		v1.PersistentVolumeClaimStatus{}.OpenAPIModelName():                schema_k8sio_api_core_v1_PersistentVolumeClaimStatus(ref),
+		v1.PersistentVolumeClaimTemplate{}.OpenAPIModelName():              schema_k8sio_api_core_v1_PersistentVolumeClaimTemplate(ref),
+		v1.PersistentVolumeClaimVolumeSource{}.OpenAPIModelName():          schema_k8sio_api_core_v1_PersistentVolumeClaimVolumeSource(ref),
+		v1.PersistentVolumeList{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_PersistentVolumeList(ref),
+		v1.PersistentVolumeSource{}.OpenAPIModelName():                     schema_k8sio_api_core_v1_PersistentVolumeSource(ref),
+		v1.PersistentVolumeSpec{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_PersistentVolumeSpec(ref),
+		v1.PersistentVolumeStatus{}.OpenAPIModelName():                     schema_k8sio_api_core_v1_PersistentVolumeStatus(ref),
+		v1.PhotonPersistentDiskVolumeSource{}.OpenAPIModelName():           schema_k8sio_api_core_v1_PhotonPersistentDiskVolumeSource(ref),
+		v1.Pod{}.OpenAPIModelName():                                        schema_k8sio_api_core_v1_Pod(ref),
+		v1.PodAffinity{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_PodAffinity(ref),
+		v1.PodAffinityTerm{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodAffinityTerm(ref),
+		v1.PodAntiAffinity{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodAntiAffinity(ref),
+		v1.PodAttachOptions{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_PodAttachOptions(ref),
+		v1.PodCertificateProjection{}.OpenAPIModelName():                   schema_k8sio_api_core_v1_PodCertificateProjection(ref),
+		v1.PodCondition{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_PodCondition(ref),
+		v1.PodDNSConfig{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_PodDNSConfig(ref),
+		v1.PodDNSConfigOption{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_PodDNSConfigOption(ref),
+		v1.PodExecOptions{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_PodExecOptions(ref),
+		v1.PodExtendedResourceClaimStatus{}.OpenAPIModelName():             schema_k8sio_api_core_v1_PodExtendedResourceClaimStatus(ref),
+		v1.PodIP{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PodIP(ref),
+		v1.PodList{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_PodList(ref),
+		v1.PodLogOptions{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_PodLogOptions(ref),
+		v1.PodOS{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_PodOS(ref),
+		v1.PodPortForwardOptions{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_PodPortForwardOptions(ref),
+		v1.PodProxyOptions{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodProxyOptions(ref),
+		v1.PodReadinessGate{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_PodReadinessGate(ref),
+		v1.PodResourceClaim{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_PodResourceClaim(ref),
+		v1.PodResourceClaimStatus{}.OpenAPIModelName():                     schema_k8sio_api_core_v1_PodResourceClaimStatus(ref),
+		v1.PodSchedulingGate{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_PodSchedulingGate(ref),
+		v1.PodSchedulingGroup{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_PodSchedulingGroup(ref),
+		v1.PodSecurityContext{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_PodSecurityContext(ref),
+		v1.PodSignature{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_PodSignature(ref),
+		v1.PodSpec{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_PodSpec(ref),
+		v1.PodStatus{}.OpenAPIModelName():                                  schema_k8sio_api_core_v1_PodStatus(ref),
+		v1.PodTemplate{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_PodTemplate(ref),
+		v1.PodTemplateList{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodTemplateList(ref),
+		v1.PodTemplateSpec{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodTemplateSpec(ref),
+		v1.PodVolumeHealth{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_PodVolumeHealth(ref),
+		v1.PortStatus{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_PortStatus(ref),
+		v1.PortworxVolumeSource{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_PortworxVolumeSource(ref),
+		v1.PreferAvoidPodsEntry{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_PreferAvoidPodsEntry(ref),
+		v1.PreferredSchedulingTerm{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_PreferredSchedulingTerm(ref),
+		v1.Probe{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_Probe(ref),
+		v1.ProbeHandler{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_ProbeHandler(ref),
+		v1.ProjectedVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ProjectedVolumeSource(ref),
+		v1.QuobyteVolumeSource{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_QuobyteVolumeSource(ref),
+		v1.RBDPersistentVolumeSource{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_RBDPersistentVolumeSource(ref),
+		v1.RBDVolumeSource{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_RBDVolumeSource(ref),
+		v1.RangeAllocation{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_RangeAllocation(ref),
+		v1.ReplicationController{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ReplicationController(ref),
+		v1.ReplicationControllerCondition{}.OpenAPIModelName():             schema_k8sio_api_core_v1_ReplicationControllerCondition(ref),
+		v1.ReplicationControllerList{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_ReplicationControllerList(ref),
+		v1.ReplicationControllerSpec{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_ReplicationControllerSpec(ref),
+		v1.ReplicationControllerStatus{}.OpenAPIModelName():                schema_k8sio_api_core_v1_ReplicationControllerStatus(ref),
+		v1.ResourceClaim{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ResourceClaim(ref),
+		v1.ResourceFieldSelector{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_ResourceFieldSelector(ref),
+		v1.ResourceHealth{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ResourceHealth(ref),
+		v1.ResourceQuota{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ResourceQuota(ref),
+		v1.ResourceQuotaList{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ResourceQuotaList(ref),
+		v1.ResourceQuotaSpec{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_ResourceQuotaSpec(ref),
+		v1.ResourceQuotaStatus{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ResourceQuotaStatus(ref),
+		v1.ResourceRequirements{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_ResourceRequirements(ref),
+		v1.ResourceStatus{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ResourceStatus(ref),
+		v1.SELinuxOptions{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_SELinuxOptions(ref),
+		v1.ScaleIOPersistentVolumeSource{}.OpenAPIModelName():              schema_k8sio_api_core_v1_ScaleIOPersistentVolumeSource(ref),
+		v1.ScaleIOVolumeSource{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ScaleIOVolumeSource(ref),
+		v1.ScopeSelector{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ScopeSelector(ref),
+		v1.ScopedResourceSelectorRequirement{}.OpenAPIModelName():          schema_k8sio_api_core_v1_ScopedResourceSelectorRequirement(ref),
+		v1.SeccompProfile{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_SeccompProfile(ref),
+		v1.Secret{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_Secret(ref),
+		v1.SecretEnvSource{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_SecretEnvSource(ref),
+		v1.SecretKeySelector{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_SecretKeySelector(ref),
+		v1.SecretList{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_SecretList(ref),
+		v1.SecretProjection{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_SecretProjection(ref),
+		v1.SecretReference{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_SecretReference(ref),
+		v1.SecretVolumeSource{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_SecretVolumeSource(ref),
+		v1.SecurityContext{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_SecurityContext(ref),
+		v1.SerializedReference{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_SerializedReference(ref),
+		v1.Service{}.OpenAPIModelName():                                    schema_k8sio_api_core_v1_Service(ref),
+		v1.ServiceAccount{}.OpenAPIModelName():                             schema_k8sio_api_core_v1_ServiceAccount(ref),
+		v1.ServiceAccountList{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_ServiceAccountList(ref),
+		v1.ServiceAccountTokenProjection{}.OpenAPIModelName():              schema_k8sio_api_core_v1_ServiceAccountTokenProjection(ref),
+		v1.ServiceList{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_ServiceList(ref),
+		v1.ServicePort{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_ServicePort(ref),
+		v1.ServiceProxyOptions{}.OpenAPIModelName():                        schema_k8sio_api_core_v1_ServiceProxyOptions(ref),
+		v1.ServiceSpec{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_ServiceSpec(ref),
+		v1.ServiceStatus{}.OpenAPIModelName():                              schema_k8sio_api_core_v1_ServiceStatus(ref),
+		v1.SessionAffinityConfig{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_SessionAffinityConfig(ref),
+		v1.SleepAction{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_SleepAction(ref),
+		v1.StorageOSPersistentVolumeSource{}.OpenAPIModelName():            schema_k8sio_api_core_v1_StorageOSPersistentVolumeSource(ref),
+		v1.StorageOSVolumeSource{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_StorageOSVolumeSource(ref),
+		v1.Sysctl{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_Sysctl(ref),
+		v1.TCPSocketAction{}.OpenAPIModelName():                            schema_k8sio_api_core_v1_TCPSocketAction(ref),
+		v1.Taint{}.OpenAPIModelName():                                      schema_k8sio_api_core_v1_Taint(ref),
+		v1.Toleration{}.OpenAPIModelName():                                 schema_k8sio_api_core_v1_Toleration(ref),
+		v1.TopologySelectorLabelRequirement{}.OpenAPIModelName():           schema_k8sio_api_core_v1_TopologySelectorLabelRequirement(ref),
+		v1.TopologySelectorTerm{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_TopologySelectorTerm(ref),
+		v1.TopologySpreadConstraint{}.OpenAPIModelName():                   schema_k8sio_api_core_v1_TopologySpreadConstraint(ref),
+		v1.TypedLocalObjectReference{}.OpenAPIModelName():                  schema_k8sio_api_core_v1_TypedLocalObjectReference(ref),
+		v1.TypedObjectReference{}.OpenAPIModelName():                       schema_k8sio_api_core_v1_TypedObjectReference(ref),
+		v1.Volume{}.OpenAPIModelName():                                     schema_k8sio_api_core_v1_Volume(ref),
+		v1.VolumeDevice{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_VolumeDevice(ref),
+		v1.VolumeHealthCondition{}.OpenAPIModelName():                      schema_k8sio_api_core_v1_VolumeHealthCondition(ref),
+		v1.VolumeHealthStatus{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_VolumeHealthStatus(ref),
+		v1.VolumeMount{}.OpenAPIModelName():                                schema_k8sio_api_core_v1_VolumeMount(ref),
+		v1.VolumeMountStatus{}.OpenAPIModelName():                          schema_k8sio_api_core_v1_VolumeMountStatus(ref),
+		v1.VolumeNodeAffinity{}.OpenAPIModelName():                         schema_k8sio_api_core_v1_VolumeNodeAffinity(ref),
+		v1.VolumeProjection{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_VolumeProjection(ref),
+		v1.VolumeResourceRequirements{}.OpenAPIModelName():                 schema_k8sio_api_core_v1_VolumeResourceRequirements(ref),
+		v1.VolumeSource{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_VolumeSource(ref),
+		v1.VolumeStatus{}.OpenAPIModelName():                               schema_k8sio_api_core_v1_VolumeStatus(ref),
+		v1.VsphereVirtualDiskVolumeSource{}.OpenAPIModelName():             schema_k8sio_api_core_v1_VsphereVirtualDiskVolumeSource(ref),
+		v1.WeightedPodAffinityTerm{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_WeightedPodAffinityTerm(ref),
+		v1.WindowsSecurityContextOptions{}.OpenAPIModelName():              schema_k8sio_api_core_v1_WindowsSecurityContextOptions(ref),
+		resource.Quantity{}.OpenAPIModelName():                             schema_apimachinery_pkg_api_resource_Quantity(ref),
+		metav1.APIGroup{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_APIGroup(ref),
+		metav1.APIGroupList{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_APIGroupList(ref),
+		metav1.APIResource{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_APIResource(ref),
+		metav1.APIResourceList{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_APIResourceList(ref),
+		metav1.APIVersions{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_APIVersions(ref),
+		metav1.ApplyOptions{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_ApplyOptions(ref),
+		metav1.Condition{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_Condition(ref),
+		metav1.CreateOptions{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_CreateOptions(ref),
+		metav1.DeleteOptions{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_DeleteOptions(ref),
+		metav1.Duration{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_Duration(ref),
+		metav1.FieldSelectorRequirement{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
+		metav1.FieldsV1{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_FieldsV1(ref),
+		metav1.GetOptions{}.OpenAPIModelName():                             schema_pkg_apis_meta_v1_GetOptions(ref),
+		metav1.GroupKind{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_GroupKind(ref),
+		metav1.GroupResource{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_GroupResource(ref),
+		metav1.GroupVersion{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_GroupVersion(ref),
+		metav1.GroupVersionForDiscovery{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
+		metav1.GroupVersionKind{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_GroupVersionKind(ref),
+		metav1.GroupVersionResource{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_GroupVersionResource(ref),
+		metav1.InternalEvent{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_InternalEvent(ref),
+		metav1.LabelSelector{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_LabelSelector(ref),
+		metav1.LabelSelectorRequirement{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
+		metav1.List{}.OpenAPIModelName():                                   schema_pkg_apis_meta_v1_List(ref),
+		metav1.ListMeta{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_ListMeta(ref),
+		metav1.ListOptions{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_ListOptions(ref),
+		metav1.ManagedFieldsEntry{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
+		metav1.MicroTime{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_MicroTime(ref),
+		metav1.ObjectMeta{}.OpenAPIModelName():                             schema_pkg_apis_meta_v1_ObjectMeta(ref),
+		metav1.OwnerReference{}.OpenAPIModelName():                         schema_pkg_apis_meta_v1_OwnerReference(ref),
+		metav1.PartialObjectMetadata{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
+		metav1.PartialObjectMetadataList{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
+		metav1.Patch{}.OpenAPIModelName():                                  schema_pkg_apis_meta_v1_Patch(ref),
+		metav1.PatchOptions{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_PatchOptions(ref),
+		metav1.Preconditions{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_Preconditions(ref),
+		metav1.RootPaths{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_RootPaths(ref),
+		metav1.ServerAddressByClientCIDR{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
+		metav1.ShardInfo{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_ShardInfo(ref),
+		metav1.Status{}.OpenAPIModelName():                                 schema_pkg_apis_meta_v1_Status(ref),
+		metav1.StatusCause{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_StatusCause(ref),
+		metav1.StatusDetails{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_StatusDetails(ref),
+		metav1.Table{}.OpenAPIModelName():                                  schema_pkg_apis_meta_v1_Table(ref),
+		metav1.TableColumnDefinition{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
+		metav1.TableOptions{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_TableOptions(ref),
+		metav1.TableRow{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_TableRow(ref),
+		metav1.TableRowCondition{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_TableRowCondition(ref),
+		metav1.Time{}.OpenAPIModelName():                                   schema_pkg_apis_meta_v1_Time(ref),
+		metav1.Timestamp{}.OpenAPIModelName():                              schema_pkg_apis_meta_v1_Timestamp(ref),
+		metav1.TypeMeta{}.OpenAPIModelName():                               schema_pkg_apis_meta_v1_TypeMeta(ref),
+		metav1.UpdateOptions{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_UpdateOptions(ref),
+		metav1.WatchEvent{}.OpenAPIModelName():                             schema_pkg_apis_meta_v1_WatchEvent(ref),
+		runtime.RawExtension{}.OpenAPIModelName():                          schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
+		runtime.TypeMeta{}.OpenAPIModelName():                              schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
+		runtime.Unknown{}.OpenAPIModelName():                               schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
+		intstr.IntOrString{}.OpenAPIModelName():                            schema_apimachinery_pkg_util_intstr_IntOrString(ref),
+		version.Info{}.OpenAPIModelName():                                  schema_k8sio_apimachinery_pkg_version_Info(ref),
+		v1alpha1.Addon{}.OpenAPIModelName():                                schema_pkg_apis_addons_v1alpha1_Addon(ref),
+		v1alpha1.AddonList{}.OpenAPIModelName():                            schema_pkg_apis_addons_v1alpha1_AddonList(ref),
+		v1alpha1.AddonSpec{}.OpenAPIModelName():                            schema_pkg_apis_addons_v1alpha1_AddonSpec(ref),
+		v1alpha1.Function{}.OpenAPIModelName():                             schema_pkg_apis_addons_v1alpha1_Function(ref),
+		v1alpha1.FunctionList{}.OpenAPIModelName():                         schema_pkg_apis_addons_v1alpha1_FunctionList(ref),
+		v1alpha1.FunctionSpec{}.OpenAPIModelName():                         schema_pkg_apis_addons_v1alpha1_FunctionSpec(ref),
+		v1alpha1.ParameterDefinition{}.OpenAPIModelName():                  schema_pkg_apis_addons_v1alpha1_ParameterDefinition(ref),
+		v1alpha1.Task{}.OpenAPIModelName():                                 schema_pkg_apis_addons_v1alpha1_Task(ref),
+		v1alpha1.VolumeSource{}.OpenAPIModelName():                         schema_pkg_apis_addons_v1alpha1_VolumeSource(ref),
+		v1alpha1.VolumeTemplate{}.OpenAPIModelName():                       schema_pkg_apis_addons_v1alpha1_VolumeTemplate(ref),
+		catalogv1alpha1.BackupSession{}.OpenAPIModelName():                 schema_pkg_apis_catalog_v1alpha1_BackupSession(ref),
+		catalogv1alpha1.BackupSessionList{}.OpenAPIModelName():             schema_pkg_apis_catalog_v1alpha1_BackupSessionList(ref),
+		catalogv1alpha1.BackupSessionSnapshotStatus{}.OpenAPIModelName():   schema_pkg_apis_catalog_v1alpha1_BackupSessionSnapshotStatus(ref),
+		catalogv1alpha1.BackupSessionSpec{}.OpenAPIModelName():             schema_pkg_apis_catalog_v1alpha1_BackupSessionSpec(ref),
+		catalogv1alpha1.BackupSessionStatus{}.OpenAPIModelName():           schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref),
+		catalogv1alpha1.Component{}.OpenAPIModelName():                     schema_pkg_apis_catalog_v1alpha1_Component(ref),
+		catalogv1alpha1.HookExecutionStatus{}.OpenAPIModelName():           schema_pkg_apis_catalog_v1alpha1_HookExecutionStatus(ref),
+		catalogv1alpha1.HookStatus{}.OpenAPIModelName():                    schema_pkg_apis_catalog_v1alpha1_HookStatus(ref),
+		catalogv1alpha1.PITR{}.OpenAPIModelName():                          schema_pkg_apis_catalog_v1alpha1_PITR(ref),
+		catalogv1alpha1.Repository{}.OpenAPIModelName():                    schema_pkg_apis_catalog_v1alpha1_Repository(ref),
+		catalogv1alpha1.RepositoryList{}.OpenAPIModelName():                schema_pkg_apis_catalog_v1alpha1_RepositoryList(ref),
+		catalogv1alpha1.RepositorySpec{}.OpenAPIModelName():                schema_pkg_apis_catalog_v1alpha1_RepositorySpec(ref),
+		catalogv1alpha1.RepositoryStatus{}.OpenAPIModelName():              schema_pkg_apis_catalog_v1alpha1_RepositoryStatus(ref),
+		catalogv1alpha1.ResourceFoundStatus{}.OpenAPIModelName():           schema_pkg_apis_catalog_v1alpha1_ResourceFoundStatus(ref),
+		catalogv1alpha1.ResticProgress{}.OpenAPIModelName():                schema_pkg_apis_catalog_v1alpha1_ResticProgress(ref),
+		catalogv1alpha1.ResticStats{}.OpenAPIModelName():                   schema_pkg_apis_catalog_v1alpha1_ResticStats(ref),
+		catalogv1alpha1.ResticSummary{}.OpenAPIModelName():                 schema_pkg_apis_catalog_v1alpha1_ResticSummary(ref),
+		catalogv1alpha1.RestoreComponent{}.OpenAPIModelName():              schema_pkg_apis_catalog_v1alpha1_RestoreComponent(ref),
+		catalogv1alpha1.RestoreDataSource{}.OpenAPIModelName():             schema_pkg_apis_catalog_v1alpha1_RestoreDataSource(ref),
+		catalogv1alpha1.RestoreHooks{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_RestoreHooks(ref),
+		catalogv1alpha1.RestoreProgress{}.OpenAPIModelName():               schema_pkg_apis_catalog_v1alpha1_RestoreProgress(ref),
+		catalogv1alpha1.RestoreSession{}.OpenAPIModelName():                schema_pkg_apis_catalog_v1alpha1_RestoreSession(ref),
+		catalogv1alpha1.RestoreSessionList{}.OpenAPIModelName():            schema_pkg_apis_catalog_v1alpha1_RestoreSessionList(ref),
+		catalogv1alpha1.RestoreSessionSpec{}.OpenAPIModelName():            schema_pkg_apis_catalog_v1alpha1_RestoreSessionSpec(ref),
+		catalogv1alpha1.RestoreSessionStatus{}.OpenAPIModelName():          schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref),
+		catalogv1alpha1.RetentionPolicyApplyStatus{}.OpenAPIModelName():    schema_pkg_apis_catalog_v1alpha1_RetentionPolicyApplyStatus(ref),
+		catalogv1alpha1.Snapshot{}.OpenAPIModelName():                      schema_pkg_apis_catalog_v1alpha1_Snapshot(ref),
+		catalogv1alpha1.SnapshotInfo{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotInfo(ref),
+		catalogv1alpha1.SnapshotList{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotList(ref),
+		catalogv1alpha1.SnapshotSpec{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotSpec(ref),
+		catalogv1alpha1.SnapshotStatus{}.OpenAPIModelName():                schema_pkg_apis_catalog_v1alpha1_SnapshotStatus(ref),
+		catalogv1alpha1.VolumeSnapshotterStats{}.OpenAPIModelName():        schema_pkg_apis_catalog_v1alpha1_VolumeSnapshotterStats(ref),
+		corev1alpha1.AddonInfo{}.OpenAPIModelName():                        schema_pkg_apis_core_v1alpha1_AddonInfo(ref),
+		corev1alpha1.AddonVolumeInfo{}.OpenAPIModelName():                  schema_pkg_apis_core_v1alpha1_AddonVolumeInfo(ref),
+		corev1alpha1.BackendReference{}.OpenAPIModelName():                 schema_pkg_apis_core_v1alpha1_BackendReference(ref),
+		corev1alpha1.BackendStatus{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_BackendStatus(ref),
+		corev1alpha1.BackupConfiguration{}.OpenAPIModelName():              schema_pkg_apis_core_v1alpha1_BackupConfiguration(ref),
+		corev1alpha1.BackupConfigurationList{}.OpenAPIModelName():          schema_pkg_apis_core_v1alpha1_BackupConfigurationList(ref),
+		corev1alpha1.BackupConfigurationSpec{}.OpenAPIModelName():          schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref),
+		corev1alpha1.BackupConfigurationStatus{}.OpenAPIModelName():        schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref),
+		corev1alpha1.BackupHooks{}.OpenAPIModelName():                      schema_pkg_apis_core_v1alpha1_BackupHooks(ref),
+		corev1alpha1.HookExecutionStatus{}.OpenAPIModelName():              schema_pkg_apis_core_v1alpha1_HookExecutionStatus(ref),
+		corev1alpha1.HookInfo{}.OpenAPIModelName():                         schema_pkg_apis_core_v1alpha1_HookInfo(ref),
+		corev1alpha1.HookStatus{}.OpenAPIModelName():                       schema_pkg_apis_core_v1alpha1_HookStatus(ref),
+		corev1alpha1.JobTemplate{}.OpenAPIModelName():                      schema_pkg_apis_core_v1alpha1_JobTemplate(ref),
+		corev1alpha1.RepoStatus{}.OpenAPIModelName():                       schema_pkg_apis_core_v1alpha1_RepoStatus(ref),
+		corev1alpha1.RepositoryInfo{}.OpenAPIModelName():                   schema_pkg_apis_core_v1alpha1_RepositoryInfo(ref),
+		corev1alpha1.ResourceFoundStatus{}.OpenAPIModelName():              schema_pkg_apis_core_v1alpha1_ResourceFoundStatus(ref),
+		corev1alpha1.RetentionPolicyStatus{}.OpenAPIModelName():            schema_pkg_apis_core_v1alpha1_RetentionPolicyStatus(ref),
+		corev1alpha1.RetryConfig{}.OpenAPIModelName():                      schema_pkg_apis_core_v1alpha1_RetryConfig(ref),
+		corev1alpha1.SchedulerSpec{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_SchedulerSpec(ref),
+		corev1alpha1.Session{}.OpenAPIModelName():                          schema_pkg_apis_core_v1alpha1_Session(ref),
+		corev1alpha1.SessionConfig{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_SessionConfig(ref),
+		corev1alpha1.SessionStatus{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_SessionStatus(ref),
+		corev1alpha1.StorageStatus{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_StorageStatus(ref),
+		corev1alpha1.TargetVolumeInfo{}.OpenAPIModelName():                 schema_pkg_apis_core_v1alpha1_TargetVolumeInfo(ref),
+		corev1alpha1.TaskReference{}.OpenAPIModelName():                    schema_pkg_apis_core_v1alpha1_TaskReference(ref),
+		kmapi.Condition{}.OpenAPIModelName():                               schema_kubestash_pkg_apis_kmapi_Condition(ref),
+		kmapi.ObjectReference{}.OpenAPIModelName():                         schema_kubestash_pkg_apis_kmapi_ObjectReference(ref),
+		kmapi.TypedObjectReference{}.OpenAPIModelName():                    schema_kubestash_pkg_apis_kmapi_TypedObjectReference(ref),
+		storagev1alpha1.AllowedNamespaces{}.OpenAPIModelName():             schema_pkg_apis_storage_v1alpha1_AllowedNamespaces(ref),
+		storagev1alpha1.AzureSpec{}.OpenAPIModelName():                     schema_pkg_apis_storage_v1alpha1_AzureSpec(ref),
+		storagev1alpha1.Backend{}.OpenAPIModelName():                       schema_pkg_apis_storage_v1alpha1_Backend(ref),
+		storagev1alpha1.BackupStorage{}.OpenAPIModelName():                 schema_pkg_apis_storage_v1alpha1_BackupStorage(ref),
+		storagev1alpha1.BackupStorageList{}.OpenAPIModelName():             schema_pkg_apis_storage_v1alpha1_BackupStorageList(ref),
+		storagev1alpha1.BackupStorageSpec{}.OpenAPIModelName():             schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref),
+		storagev1alpha1.BackupStorageStatus{}.OpenAPIModelName():           schema_pkg_apis_storage_v1alpha1_BackupStorageStatus(ref),
+		storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName():      schema_pkg_apis_storage_v1alpha1_ContainerRuntimeSettings(ref),
+		storagev1alpha1.FailedSnapshotsKeepPolicy{}.OpenAPIModelName():     schema_pkg_apis_storage_v1alpha1_FailedSnapshotsKeepPolicy(ref),
+		storagev1alpha1.GCSSpec{}.OpenAPIModelName():                       schema_pkg_apis_storage_v1alpha1_GCSSpec(ref),
+		storagev1alpha1.IONiceSettings{}.OpenAPIModelName():                schema_pkg_apis_storage_v1alpha1_IONiceSettings(ref),
+		storagev1alpha1.LocalSpec{}.OpenAPIModelName():                     schema_pkg_apis_storage_v1alpha1_LocalSpec(ref),
+		storagev1alpha1.NiceSettings{}.OpenAPIModelName():                  schema_pkg_apis_storage_v1alpha1_NiceSettings(ref),
+		storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName():             schema_pkg_apis_storage_v1alpha1_PartialObjectMeta(ref),
+		storagev1alpha1.PersistentVolumeClaimTemplate{}.OpenAPIModelName(): schema_pkg_apis_storage_v1alpha1_PersistentVolumeClaimTemplate(ref),
+		storagev1alpha1.PodRuntimeSettings{}.OpenAPIModelName():            schema_pkg_apis_storage_v1alpha1_PodRuntimeSettings(ref),
+		storagev1alpha1.PodSpec{}.OpenAPIModelName():                       schema_pkg_apis_storage_v1alpha1_PodSpec(ref),
+		storagev1alpha1.PodTemplateSpec{}.OpenAPIModelName():               schema_pkg_apis_storage_v1alpha1_PodTemplateSpec(ref),
+		storagev1alpha1.RepositoryInfo{}.OpenAPIModelName():                schema_pkg_apis_storage_v1alpha1_RepositoryInfo(ref),
+		storagev1alpha1.RetentionPolicy{}.OpenAPIModelName():               schema_pkg_apis_storage_v1alpha1_RetentionPolicy(ref),
+		storagev1alpha1.RetentionPolicyList{}.OpenAPIModelName():           schema_pkg_apis_storage_v1alpha1_RetentionPolicyList(ref),
+		storagev1alpha1.RetentionPolicySpec{}.OpenAPIModelName():           schema_pkg_apis_storage_v1alpha1_RetentionPolicySpec(ref),
+		storagev1alpha1.RuntimeSettings{}.OpenAPIModelName():               schema_pkg_apis_storage_v1alpha1_RuntimeSettings(ref),
+		storagev1alpha1.S3Spec{}.OpenAPIModelName():                        schema_pkg_apis_storage_v1alpha1_S3Spec(ref),
+		storagev1alpha1.SuccessfulSnapshotsKeepPolicy{}.OpenAPIModelName(): schema_pkg_apis_storage_v1alpha1_SuccessfulSnapshotsKeepPolicy(ref),
+		storagev1alpha1.UsagePolicy{}.OpenAPIModelName():                   schema_pkg_apis_storage_v1alpha1_UsagePolicy(ref),
+		storagev1alpha1.Volume{}.OpenAPIModelName():                        schema_pkg_apis_storage_v1alpha1_Volume(ref),
+		storagev1alpha1.VolumeSource{}.OpenAPIModelName():                  schema_pkg_apis_storage_v1alpha1_VolumeSource(ref),
 	}
 }
 
@@ -17484,14 +17489,14 @@ func schema_pkg_apis_addons_v1alpha1_Addon(ref common.ReferenceCallback) common.
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.AddonSpec"),
+							Ref:     ref(v1alpha1.AddonSpec{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.AddonSpec"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), v1alpha1.AddonSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -17528,7 +17533,7 @@ func schema_pkg_apis_addons_v1alpha1_AddonList(ref common.ReferenceCallback) com
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Addon"),
+										Ref: ref(v1alpha1.Addon{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17539,7 +17544,7 @@ func schema_pkg_apis_addons_v1alpha1_AddonList(ref common.ReferenceCallback) com
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Addon"},
+			metav1.ListMeta{}.OpenAPIModelName(), v1alpha1.Addon{}.OpenAPIModelName()},
 	}
 }
 
@@ -17565,7 +17570,7 @@ func schema_pkg_apis_addons_v1alpha1_AddonSpec(ref common.ReferenceCallback) com
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Task"),
+										Ref: ref(v1alpha1.Task{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17586,7 +17591,7 @@ func schema_pkg_apis_addons_v1alpha1_AddonSpec(ref common.ReferenceCallback) com
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Task"),
+										Ref: ref(v1alpha1.Task{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17596,7 +17601,7 @@ func schema_pkg_apis_addons_v1alpha1_AddonSpec(ref common.ReferenceCallback) com
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Task"},
+			v1alpha1.Task{}.OpenAPIModelName()},
 	}
 }
 
@@ -17630,14 +17635,14 @@ func schema_pkg_apis_addons_v1alpha1_Function(ref common.ReferenceCallback) comm
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.FunctionSpec"),
+							Ref:     ref(v1alpha1.FunctionSpec{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.FunctionSpec"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), v1alpha1.FunctionSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -17674,7 +17679,7 @@ func schema_pkg_apis_addons_v1alpha1_FunctionList(ref common.ReferenceCallback) 
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Function"),
+										Ref: ref(v1alpha1.Function{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17685,7 +17690,7 @@ func schema_pkg_apis_addons_v1alpha1_FunctionList(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.Function"},
+			metav1.ListMeta{}.OpenAPIModelName(), v1alpha1.Function{}.OpenAPIModelName()},
 	}
 }
 
@@ -17805,7 +17810,7 @@ func schema_pkg_apis_addons_v1alpha1_FunctionSpec(ref common.ReferenceCallback) 
 					"runtimeSettings": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RuntimeSettings of the container.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings"),
+							Ref:         ref(storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName()),
 						},
 					},
 					"availableVersions": {
@@ -17831,7 +17836,7 @@ func schema_pkg_apis_addons_v1alpha1_FunctionSpec(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			v1.ContainerPort{}.OpenAPIModelName(), v1.VolumeDevice{}.OpenAPIModelName(), v1.VolumeMount{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings"},
+			v1.ContainerPort{}.OpenAPIModelName(), v1.VolumeDevice{}.OpenAPIModelName(), v1.VolumeMount{}.OpenAPIModelName(), storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName()},
 	}
 }
 
@@ -17931,7 +17936,7 @@ func schema_pkg_apis_addons_v1alpha1_Task(ref common.ReferenceCallback) common.O
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.ParameterDefinition"),
+										Ref: ref(v1alpha1.ParameterDefinition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17949,7 +17954,7 @@ func schema_pkg_apis_addons_v1alpha1_Task(ref common.ReferenceCallback) common.O
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeTemplate"),
+										Ref: ref(v1alpha1.VolumeTemplate{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -17978,7 +17983,7 @@ func schema_pkg_apis_addons_v1alpha1_Task(ref common.ReferenceCallback) common.O
 			},
 		},
 		Dependencies: []string{
-			v1.VolumeMount{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.ParameterDefinition", "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeTemplate"},
+			v1.VolumeMount{}.OpenAPIModelName(), v1alpha1.ParameterDefinition{}.OpenAPIModelName(), v1alpha1.VolumeTemplate{}.OpenAPIModelName()},
 	}
 }
 
@@ -18022,14 +18027,14 @@ func schema_pkg_apis_addons_v1alpha1_VolumeSource(ref common.ReferenceCallback) 
 					"volumeClaimTemplate": {
 						SchemaProps: spec.SchemaProps{
 							Description: "VolumeClaimTemplate describes a PVC that KubeStash creates for the job.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PersistentVolumeClaimTemplate"),
+							Ref:         ref(storagev1alpha1.PersistentVolumeClaimTemplate{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ConfigMapVolumeSource{}.OpenAPIModelName(), v1.EmptyDirVolumeSource{}.OpenAPIModelName(), v1.HostPathVolumeSource{}.OpenAPIModelName(), v1.NFSVolumeSource{}.OpenAPIModelName(), v1.PersistentVolumeClaimVolumeSource{}.OpenAPIModelName(), v1.SecretVolumeSource{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PersistentVolumeClaimTemplate"},
+			v1.ConfigMapVolumeSource{}.OpenAPIModelName(), v1.EmptyDirVolumeSource{}.OpenAPIModelName(), v1.HostPathVolumeSource{}.OpenAPIModelName(), v1.NFSVolumeSource{}.OpenAPIModelName(), v1.PersistentVolumeClaimVolumeSource{}.OpenAPIModelName(), v1.SecretVolumeSource{}.OpenAPIModelName(), storagev1alpha1.PersistentVolumeClaimTemplate{}.OpenAPIModelName()},
 	}
 }
 
@@ -18058,7 +18063,7 @@ func schema_pkg_apis_addons_v1alpha1_VolumeTemplate(ref common.ReferenceCallback
 					"source": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Source of the volume. Values may use variables such as ${PVC_NAME}.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeSource"),
+							Ref:         ref(v1alpha1.VolumeSource{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -18066,7 +18071,7 @@ func schema_pkg_apis_addons_v1alpha1_VolumeTemplate(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeSource"},
+			v1alpha1.VolumeSource{}.OpenAPIModelName()},
 	}
 }
 
@@ -18100,20 +18105,20 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSession(ref common.ReferenceCallback
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSpec"),
+							Ref:     ref(catalogv1alpha1.BackupSessionSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionStatus"),
+							Ref:     ref(catalogv1alpha1.BackupSessionStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSpec", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), catalogv1alpha1.BackupSessionSpec{}.OpenAPIModelName(), catalogv1alpha1.BackupSessionStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -18150,7 +18155,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionList(ref common.ReferenceCall
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSession"),
+										Ref: ref(catalogv1alpha1.BackupSession{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18161,7 +18166,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionList(ref common.ReferenceCall
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSession"},
+			metav1.ListMeta{}.OpenAPIModelName(), catalogv1alpha1.BackupSession{}.OpenAPIModelName()},
 	}
 }
 
@@ -18189,7 +18194,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionSnapshotStatus(ref common.Ref
 					"appRef": {
 						SchemaProps: spec.SchemaProps{
 							Description: "AppRef is the application backed up in the Snapshot.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+							Ref:         ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"repository": {
@@ -18203,7 +18208,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionSnapshotStatus(ref common.Ref
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -18295,7 +18300,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSnapshotStatus"),
+										Ref: ref(catalogv1alpha1.BackupSessionSnapshotStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18305,7 +18310,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref common.ReferenceCa
 						SchemaProps: spec.SchemaProps{
 							Description: "Hooks holds the state of the pre- and post-backup hooks.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookStatus"),
+							Ref:         ref(catalogv1alpha1.HookStatus{}.OpenAPIModelName()),
 						},
 					},
 					"retentionPolicy": {
@@ -18320,7 +18325,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RetentionPolicyApplyStatus"),
+										Ref: ref(catalogv1alpha1.RetentionPolicyApplyStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18354,7 +18359,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18364,7 +18369,7 @@ func schema_pkg_apis_catalog_v1alpha1_BackupSessionStatus(ref common.ReferenceCa
 			},
 		},
 		Dependencies: []string{
-			metav1.Time{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.BackupSessionSnapshotStatus", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookStatus", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RetentionPolicyApplyStatus", "kubestash.dev/kubestash/pkg/apis/kmapi.Condition"},
+			metav1.Time{}.OpenAPIModelName(), catalogv1alpha1.BackupSessionSnapshotStatus{}.OpenAPIModelName(), catalogv1alpha1.HookStatus{}.OpenAPIModelName(), catalogv1alpha1.RetentionPolicyApplyStatus{}.OpenAPIModelName(), kmapi.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -18436,7 +18441,7 @@ func schema_pkg_apis_catalog_v1alpha1_Component(ref common.ReferenceCallback) co
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticStats"),
+										Ref: ref(catalogv1alpha1.ResticStats{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18454,7 +18459,7 @@ func schema_pkg_apis_catalog_v1alpha1_Component(ref common.ReferenceCallback) co
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.VolumeSnapshotterStats"),
+										Ref: ref(catalogv1alpha1.VolumeSnapshotterStats{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18464,7 +18469,7 @@ func schema_pkg_apis_catalog_v1alpha1_Component(ref common.ReferenceCallback) co
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticStats", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.VolumeSnapshotterStats"},
+			catalogv1alpha1.ResticStats{}.OpenAPIModelName(), catalogv1alpha1.VolumeSnapshotterStats{}.OpenAPIModelName()},
 	}
 }
 
@@ -18514,7 +18519,7 @@ func schema_pkg_apis_catalog_v1alpha1_HookStatus(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookExecutionStatus"),
+										Ref: ref(catalogv1alpha1.HookExecutionStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18532,7 +18537,7 @@ func schema_pkg_apis_catalog_v1alpha1_HookStatus(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookExecutionStatus"),
+										Ref: ref(catalogv1alpha1.HookExecutionStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18542,7 +18547,7 @@ func schema_pkg_apis_catalog_v1alpha1_HookStatus(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookExecutionStatus"},
+			catalogv1alpha1.HookExecutionStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -18604,20 +18609,20 @@ func schema_pkg_apis_catalog_v1alpha1_Repository(ref common.ReferenceCallback) c
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositorySpec"),
+							Ref:     ref(catalogv1alpha1.RepositorySpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositoryStatus"),
+							Ref:     ref(catalogv1alpha1.RepositoryStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositorySpec", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RepositoryStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), catalogv1alpha1.RepositorySpec{}.OpenAPIModelName(), catalogv1alpha1.RepositoryStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -18654,7 +18659,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositoryList(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Repository"),
+										Ref: ref(catalogv1alpha1.Repository{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18665,7 +18670,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositoryList(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Repository"},
+			metav1.ListMeta{}.OpenAPIModelName(), catalogv1alpha1.Repository{}.OpenAPIModelName()},
 	}
 }
 
@@ -18680,14 +18685,14 @@ func schema_pkg_apis_catalog_v1alpha1_RepositorySpec(ref common.ReferenceCallbac
 						SchemaProps: spec.SchemaProps{
 							Description: "AppRef is the application backed up in this Repository.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+							Ref:         ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"storageRef": {
 						SchemaProps: spec.SchemaProps{
 							Description: "StorageRef is the BackupStorage that holds the data. It may be in another namespace if that storage's usage policy allows it.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"path": {
@@ -18707,7 +18712,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositorySpec(ref common.ReferenceCallbac
 					"encryptionSecret": {
 						SchemaProps: spec.SchemaProps{
 							Description: "EncryptionSecret is the Secret holding the restic password. Without a namespace it is looked up in the namespace of the Repository's owner.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"paused": {
@@ -18721,7 +18726,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositorySpec(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference", "kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName(), kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -18778,7 +18783,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositoryStatus(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotInfo"),
+										Ref: ref(catalogv1alpha1.SnapshotInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18799,7 +18804,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositoryStatus(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -18828,7 +18833,7 @@ func schema_pkg_apis_catalog_v1alpha1_RepositoryStatus(ref common.ReferenceCallb
 			},
 		},
 		Dependencies: []string{
-			metav1.Time{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotInfo", "kubestash.dev/kubestash/pkg/apis/kmapi.Condition"},
+			metav1.Time{}.OpenAPIModelName(), catalogv1alpha1.SnapshotInfo{}.OpenAPIModelName(), kmapi.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -18952,20 +18957,20 @@ func schema_pkg_apis_catalog_v1alpha1_ResticStats(ref common.ReferenceCallback) 
 					"summary": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Summary of the finished restic backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticSummary"),
+							Ref:         ref(catalogv1alpha1.ResticSummary{}.OpenAPIModelName()),
 						},
 					},
 					"progress": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Progress of the running restic backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticProgress"),
+							Ref:         ref(catalogv1alpha1.ResticProgress{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticProgress", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResticSummary"},
+			catalogv1alpha1.ResticProgress{}.OpenAPIModelName(), catalogv1alpha1.ResticSummary{}.OpenAPIModelName()},
 	}
 }
 
@@ -19041,7 +19046,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreComponent(ref common.ReferenceCallb
 					"progress": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Progress of the running restic restore.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreProgress"),
+							Ref:         ref(catalogv1alpha1.RestoreProgress{}.OpenAPIModelName()),
 						},
 					},
 					"duration": {
@@ -19062,7 +19067,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreComponent(ref common.ReferenceCallb
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreProgress"},
+			catalogv1alpha1.RestoreProgress{}.OpenAPIModelName()},
 	}
 }
 
@@ -19097,7 +19102,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreDataSource(ref common.ReferenceCall
 					"pitr": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PITR picks the latest Snapshot at or before a point in time instead of a named one.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.PITR"),
+							Ref:         ref(catalogv1alpha1.PITR{}.OpenAPIModelName()),
 						},
 					},
 					"components": {
@@ -19122,14 +19127,14 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreDataSource(ref common.ReferenceCall
 					"encryptionSecret": {
 						SchemaProps: spec.SchemaProps{
 							Description: "EncryptionSecret is the Secret holding the restic password. Without a namespace it is looked up in the RestoreSession's namespace.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.PITR", "kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			catalogv1alpha1.PITR{}.OpenAPIModelName(), kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -19152,7 +19157,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreHooks(ref common.ReferenceCallback)
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"),
+										Ref: ref(corev1alpha1.HookInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19170,7 +19175,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreHooks(ref common.ReferenceCallback)
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"),
+										Ref: ref(corev1alpha1.HookInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19180,7 +19185,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreHooks(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"},
+			corev1alpha1.HookInfo{}.OpenAPIModelName()},
 	}
 }
 
@@ -19276,20 +19281,20 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSession(ref common.ReferenceCallbac
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionSpec"),
+							Ref:     ref(catalogv1alpha1.RestoreSessionSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionStatus"),
+							Ref:     ref(catalogv1alpha1.RestoreSessionStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionSpec", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSessionStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), catalogv1alpha1.RestoreSessionSpec{}.OpenAPIModelName(), catalogv1alpha1.RestoreSessionStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -19326,7 +19331,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionList(ref common.ReferenceCal
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSession"),
+										Ref: ref(catalogv1alpha1.RestoreSession{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19337,7 +19342,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionList(ref common.ReferenceCal
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreSession"},
+			metav1.ListMeta{}.OpenAPIModelName(), catalogv1alpha1.RestoreSession{}.OpenAPIModelName()},
 	}
 }
 
@@ -19351,26 +19356,26 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionSpec(ref common.ReferenceCal
 					"target": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Target is where the data is restored to. Defaults to the appRef of the Snapshot.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+							Ref:         ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"dataSource": {
 						SchemaProps: spec.SchemaProps{
 							Description: "DataSource is the Repository and Snapshot to restore from.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreDataSource"),
+							Ref:         ref(catalogv1alpha1.RestoreDataSource{}.OpenAPIModelName()),
 						},
 					},
 					"addon": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Addon and its restore task that perform the restore.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonInfo"),
+							Ref:         ref(corev1alpha1.AddonInfo{}.OpenAPIModelName()),
 						},
 					},
 					"hooks": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Hooks run before and after the restore.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreHooks"),
+							Ref:         ref(catalogv1alpha1.RestoreHooks{}.OpenAPIModelName()),
 						},
 					},
 					"restoreTimeout": {
@@ -19383,7 +19388,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionSpec(ref common.ReferenceCal
 			},
 		},
 		Dependencies: []string{
-			metav1.Duration{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreDataSource", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreHooks", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonInfo", "kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			metav1.Duration{}.OpenAPIModelName(), catalogv1alpha1.RestoreDataSource{}.OpenAPIModelName(), catalogv1alpha1.RestoreHooks{}.OpenAPIModelName(), corev1alpha1.AddonInfo{}.OpenAPIModelName(), kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -19441,7 +19446,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 								Allows: true,
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreComponent"),
+										Ref: ref(catalogv1alpha1.RestoreComponent{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19451,7 +19456,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 						SchemaProps: spec.SchemaProps{
 							Description: "Hooks holds the state of the pre- and post-restore hooks.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookStatus"),
+							Ref:         ref(catalogv1alpha1.HookStatus{}.OpenAPIModelName()),
 						},
 					},
 					"dependencies": {
@@ -19466,7 +19471,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResourceFoundStatus"),
+										Ref: ref(catalogv1alpha1.ResourceFoundStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19484,7 +19489,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+										Ref: ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19505,7 +19510,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19515,7 +19520,7 @@ func schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.Time{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.HookStatus", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.ResourceFoundStatus", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.RestoreComponent", "kubestash.dev/kubestash/pkg/apis/kmapi.Condition", "kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			metav1.Time{}.OpenAPIModelName(), catalogv1alpha1.HookStatus{}.OpenAPIModelName(), catalogv1alpha1.ResourceFoundStatus{}.OpenAPIModelName(), catalogv1alpha1.RestoreComponent{}.OpenAPIModelName(), kmapi.Condition{}.OpenAPIModelName(), kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -19530,7 +19535,7 @@ func schema_pkg_apis_catalog_v1alpha1_RetentionPolicyApplyStatus(ref common.Refe
 						SchemaProps: spec.SchemaProps{
 							Description: "Ref is the RetentionPolicy applied.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"repository": {
@@ -19558,7 +19563,7 @@ func schema_pkg_apis_catalog_v1alpha1_RetentionPolicyApplyStatus(ref common.Refe
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -19592,20 +19597,20 @@ func schema_pkg_apis_catalog_v1alpha1_Snapshot(ref common.ReferenceCallback) com
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotSpec"),
+							Ref:     ref(catalogv1alpha1.SnapshotSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotStatus"),
+							Ref:     ref(catalogv1alpha1.SnapshotStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotSpec", "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.SnapshotStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), catalogv1alpha1.SnapshotSpec{}.OpenAPIModelName(), catalogv1alpha1.SnapshotStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -19691,7 +19696,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotList(ref common.ReferenceCallback)
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Snapshot"),
+										Ref: ref(catalogv1alpha1.Snapshot{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19702,7 +19707,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotList(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Snapshot"},
+			metav1.ListMeta{}.OpenAPIModelName(), catalogv1alpha1.Snapshot{}.OpenAPIModelName()},
 	}
 }
 
@@ -19759,7 +19764,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotSpec(ref common.ReferenceCallback)
 						SchemaProps: spec.SchemaProps{
 							Description: "AppRef is the application backed up in this Snapshot.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+							Ref:         ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"deletionPolicy": {
@@ -19780,7 +19785,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotSpec(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -19853,7 +19858,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotStatus(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19879,7 +19884,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotStatus(ref common.ReferenceCallbac
 								Allows: true,
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Component"),
+										Ref: ref(catalogv1alpha1.Component{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19889,7 +19894,7 @@ func schema_pkg_apis_catalog_v1alpha1_SnapshotStatus(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			metav1.Time{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Component", "kubestash.dev/kubestash/pkg/apis/kmapi.Condition"},
+			metav1.Time{}.OpenAPIModelName(), catalogv1alpha1.Component{}.OpenAPIModelName(), kmapi.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -19965,7 +19970,7 @@ func schema_pkg_apis_core_v1alpha1_AddonInfo(ref common.ReferenceCallback) commo
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TaskReference"),
+										Ref: ref(corev1alpha1.TaskReference{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -19974,13 +19979,13 @@ func schema_pkg_apis_core_v1alpha1_AddonInfo(ref common.ReferenceCallback) commo
 					"containerRuntimeSettings": {
 						SchemaProps: spec.SchemaProps{
 							Description: "ContainerRuntimeSettings for the executor container.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings"),
+							Ref:         ref(storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName()),
 						},
 					},
 					"jobTemplate": {
 						SchemaProps: spec.SchemaProps{
 							Description: "JobTemplate is the pod template of the backup/restore Job.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodTemplateSpec"),
+							Ref:         ref(storagev1alpha1.PodTemplateSpec{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -19988,7 +19993,7 @@ func schema_pkg_apis_core_v1alpha1_AddonInfo(ref common.ReferenceCallback) commo
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TaskReference", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodTemplateSpec"},
+			corev1alpha1.TaskReference{}.OpenAPIModelName(), storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName(), storagev1alpha1.PodTemplateSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -20010,7 +20015,7 @@ func schema_pkg_apis_core_v1alpha1_AddonVolumeInfo(ref common.ReferenceCallback)
 					"source": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Source of the volume.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeSource"),
+							Ref:         ref(v1alpha1.VolumeSource{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -20018,7 +20023,7 @@ func schema_pkg_apis_core_v1alpha1_AddonVolumeInfo(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/addons/v1alpha1.VolumeSource"},
+			v1alpha1.VolumeSource{}.OpenAPIModelName()},
 	}
 }
 
@@ -20040,13 +20045,13 @@ func schema_pkg_apis_core_v1alpha1_BackendReference(ref common.ReferenceCallback
 					"storageRef": {
 						SchemaProps: spec.SchemaProps{
 							Description: "StorageRef is the BackupStorage; it may be in another namespace if its usagePolicy allows. If unset, the default BackupStorage is used.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"retentionPolicy": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RetentionPolicy to apply after each backup. If unset, the default RetentionPolicy allowed for this namespace is used.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -20054,7 +20059,7 @@ func schema_pkg_apis_core_v1alpha1_BackendReference(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -20080,19 +20085,19 @@ func schema_pkg_apis_core_v1alpha1_BackendStatus(ref common.ReferenceCallback) c
 					},
 					"storage": {
 						SchemaProps: spec.SchemaProps{
-							Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.StorageStatus"),
+							Ref: ref(corev1alpha1.StorageStatus{}.OpenAPIModelName()),
 						},
 					},
 					"retentionPolicy": {
 						SchemaProps: spec.SchemaProps{
-							Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetentionPolicyStatus"),
+							Ref: ref(corev1alpha1.RetentionPolicyStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetentionPolicyStatus", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.StorageStatus"},
+			corev1alpha1.RetentionPolicyStatus{}.OpenAPIModelName(), corev1alpha1.StorageStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -20126,20 +20131,20 @@ func schema_pkg_apis_core_v1alpha1_BackupConfiguration(ref common.ReferenceCallb
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationSpec"),
+							Ref:     ref(corev1alpha1.BackupConfigurationSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationStatus"),
+							Ref:     ref(corev1alpha1.BackupConfigurationStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationSpec", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfigurationStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), corev1alpha1.BackupConfigurationSpec{}.OpenAPIModelName(), corev1alpha1.BackupConfigurationStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -20176,7 +20181,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationList(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfiguration"),
+										Ref: ref(corev1alpha1.BackupConfiguration{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20187,7 +20192,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationList(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupConfiguration"},
+			metav1.ListMeta{}.OpenAPIModelName(), corev1alpha1.BackupConfiguration{}.OpenAPIModelName()},
 	}
 }
 
@@ -20201,7 +20206,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref common.ReferenceC
 					"target": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Target is the object to back up, e.g. {apiGroup: \"\", kind: PersistentVolumeClaim, name: data}. It must be in the same namespace.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"),
+							Ref:         ref(kmapi.TypedObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"backends": {
@@ -20219,7 +20224,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendReference"),
+										Ref: ref(corev1alpha1.BackendReference{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20240,7 +20245,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref common.ReferenceC
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.Session"),
+										Ref: ref(corev1alpha1.Session{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20258,7 +20263,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationSpec(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendReference", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.Session", "kubestash.dev/kubestash/pkg/apis/kmapi.TypedObjectReference"},
+			corev1alpha1.BackendReference{}.OpenAPIModelName(), corev1alpha1.Session{}.OpenAPIModelName(), kmapi.TypedObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -20281,7 +20286,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendStatus"),
+										Ref: ref(corev1alpha1.BackendStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20299,7 +20304,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepoStatus"),
+										Ref: ref(corev1alpha1.RepoStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20317,7 +20322,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.ResourceFoundStatus"),
+										Ref: ref(corev1alpha1.ResourceFoundStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20335,7 +20340,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SessionStatus"),
+										Ref: ref(corev1alpha1.SessionStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20370,7 +20375,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20380,7 +20385,7 @@ func schema_pkg_apis_core_v1alpha1_BackupConfigurationStatus(ref common.Referenc
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackendStatus", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepoStatus", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.ResourceFoundStatus", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SessionStatus", "kubestash.dev/kubestash/pkg/apis/kmapi.Condition"},
+			corev1alpha1.BackendStatus{}.OpenAPIModelName(), corev1alpha1.RepoStatus{}.OpenAPIModelName(), corev1alpha1.ResourceFoundStatus{}.OpenAPIModelName(), corev1alpha1.SessionStatus{}.OpenAPIModelName(), kmapi.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -20403,7 +20408,7 @@ func schema_pkg_apis_core_v1alpha1_BackupHooks(ref common.ReferenceCallback) com
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"),
+										Ref: ref(corev1alpha1.HookInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20421,7 +20426,7 @@ func schema_pkg_apis_core_v1alpha1_BackupHooks(ref common.ReferenceCallback) com
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"),
+										Ref: ref(corev1alpha1.HookInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20431,7 +20436,7 @@ func schema_pkg_apis_core_v1alpha1_BackupHooks(ref common.ReferenceCallback) com
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookInfo"},
+			corev1alpha1.HookInfo{}.OpenAPIModelName()},
 	}
 }
 
@@ -20477,7 +20482,7 @@ func schema_pkg_apis_core_v1alpha1_HookInfo(ref common.ReferenceCallback) common
 					"hookTemplate": {
 						SchemaProps: spec.SchemaProps{
 							Description: "HookTemplate that defines the hook. It may be in another namespace if its usagePolicy allows.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"params": {
@@ -20529,7 +20534,7 @@ func schema_pkg_apis_core_v1alpha1_HookInfo(ref common.ReferenceCallback) common
 			},
 		},
 		Dependencies: []string{
-			v1.EnvVar{}.OpenAPIModelName(), metav1.Duration{}.OpenAPIModelName(), runtime.RawExtension{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			v1.EnvVar{}.OpenAPIModelName(), metav1.Duration{}.OpenAPIModelName(), runtime.RawExtension{}.OpenAPIModelName(), kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -20551,7 +20556,7 @@ func schema_pkg_apis_core_v1alpha1_HookStatus(ref common.ReferenceCallback) comm
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookExecutionStatus"),
+										Ref: ref(corev1alpha1.HookExecutionStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20568,7 +20573,7 @@ func schema_pkg_apis_core_v1alpha1_HookStatus(ref common.ReferenceCallback) comm
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookExecutionStatus"),
+										Ref: ref(corev1alpha1.HookExecutionStatus{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20578,7 +20583,7 @@ func schema_pkg_apis_core_v1alpha1_HookStatus(ref common.ReferenceCallback) comm
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.HookExecutionStatus"},
+			corev1alpha1.HookExecutionStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -20617,7 +20622,7 @@ func schema_pkg_apis_core_v1alpha1_JobTemplate(ref common.ReferenceCallback) com
 						SchemaProps: spec.SchemaProps{
 							Description: "Template of the trigger Job's pod.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodTemplateSpec"),
+							Ref:         ref(storagev1alpha1.PodTemplateSpec{}.OpenAPIModelName()),
 						},
 					},
 					"ttlSecondsAfterFinished": {
@@ -20642,7 +20647,7 @@ func schema_pkg_apis_core_v1alpha1_JobTemplate(ref common.ReferenceCallback) com
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodTemplateSpec"},
+			storagev1alpha1.PodTemplateSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -20709,7 +20714,7 @@ func schema_pkg_apis_core_v1alpha1_RepositoryInfo(ref common.ReferenceCallback) 
 					"backupVerifier": {
 						SchemaProps: spec.SchemaProps{
 							Description: "BackupVerifier verifies the backups in this repository.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"directory": {
@@ -20723,7 +20728,7 @@ func schema_pkg_apis_core_v1alpha1_RepositoryInfo(ref common.ReferenceCallback) 
 					"encryptionSecret": {
 						SchemaProps: spec.SchemaProps{
 							Description: "EncryptionSecret holds RESTIC_PASSWORD; its namespace defaults to the BackupConfiguration's.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:         ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"deletionPolicy": {
@@ -20738,7 +20743,7 @@ func schema_pkg_apis_core_v1alpha1_RepositoryInfo(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -20795,7 +20800,7 @@ func schema_pkg_apis_core_v1alpha1_RetentionPolicyStatus(ref common.ReferenceCal
 					"ref": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:     ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"found": {
@@ -20815,7 +20820,7 @@ func schema_pkg_apis_core_v1alpha1_RetentionPolicyStatus(ref common.ReferenceCal
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -20888,7 +20893,7 @@ func schema_pkg_apis_core_v1alpha1_SchedulerSpec(ref common.ReferenceCallback) c
 						SchemaProps: spec.SchemaProps{
 							Description: "JobTemplate of the trigger Job. Required upstream; optional here because every field in it is.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.JobTemplate"),
+							Ref:         ref(corev1alpha1.JobTemplate{}.OpenAPIModelName()),
 						},
 					},
 					"successfulJobsHistoryLimit": {
@@ -20910,7 +20915,7 @@ func schema_pkg_apis_core_v1alpha1_SchedulerSpec(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/core/v1alpha1.JobTemplate"},
+			corev1alpha1.JobTemplate{}.OpenAPIModelName()},
 	}
 }
 
@@ -20932,19 +20937,19 @@ func schema_pkg_apis_core_v1alpha1_Session(ref common.ReferenceCallback) common.
 					"scheduler": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Scheduler is the CronJob that triggers the backups.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SchedulerSpec"),
+							Ref:         ref(corev1alpha1.SchedulerSpec{}.OpenAPIModelName()),
 						},
 					},
 					"hooks": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Hooks to run before and after the backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupHooks"),
+							Ref:         ref(corev1alpha1.BackupHooks{}.OpenAPIModelName()),
 						},
 					},
 					"retryConfig": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RetryConfig says how to retry a failed backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetryConfig"),
+							Ref:         ref(corev1alpha1.RetryConfig{}.OpenAPIModelName()),
 						},
 					},
 					"backupTimeout": {
@@ -20964,7 +20969,7 @@ func schema_pkg_apis_core_v1alpha1_Session(ref common.ReferenceCallback) common.
 					"addon": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Addon and tasks that take the backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonInfo"),
+							Ref:         ref(corev1alpha1.AddonInfo{}.OpenAPIModelName()),
 						},
 					},
 					"repositories": {
@@ -20982,7 +20987,7 @@ func schema_pkg_apis_core_v1alpha1_Session(ref common.ReferenceCallback) common.
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepositoryInfo"),
+										Ref: ref(corev1alpha1.RepositoryInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -20993,7 +20998,7 @@ func schema_pkg_apis_core_v1alpha1_Session(ref common.ReferenceCallback) common.
 			},
 		},
 		Dependencies: []string{
-			metav1.Duration{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonInfo", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupHooks", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RepositoryInfo", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetryConfig", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SchedulerSpec"},
+			metav1.Duration{}.OpenAPIModelName(), corev1alpha1.AddonInfo{}.OpenAPIModelName(), corev1alpha1.BackupHooks{}.OpenAPIModelName(), corev1alpha1.RepositoryInfo{}.OpenAPIModelName(), corev1alpha1.RetryConfig{}.OpenAPIModelName(), corev1alpha1.SchedulerSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -21015,19 +21020,19 @@ func schema_pkg_apis_core_v1alpha1_SessionConfig(ref common.ReferenceCallback) c
 					"scheduler": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Scheduler is the CronJob that triggers the backups.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SchedulerSpec"),
+							Ref:         ref(corev1alpha1.SchedulerSpec{}.OpenAPIModelName()),
 						},
 					},
 					"hooks": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Hooks to run before and after the backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupHooks"),
+							Ref:         ref(corev1alpha1.BackupHooks{}.OpenAPIModelName()),
 						},
 					},
 					"retryConfig": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RetryConfig says how to retry a failed backup.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetryConfig"),
+							Ref:         ref(corev1alpha1.RetryConfig{}.OpenAPIModelName()),
 						},
 					},
 					"backupTimeout": {
@@ -21049,7 +21054,7 @@ func schema_pkg_apis_core_v1alpha1_SessionConfig(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			metav1.Duration{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.BackupHooks", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.RetryConfig", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.SchedulerSpec"},
+			metav1.Duration{}.OpenAPIModelName(), corev1alpha1.BackupHooks{}.OpenAPIModelName(), corev1alpha1.RetryConfig{}.OpenAPIModelName(), corev1alpha1.SchedulerSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -21088,7 +21093,7 @@ func schema_pkg_apis_core_v1alpha1_SessionStatus(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21098,7 +21103,7 @@ func schema_pkg_apis_core_v1alpha1_SessionStatus(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.Condition"},
+			kmapi.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -21112,7 +21117,7 @@ func schema_pkg_apis_core_v1alpha1_StorageStatus(ref common.ReferenceCallback) c
 					"ref": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"),
+							Ref:     ref(kmapi.ObjectReference{}.OpenAPIModelName()),
 						},
 					},
 					"phase": {
@@ -21132,7 +21137,7 @@ func schema_pkg_apis_core_v1alpha1_StorageStatus(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.ObjectReference"},
+			kmapi.ObjectReference{}.OpenAPIModelName()},
 	}
 }
 
@@ -21154,7 +21159,7 @@ func schema_pkg_apis_core_v1alpha1_TargetVolumeInfo(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Volume"),
+										Ref: ref(storagev1alpha1.Volume{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21189,7 +21194,7 @@ func schema_pkg_apis_core_v1alpha1_TargetVolumeInfo(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PersistentVolumeClaimTemplate"),
+										Ref: ref(storagev1alpha1.PersistentVolumeClaimTemplate{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21199,7 +21204,7 @@ func schema_pkg_apis_core_v1alpha1_TargetVolumeInfo(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			v1.VolumeMount{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PersistentVolumeClaimTemplate", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Volume"},
+			v1.VolumeMount{}.OpenAPIModelName(), storagev1alpha1.PersistentVolumeClaimTemplate{}.OpenAPIModelName(), storagev1alpha1.Volume{}.OpenAPIModelName()},
 	}
 }
 
@@ -21245,7 +21250,7 @@ func schema_pkg_apis_core_v1alpha1_TaskReference(ref common.ReferenceCallback) c
 					"targetVolumes": {
 						SchemaProps: spec.SchemaProps{
 							Description: "TargetVolumes are volumes of the target to mount into the job.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TargetVolumeInfo"),
+							Ref:         ref(corev1alpha1.TargetVolumeInfo{}.OpenAPIModelName()),
 						},
 					},
 					"addonVolumes": {
@@ -21260,7 +21265,7 @@ func schema_pkg_apis_core_v1alpha1_TaskReference(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonVolumeInfo"),
+										Ref: ref(corev1alpha1.AddonVolumeInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21271,7 +21276,7 @@ func schema_pkg_apis_core_v1alpha1_TaskReference(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			v1.EnvVar{}.OpenAPIModelName(), runtime.RawExtension{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.AddonVolumeInfo", "kubestash.dev/kubestash/pkg/apis/core/v1alpha1.TargetVolumeInfo"},
+			v1.EnvVar{}.OpenAPIModelName(), runtime.RawExtension{}.OpenAPIModelName(), corev1alpha1.AddonVolumeInfo{}.OpenAPIModelName(), corev1alpha1.TargetVolumeInfo{}.OpenAPIModelName()},
 	}
 }
 
@@ -21511,25 +21516,25 @@ func schema_pkg_apis_storage_v1alpha1_Backend(ref common.ReferenceCallback) comm
 					"local": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Local is a volume (hostPath, NFS, PVC, ...) used as the backend.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.LocalSpec"),
+							Ref:         ref(storagev1alpha1.LocalSpec{}.OpenAPIModelName()),
 						},
 					},
 					"s3": {
 						SchemaProps: spec.SchemaProps{
 							Description: "S3 is an AWS S3 or S3 compatible bucket (MinIO, ...).",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.S3Spec"),
+							Ref:         ref(storagev1alpha1.S3Spec{}.OpenAPIModelName()),
 						},
 					},
 					"gcs": {
 						SchemaProps: spec.SchemaProps{
 							Description: "GCS is a Google Cloud Storage bucket.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.GCSSpec"),
+							Ref:         ref(storagev1alpha1.GCSSpec{}.OpenAPIModelName()),
 						},
 					},
 					"azure": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Azure is an Azure Blob container.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AzureSpec"),
+							Ref:         ref(storagev1alpha1.AzureSpec{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -21537,7 +21542,7 @@ func schema_pkg_apis_storage_v1alpha1_Backend(ref common.ReferenceCallback) comm
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AzureSpec", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.GCSSpec", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.LocalSpec", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.S3Spec"},
+			storagev1alpha1.AzureSpec{}.OpenAPIModelName(), storagev1alpha1.GCSSpec{}.OpenAPIModelName(), storagev1alpha1.LocalSpec{}.OpenAPIModelName(), storagev1alpha1.S3Spec{}.OpenAPIModelName()},
 	}
 }
 
@@ -21571,20 +21576,20 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorage(ref common.ReferenceCallback
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageSpec"),
+							Ref:     ref(storagev1alpha1.BackupStorageSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageStatus"),
+							Ref:     ref(storagev1alpha1.BackupStorageStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageSpec", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorageStatus"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), storagev1alpha1.BackupStorageSpec{}.OpenAPIModelName(), storagev1alpha1.BackupStorageStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -21621,7 +21626,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageList(ref common.ReferenceCall
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorage"),
+										Ref: ref(storagev1alpha1.BackupStorage{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21632,7 +21637,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageList(ref common.ReferenceCall
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.BackupStorage"},
+			metav1.ListMeta{}.OpenAPIModelName(), storagev1alpha1.BackupStorage{}.OpenAPIModelName()},
 	}
 }
 
@@ -21647,14 +21652,14 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref common.ReferenceCall
 						SchemaProps: spec.SchemaProps{
 							Description: "Storage is the backend.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Backend"),
+							Ref:         ref(storagev1alpha1.Backend{}.OpenAPIModelName()),
 						},
 					},
 					"usagePolicy": {
 						SchemaProps: spec.SchemaProps{
 							Description: "UsagePolicy says which namespaces may use this storage; by default only its own namespace (from: Same).",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.UsagePolicy"),
+							Ref:         ref(storagev1alpha1.UsagePolicy{}.OpenAPIModelName()),
 						},
 					},
 					"default": {
@@ -21676,7 +21681,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref common.ReferenceCall
 						SchemaProps: spec.SchemaProps{
 							Description: "RuntimeSettings for the storage initializer and cleaner jobs.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RuntimeSettings"),
+							Ref:         ref(storagev1alpha1.RuntimeSettings{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -21684,7 +21689,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref common.ReferenceCall
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.Backend", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RuntimeSettings", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.UsagePolicy"},
+			storagev1alpha1.Backend{}.OpenAPIModelName(), storagev1alpha1.RuntimeSettings{}.OpenAPIModelName(), storagev1alpha1.UsagePolicy{}.OpenAPIModelName()},
 	}
 }
 
@@ -21721,7 +21726,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageStatus(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RepositoryInfo"),
+										Ref: ref(storagev1alpha1.RepositoryInfo{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21742,7 +21747,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageStatus(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/kmapi.Condition"),
+										Ref: ref(kmapi.Condition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -21752,7 +21757,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageStatus(ref common.ReferenceCa
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/kmapi.Condition", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RepositoryInfo"},
+			kmapi.Condition{}.OpenAPIModelName(), storagev1alpha1.RepositoryInfo{}.OpenAPIModelName()},
 	}
 }
 
@@ -21776,13 +21781,13 @@ func schema_pkg_apis_storage_v1alpha1_ContainerRuntimeSettings(ref common.Refere
 					"nice": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Nice sets the CPU scheduling priority of the backup process (nice(1)).",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.NiceSettings"),
+							Ref:         ref(storagev1alpha1.NiceSettings{}.OpenAPIModelName()),
 						},
 					},
 					"ionice": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Ionice sets the IO scheduling class and priority (ionice(1)).",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.IONiceSettings"),
+							Ref:         ref(storagev1alpha1.IONiceSettings{}.OpenAPIModelName()),
 						},
 					},
 					"env": {
@@ -21825,7 +21830,7 @@ func schema_pkg_apis_storage_v1alpha1_ContainerRuntimeSettings(ref common.Refere
 			},
 		},
 		Dependencies: []string{
-			v1.EnvFromSource{}.OpenAPIModelName(), v1.EnvVar{}.OpenAPIModelName(), v1.ResourceRequirements{}.OpenAPIModelName(), v1.SecurityContext{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.IONiceSettings", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.NiceSettings"},
+			v1.EnvFromSource{}.OpenAPIModelName(), v1.EnvVar{}.OpenAPIModelName(), v1.ResourceRequirements{}.OpenAPIModelName(), v1.SecurityContext{}.OpenAPIModelName(), storagev1alpha1.IONiceSettings{}.OpenAPIModelName(), storagev1alpha1.NiceSettings{}.OpenAPIModelName()},
 	}
 }
 
@@ -22065,7 +22070,7 @@ func schema_pkg_apis_storage_v1alpha1_PersistentVolumeClaimTemplate(ref common.R
 					"metadata": {
 						SchemaProps: spec.SchemaProps{
 							Default: map[string]interface{}{},
-							Ref:     ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta"),
+							Ref:     ref(storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName()),
 						},
 					},
 					"spec": {
@@ -22079,7 +22084,7 @@ func schema_pkg_apis_storage_v1alpha1_PersistentVolumeClaimTemplate(ref common.R
 			},
 		},
 		Dependencies: []string{
-			v1.PersistentVolumeClaimSpec{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta"},
+			v1.PersistentVolumeClaimSpec{}.OpenAPIModelName(), storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -22388,28 +22393,28 @@ func schema_pkg_apis_storage_v1alpha1_PodTemplateSpec(ref common.ReferenceCallba
 						SchemaProps: spec.SchemaProps{
 							Description: "Metadata of the pod.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta"),
+							Ref:         ref(storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName()),
 						},
 					},
 					"controller": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Controller is metadata for the Job that owns the pod.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta"),
+							Ref:         ref(storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName()),
 						},
 					},
 					"spec": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Spec holds pod-level settings.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodSpec"),
+							Ref:         ref(storagev1alpha1.PodSpec{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PartialObjectMeta", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodSpec"},
+			storagev1alpha1.PartialObjectMeta{}.OpenAPIModelName(), storagev1alpha1.PodSpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -22499,7 +22504,7 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicy(ref common.ReferenceCallba
 						SchemaProps: spec.SchemaProps{
 							Description: "Spec says which Snapshots to keep. It is required so that its rule (maxRetentionPeriod or successfulSnapshots) can't be skipped.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicySpec"),
+							Ref:         ref(storagev1alpha1.RetentionPolicySpec{}.OpenAPIModelName()),
 						},
 					},
 				},
@@ -22507,7 +22512,7 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicy(ref common.ReferenceCallba
 			},
 		},
 		Dependencies: []string{
-			metav1.ObjectMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicySpec"},
+			metav1.ObjectMeta{}.OpenAPIModelName(), storagev1alpha1.RetentionPolicySpec{}.OpenAPIModelName()},
 	}
 }
 
@@ -22544,7 +22549,7 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicyList(ref common.ReferenceCa
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicy"),
+										Ref: ref(storagev1alpha1.RetentionPolicy{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -22555,7 +22560,7 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicyList(ref common.ReferenceCa
 			},
 		},
 		Dependencies: []string{
-			metav1.ListMeta{}.OpenAPIModelName(), "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.RetentionPolicy"},
+			metav1.ListMeta{}.OpenAPIModelName(), storagev1alpha1.RetentionPolicy{}.OpenAPIModelName()},
 	}
 }
 
@@ -22577,20 +22582,20 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicySpec(ref common.ReferenceCa
 						SchemaProps: spec.SchemaProps{
 							Description: "UsagePolicy says which namespaces may use this policy; by default only its own namespace (from: Same).",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.UsagePolicy"),
+							Ref:         ref(storagev1alpha1.UsagePolicy{}.OpenAPIModelName()),
 						},
 					},
 					"successfulSnapshots": {
 						SchemaProps: spec.SchemaProps{
 							Description: "SuccessfulSnapshots is how many successful Snapshots to keep.",
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.SuccessfulSnapshotsKeepPolicy"),
+							Ref:         ref(storagev1alpha1.SuccessfulSnapshotsKeepPolicy{}.OpenAPIModelName()),
 						},
 					},
 					"failedSnapshots": {
 						SchemaProps: spec.SchemaProps{
 							Description: "FailedSnapshots is how many failed Snapshots to keep; by default the last one.",
 							Default:     map[string]interface{}{"last": 1},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.FailedSnapshotsKeepPolicy"),
+							Ref:         ref(storagev1alpha1.FailedSnapshotsKeepPolicy{}.OpenAPIModelName()),
 						},
 					},
 					"default": {
@@ -22604,7 +22609,7 @@ func schema_pkg_apis_storage_v1alpha1_RetentionPolicySpec(ref common.ReferenceCa
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.FailedSnapshotsKeepPolicy", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.SuccessfulSnapshotsKeepPolicy", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.UsagePolicy"},
+			storagev1alpha1.FailedSnapshotsKeepPolicy{}.OpenAPIModelName(), storagev1alpha1.SuccessfulSnapshotsKeepPolicy{}.OpenAPIModelName(), storagev1alpha1.UsagePolicy{}.OpenAPIModelName()},
 	}
 }
 
@@ -22617,19 +22622,19 @@ func schema_pkg_apis_storage_v1alpha1_RuntimeSettings(ref common.ReferenceCallba
 				Properties: map[string]spec.Schema{
 					"pod": {
 						SchemaProps: spec.SchemaProps{
-							Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodRuntimeSettings"),
+							Ref: ref(storagev1alpha1.PodRuntimeSettings{}.OpenAPIModelName()),
 						},
 					},
 					"container": {
 						SchemaProps: spec.SchemaProps{
-							Ref: ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings"),
+							Ref: ref(storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.ContainerRuntimeSettings", "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.PodRuntimeSettings"},
+			storagev1alpha1.ContainerRuntimeSettings{}.OpenAPIModelName(), storagev1alpha1.PodRuntimeSettings{}.OpenAPIModelName()},
 	}
 }
 
@@ -22763,14 +22768,14 @@ func schema_pkg_apis_storage_v1alpha1_UsagePolicy(ref common.ReferenceCallback) 
 						SchemaProps: spec.SchemaProps{
 							Description: "AllowedNamespaces says which namespaces may use the resource. Defaulted to {} so that from gets its own default (Same).",
 							Default:     map[string]interface{}{},
-							Ref:         ref("kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AllowedNamespaces"),
+							Ref:         ref(storagev1alpha1.AllowedNamespaces{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1.AllowedNamespaces"},
+			storagev1alpha1.AllowedNamespaces{}.OpenAPIModelName()},
 	}
 }
 

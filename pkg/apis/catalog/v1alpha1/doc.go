@@ -23,5 +23,6 @@ limitations under the License.
 // +k8s:conversion-gen=kubestash.dev/kubestash/pkg/apis/catalog
 // +k8s:defaulter-gen=TypeMeta
 // +k8s:openapi-gen=true
+// +k8s:openapi-model-package=dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1
 // +groupName=catalog.kubestash.com
 package v1alpha1

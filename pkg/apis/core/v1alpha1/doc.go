@@ -19,5 +19,6 @@ limitations under the License.
 //
 // +k8s:deepcopy-gen=package
 // +k8s:openapi-gen=true
+// +k8s:openapi-model-package=dev.kubestash.kubestash.pkg.apis.core.v1alpha1
 // +groupName=core.kubestash.com
 package v1alpha1
