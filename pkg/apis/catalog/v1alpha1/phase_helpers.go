@@ -194,4 +194,3 @@ func (r *RestoreSession) componentsPhase() RestorePhase {
 func (p RestorePhase) IsTerminal() bool {
 	return p == RestoreSucceeded || p == RestoreFailed || p == RestoreInvalid || p == RestorePhaseUnknown
 }
-
