@@ -8,9 +8,11 @@ import (
 	"os"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -20,7 +22,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
+	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
@@ -85,16 +90,55 @@ func Run(ctx context.Context, o Options) error {
 				return
 			}
 		}
+
+		// BackupSessions: their own changes, their Snapshots' (the agent
+		// reports there) and their Jobs'.
+		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder}
+		bsLoop := loop.New("backupsession", bsr.Reconcile)
+		if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch BackupSessions")
+			return
+		}
+		bySession := func(obj any) {
+			if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.BackupSession != "" {
+				bsLoop.Add(s.Namespace + "/" + s.Spec.BackupSession)
+			}
+		}
+		if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: bySession, UpdateFunc: func(_, o any) { bySession(o) }, DeleteFunc: bySession,
+		}); err != nil {
+			logger.Error(err, "Cannot watch Snapshots")
+			return
+		}
+		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
+		}))
+		byJob := func(obj any) {
+			if j, ok := obj.(*batchv1.Job); ok && j.Labels[storagev1alpha1.LabelComponent] == "kubestash-backup" {
+				bsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
+			}
+		}
+		if _, err := kubeFactory.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: byJob, UpdateFunc: func(_, o any) { byJob(o) }, DeleteFunc: byJob,
+		}); err != nil {
+			logger.Error(err, "Cannot watch Jobs")
+			return
+		}
+
 		factory.Start(ctx.Done())
+		kubeFactory.Start(ctx.Done())
 		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 			if !ok {
 				logger.Error(nil, "Informer did not sync", "type", typ)
 				return
 			}
 		}
+		kubeFactory.WaitForCacheSync(ctx.Done())
 		logger.Info("Controllers started")
+		go bsLoop.Run(ctx, o.Workers)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()
+		kubeFactory.Shutdown()
 	}
 
 	if !o.LeaderElect {

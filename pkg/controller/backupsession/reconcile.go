@@ -1,0 +1,505 @@
+// Package backupsession reconciles BackupSessions: it skips one whose
+// session is already running, creates one Snapshot per repository, runs the
+// backup Job built from the session's Addon and Function, rolls the
+// Snapshots' phases up into the session's, fails what a vanished or early
+// ended Job left unfinished, and keeps sessionHistoryLimit sessions.
+package backupsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"kubestash.dev/kubestash/pkg/addon"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+)
+
+// Names of the identity the backup Jobs run as.
+const (
+	BackupServiceAccount = "kubestash-backup"
+	BackupClusterRole    = "kubestash-backup-job"
+	componentDump        = "dump"
+	labelSessionName     = "kubestash.com/session-name"
+	labelInvokerNS       = "kubestash.com/invoker-namespace"
+)
+
+// Reconciler reconciles one BackupSession at a time.
+type Reconciler struct {
+	Kube     kubernetes.Interface
+	Client   versioned.Interface
+	Recorder record.EventRecorder
+	Now      func() time.Time
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile derives the BackupSession's state from what exists now: its
+// configuration, its Snapshots and its Job.
+func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
+	bs, err := r.Client.CatalogV1alpha1().BackupSessions(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get BackupSession %s/%s: %w", namespace, name, err)
+	}
+	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil {
+		return nil
+	}
+	st := bs.Status.DeepCopy()
+	requeue := false
+	bc, session, err := r.invoker(ctx, bs)
+	switch {
+	case err != nil && !apierrors.IsNotFound(err) && !errors.Is(err, errNoSession):
+		return err
+	case err != nil:
+		r.skip(st, err.Error())
+	case conditions.Get(st.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil:
+		// Before anything is started: may this session run at all?
+		if reason := r.skipReason(ctx, bs, bc); reason != "" {
+			r.skip(st, reason)
+			break
+		}
+		fallthrough
+	default:
+		requeue, err = r.run(ctx, bs, bc, session, st)
+		if err != nil {
+			return err
+		}
+	}
+
+	st.Phase = (&catalogv1alpha1.BackupSession{Status: *st}).CalculatePhase()
+	if st.Phase.IsTerminal() {
+		if st.Duration == "" {
+			st.Duration = r.now().Sub(bs.CreationTimestamp.Time).Round(time.Second).String()
+		}
+		if bc != nil && session != nil {
+			r.cleanHistory(ctx, bs, session, st)
+		} else {
+			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonSuccessfullyCleanedSessionHistory, "nothing to clean"))
+		}
+	}
+	if !apiequality.Semantic.DeepEqual(*st, bs.Status) {
+		bs = bs.DeepCopy()
+		bs.Status = *st
+		if _, err := r.Client.CatalogV1alpha1().BackupSessions(namespace).UpdateStatus(ctx, bs, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status of BackupSession %s/%s: %w", namespace, name, err)
+		}
+	}
+	if requeue {
+		return loop.ErrRequeue
+	}
+	return nil
+}
+
+var errNoSession = errors.New("no such session")
+
+func (r *Reconciler) invoker(ctx context.Context, bs *catalogv1alpha1.BackupSession) (*corev1alpha1.BackupConfiguration, *corev1alpha1.Session, error) {
+	if bs.Spec.Invoker.Kind != "BackupConfiguration" {
+		return nil, nil, fmt.Errorf("%w: invoker kind %q is not supported", errNoSession, bs.Spec.Invoker.Kind)
+	}
+	bc, err := r.Client.CoreV1alpha1().BackupConfigurations(bs.Namespace).Get(ctx, bs.Spec.Invoker.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range bc.Spec.Sessions {
+		if bc.Spec.Sessions[i].Name == bs.Spec.Session {
+			return bc, &bc.Spec.Sessions[i], nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: BackupConfiguration %s has no session %q", errNoSession, bc.Name, bs.Spec.Session)
+}
+
+func (r *Reconciler) skip(st *catalogv1alpha1.BackupSessionStatus, reason string) {
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeBackupSkipped, catalogv1alpha1.ReasonSkippedTakingNewBackup, reason))
+}
+
+// skipReason says why a new session must not run: its configuration is
+// paused or not Ready, or another session of the same configuration and
+// session name is still running.
+func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
+	if bc.Spec.Paused {
+		return fmt.Sprintf("BackupConfiguration %s is paused", bc.Name)
+	}
+	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+		return fmt.Sprintf("BackupConfiguration %s is not Ready (%s)", bc.Name, bc.Status.Phase)
+	}
+	others, err := r.sessions(ctx, bs.Namespace, bc.Name, bs.Spec.Session)
+	if err != nil {
+		return ""
+	}
+	for _, o := range others {
+		if o.Name == bs.Name || o.Status.Phase.IsTerminal() || conditions.Get(o.Status.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil {
+			continue
+		}
+		return fmt.Sprintf("BackupSession %s of the same session is still running", o.Name)
+	}
+	return ""
+}
+
+// sessions lists the BackupSessions of one session of a configuration.
+func (r *Reconciler) sessions(ctx context.Context, ns, bc, session string) ([]catalogv1alpha1.BackupSession, error) {
+	sel := labels.SelectorFromSet(labels.Set{catalogv1alpha1.LabelInvokerName: bc})
+	list, err := r.Client.CatalogV1alpha1().BackupSessions(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	var out []catalogv1alpha1.BackupSession
+	for _, b := range list.Items {
+		if b.Spec.Session == session && b.Spec.Invoker.Name == bc {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// run ensures the Snapshots and the Job and observes both.
+func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, st *catalogv1alpha1.BackupSessionStatus) (bool, error) {
+	if bs.Spec.BackupTimeout != nil && st.BackupDeadline == nil {
+		st.BackupDeadline = ptr.To(metav1.NewTime(bs.CreationTimestamp.Add(bs.Spec.BackupTimeout.Duration)))
+	}
+	snaps, err := r.ensureSnapshots(ctx, bs, bc, s)
+	if err != nil {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeSnapshotsEnsured, catalogv1alpha1.ReasonFailedToEnsureSnapshots, err.Error()))
+		return false, err
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSnapshotsEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredSnapshots, fmt.Sprintf("%d snapshots", len(snaps))))
+	st.TotalSnapshots = ptr.To(int32(len(snaps)))
+
+	job, err := r.ensureJob(ctx, bs, bc, s)
+	if err != nil {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeBackupExecutorEnsured, catalogv1alpha1.ReasonFailedToEnsureBackupExecutor, err.Error()))
+		// Nothing will run: end the session rather than leave it Pending.
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "session ended"))
+		r.Recorder.Eventf(bs, corev1.EventTypeWarning, "BackupExecutorNotEnsured", "%v", err)
+		return false, nil
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeBackupExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredBackupExecutor, "Job "+job.Name))
+
+	// The Job ended, or the deadline passed, while a component was
+	// unfinished: that component will never finish.
+	ended, why := jobEnded(job)
+	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
+		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
+		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	}
+	st.Snapshots = nil
+	allTerminal := true
+	for i := range snaps {
+		snap, err := r.settleSnapshot(ctx, &snaps[i], ended, why)
+		if err != nil {
+			return false, err
+		}
+		st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
+			Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
+		})
+		if snap.Status.Phase != catalogv1alpha1.SnapshotSucceeded && snap.Status.Phase != catalogv1alpha1.SnapshotFailed {
+			allTerminal = false
+		}
+	}
+	if allTerminal {
+		// The last step of a session (upstream pushes metrics here).
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "all snapshots finished"))
+		return false, nil
+	}
+	// Components report through the Snapshots, which we may not watch:
+	// look again soon.
+	return true, nil
+}
+
+func jobEnded(job *batchv1.Job) (bool, string) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			return true, "the backup Job completed before reporting every component"
+		case batchv1.JobFailed, batchv1.JobFailureTarget:
+			return true, fmt.Sprintf("the backup Job failed (%s: %s)", c.Reason, c.Message)
+		}
+	}
+	return false, ""
+}
+
+// ensureSnapshots creates the Snapshot of each repository of the session
+// (upstream names and labels) and returns them.
+func (r *Reconciler) ensureSnapshots(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) ([]catalogv1alpha1.Snapshot, error) {
+	client := r.Client.CatalogV1alpha1().Snapshots(bs.Namespace)
+	target := *bc.Spec.Target
+	if target.Namespace == "" {
+		target.Namespace = bc.Namespace
+	}
+	var out []catalogv1alpha1.Snapshot
+	for _, repo := range s.Repositories {
+		name := catalogv1alpha1.GenerateSnapshotName(repo.Name, bs.Name)
+		snap, err := client.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			snap, err = client.Create(ctx, &catalogv1alpha1.Snapshot{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: map[string]string{
+					catalogv1alpha1.LabelRepoName:        repo.Name,
+					catalogv1alpha1.LabelAppRefKind:      target.Kind,
+					catalogv1alpha1.LabelAppRefName:      target.Name,
+					catalogv1alpha1.LabelAppRefNamespace: target.Namespace,
+					catalogv1alpha1.LabelInvokerName:     bc.Name,
+					labelSessionName:                     s.Name,
+				}},
+				Spec: catalogv1alpha1.SnapshotSpec{
+					SnapshotID:     newULID(r.now()),
+					Type:           catalogv1alpha1.BackupTypeFull,
+					Repository:     repo.Name,
+					Session:        s.Name,
+					BackupSession:  bs.Name,
+					Version:        "v1",
+					AppRef:         target,
+					DeletionPolicy: catalogv1alpha1.DeletionPolicyDelete,
+				},
+			}, metav1.CreateOptions{})
+			if err == nil {
+				snap.Status.Phase = catalogv1alpha1.SnapshotPending
+				snap.Status.TotalComponents = 1 // one Job for a PVC
+				snap, err = client.UpdateStatus(ctx, snap, metav1.UpdateOptions{})
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", name, err)
+		}
+		out = append(out, *snap)
+	}
+	return out, nil
+}
+
+// settleSnapshot derives a Snapshot's phase, marks it incomplete when its
+// executor ended first, and fills what the finished backup tells.
+func (r *Reconciler) settleSnapshot(ctx context.Context, snap *catalogv1alpha1.Snapshot, executorEnded bool, why string) (*catalogv1alpha1.Snapshot, error) {
+	s := snap.DeepCopy()
+	componentsDone := len(s.Status.Components) > 0
+	for _, c := range s.Status.Components {
+		if c.Phase != catalogv1alpha1.ComponentPhaseSucceeded && c.Phase != catalogv1alpha1.ComponentPhaseFailed {
+			componentsDone = false
+		}
+	}
+	if executorEnded && !componentsDone && s.Status.Phase != catalogv1alpha1.SnapshotFailed {
+		conditions.Set(&s.Status.Conditions, conditions.True(catalogv1alpha1.TypeBackupIncomplete, catalogv1alpha1.ReasonBackupExecutorTerminatedBeforeCompletion, why))
+	}
+	if componentsDone && int32(len(s.Status.Components)) >= s.Status.TotalComponents {
+		// Every status write of a Snapshot is its file in the backend, so
+		// the metadata is uploaded by the time we see the components.
+		conditions.Set(&s.Status.Conditions, conditions.True(catalogv1alpha1.TypeSnapshotMetadataUploaded, catalogv1alpha1.ReasonSuccessfullyUploadedSnapshotMetadata, "written to the backend"))
+		if s.Status.SnapshotTime == nil {
+			s.Status.SnapshotTime = ptr.To(metav1.NewTime(r.now().UTC().Truncate(time.Second)))
+		}
+		integrity, size := summarize(s)
+		s.Status.Integrity, s.Status.Size = integrity, size
+	}
+	s.Status.Phase = s.CalculatePhase()
+	if apiequality.Semantic.DeepEqual(s.Status, snap.Status) {
+		return s, nil
+	}
+	s.Status.LastUpdateTime = ptr.To(metav1.NewTime(r.now()))
+	out, err := r.Client.CatalogV1alpha1().Snapshots(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update status of Snapshot %s: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// summarize is upstream's rule: integrity is the AND of the components'
+// (unknown while any lacks it); size is the components' sizes, shown only
+// when every component has one.
+func summarize(s *catalogv1alpha1.Snapshot) (*bool, string) {
+	var integrity *bool
+	all := true
+	var sizes []string
+	for _, c := range s.Status.Components {
+		if c.Integrity == nil {
+			all = false
+		} else if integrity == nil || *integrity {
+			integrity = ptr.To(*c.Integrity)
+		}
+		if c.Size != "" {
+			sizes = append(sizes, c.Size)
+		}
+	}
+	if !all {
+		integrity = nil
+	}
+	size := ""
+	if len(sizes) == len(s.Status.Components) && len(sizes) == 1 {
+		size = sizes[0]
+	} else if len(sizes) == len(s.Status.Components) {
+		sort.Strings(sizes)
+		size = strings.Join(sizes, "+")
+	}
+	return integrity, size
+}
+
+// ensureJob creates the backup Job from the session's Addon task and its
+// Function, run as the namespace's backup ServiceAccount.
+func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) (*batchv1.Job, error) {
+	jobs := r.Kube.BatchV1().Jobs(bs.Namespace)
+	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
+	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		return job, nil
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if s.Addon == nil || len(s.Addon.Tasks) == 0 {
+		return nil, fmt.Errorf("session %s has no addon task", s.Name)
+	}
+	a, err := r.Client.AddonsV1alpha1().Addons().Get(ctx, s.Addon.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Addon %s: %w", s.Addon.Name, err)
+	}
+	ref := &s.Addon.Tasks[0]
+	task, err := addon.FindTask(a, ref.Name, true)
+	if err != nil {
+		return nil, err
+	}
+	fn, err := r.Client.AddonsV1alpha1().Functions().Get(ctx, task.Function, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
+	}
+	params, err := addon.Params(task, ref, map[string]string{
+		addon.InputNamespace: bs.Namespace, addon.InputBackupSession: bs.Name, addon.InputPVCName: bc.Spec.Target.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.ensureServiceAccount(ctx, bs.Namespace); err != nil {
+		return nil, err
+	}
+	pod.ServiceAccountName = BackupServiceAccount
+	if jt := s.Addon.JobTemplate; jt != nil {
+		pod.NodeSelector = jt.Spec.NodeSelector
+		pod.Tolerations = jt.Spec.Tolerations
+		pod.Affinity = jt.Spec.Affinity
+		pod.SecurityContext = jt.Spec.SecurityContext
+		pod.PriorityClassName = jt.Spec.PriorityClassName
+		pod.ImagePullSecrets = jt.Spec.ImagePullSecrets
+		if jt.Spec.ServiceAccountName != "" {
+			pod.ServiceAccountName = jt.Spec.ServiceAccountName
+		}
+	}
+	lbls := map[string]string{
+		storagev1alpha1.LabelManagedBy:   storagev1alpha1.LabelManagedByValue,
+		storagev1alpha1.LabelComponent:   "kubestash-backup",
+		catalogv1alpha1.LabelInvokerName: bs.Name,
+		labelInvokerNS:                   bs.Namespace,
+		labelSessionName:                 s.Name,
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: lbls},
+		Spec: batchv1.JobSpec{
+			// One try: a failed backup is retried as a new session
+			// (retryConfig), with fresh Snapshots.
+			BackoffLimit: ptr.To(int32(0)),
+			Completions:  ptr.To(int32(1)),
+			Parallelism:  ptr.To(int32(1)),
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
+		},
+	}
+	if bs.Spec.BackupTimeout != nil {
+		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(bs.Spec.BackupTimeout.Seconds()))
+	}
+	// No owner reference to the BackupSession: catalog objects live in the
+	// backend, not in this cluster; history cleanup deletes Jobs itself.
+	created, err := r.Kube.BatchV1().Jobs(bs.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create Job %s: %w", name, err)
+	}
+	r.Recorder.Eventf(bs, corev1.EventTypeNormal, "BackupExecutorEnsured", "Created Job %s", name)
+	return created, nil
+}
+
+func (r *Reconciler) ensureServiceAccount(ctx context.Context, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: BackupServiceAccount, Namespace: ns,
+		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}}}
+	if _, err := r.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, sa.Name, err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: BackupServiceAccount, Namespace: ns,
+			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: BackupClusterRole},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: BackupServiceAccount, Namespace: ns}},
+	}
+	if _, err := r.Kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create RoleBinding %s/%s: %w", ns, rb.Name, err)
+	}
+	return nil
+}
+
+// cleanHistory keeps the newest sessionHistoryLimit finished sessions of
+// this session (and their Jobs) and deletes the rest. Snapshots stay: they
+// are the backups.
+func (r *Reconciler) cleanHistory(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session, st *catalogv1alpha1.BackupSessionStatus) {
+	limit := int(s.SessionHistoryLimit)
+	if limit < 1 {
+		limit = 1
+	}
+	all, err := r.sessions(ctx, bs.Namespace, bs.Spec.Invoker.Name, s.Name)
+	if err != nil {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonFailedToCleanSessionHistory, err.Error()))
+		return
+	}
+	var done []catalogv1alpha1.BackupSession
+	for _, o := range all {
+		if o.Name == bs.Name || o.Status.Phase.IsTerminal() {
+			done = append(done, o)
+		}
+	}
+	sort.Slice(done, func(i, j int) bool {
+		ti, tj := done[i].CreationTimestamp, done[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return tj.Before(&ti)
+		}
+		return done[i].Name > done[j].Name
+	})
+	var errs []string
+	for _, o := range done[min(limit, len(done)):] {
+		if o.Name == bs.Name {
+			continue
+		}
+		job := catalogv1alpha1.ValidNameWithPrefixNSuffix("", o.Name, "")
+		if err := r.Kube.BatchV1().Jobs(o.Namespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err.Error())
+		}
+		if err := r.Client.CatalogV1alpha1().BackupSessions(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonFailedToCleanSessionHistory, strings.Join(errs, "; ")))
+		return
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonSuccessfullyCleanedSessionHistory, fmt.Sprintf("keeping %d sessions", limit)))
+}

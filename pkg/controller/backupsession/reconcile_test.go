@@ -1,0 +1,195 @@
+package backupsession
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
+)
+
+var now = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func load[T any](t *testing.T, name string) *T {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "artifacts", "addons", name))
+	require.NoError(t, err)
+	var v T
+	require.NoError(t, yaml.UnmarshalStrict(b, &v))
+	return &v
+}
+
+type env struct {
+	r    *Reconciler
+	kube *kubefake.Clientset
+	ks   *fake.Clientset
+}
+
+func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*catalogv1alpha1.BackupSession) *env {
+	bc := &corev1alpha1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "bc"},
+		Spec: corev1alpha1.BackupConfigurationSpec{
+			Target: &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
+			Sessions: []corev1alpha1.Session{{
+				SessionConfig: corev1alpha1.SessionConfig{Name: "daily", SessionHistoryLimit: 1},
+				Addon:         &corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup"}}},
+				Repositories:  []corev1alpha1.RepositoryInfo{{Name: "repo", Directory: "/r"}},
+			}},
+		},
+		Status: corev1alpha1.BackupConfigurationStatus{Phase: bcPhase},
+	}
+	objs := []runtime.Object{bc, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
+	for _, s := range sessions {
+		objs = append(objs, s)
+	}
+	e := &env{kube: kubefake.NewSimpleClientset(), ks: fake.NewSimpleClientset(objs...)}
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }}
+	return e
+}
+
+func session(name string, created time.Time) *catalogv1alpha1.BackupSession {
+	return &catalogv1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: name, CreationTimestamp: metav1.NewTime(created),
+			Labels: map[string]string{catalogv1alpha1.LabelInvokerName: "bc"}},
+		Spec: catalogv1alpha1.BackupSessionSpec{Invoker: corev1.TypedLocalObjectReference{Kind: "BackupConfiguration", Name: "bc"}, Session: "daily"},
+	}
+}
+
+func (e *env) get(t *testing.T, name string) *catalogv1alpha1.BackupSession {
+	bs, err := e.ks.CatalogV1alpha1().BackupSessions("demo").Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	return bs
+}
+
+func (e *env) snapshot(t *testing.T, name string) *catalogv1alpha1.Snapshot {
+	s, err := e.ks.CatalogV1alpha1().Snapshots("demo").Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	return s
+}
+
+// report is what the agent does: set the component's outcome.
+func (e *env) report(t *testing.T, snap string, phase catalogv1alpha1.ComponentPhase) {
+	s := e.snapshot(t, snap)
+	s.Status.Components = map[string]catalogv1alpha1.Component{"dump": {Phase: phase, Integrity: ptr.To(true), Size: "806 B"}}
+	_, err := e.ks.CatalogV1alpha1().Snapshots("demo").UpdateStatus(context.Background(), s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+func TestBackupSucceeds(t *testing.T) {
+	ctx := context.Background()
+	old := session("bc-daily-1", now.Add(-2*time.Hour))
+	old.Status.Phase = catalogv1alpha1.BackupSessionSucceeded
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, old, session("bc-daily-2", now))
+
+	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
+	snapName := catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2")
+	assert.Equal(t, "repo-bc-daily-2", snapName)
+	snap := e.snapshot(t, snapName)
+	assert.Equal(t, "repo", snap.Labels[catalogv1alpha1.LabelRepoName])
+	assert.Equal(t, "target-pvc", snap.Labels[catalogv1alpha1.LabelAppRefName])
+	assert.Len(t, snap.Spec.SnapshotID, 26)
+	assert.Equal(t, catalogv1alpha1.SnapshotPending, snap.Status.Phase)
+
+	job, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-2", metav1.GetOptions{})
+	require.NoError(t, err)
+	c := job.Spec.Template.Spec.Containers[0]
+	assert.Contains(t, c.Args, "--backupsession=bc-daily-2")
+	assert.Contains(t, c.Args, "--paths=/kubestash-data")
+	assert.Equal(t, "target-pvc", job.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName)
+	assert.Equal(t, BackupServiceAccount, job.Spec.Template.Spec.ServiceAccountName)
+	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
+
+	e.report(t, snapName, catalogv1alpha1.ComponentPhaseRunning)
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	assert.Equal(t, catalogv1alpha1.BackupSessionRunning, e.get(t, "bc-daily-2").Status.Phase)
+
+	e.report(t, snapName, catalogv1alpha1.ComponentPhaseSucceeded)
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	bs := e.get(t, "bc-daily-2")
+	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, bs.Status.Phase)
+	snap = e.snapshot(t, snapName)
+	assert.Equal(t, catalogv1alpha1.SnapshotSucceeded, snap.Status.Phase)
+	assert.True(t, *snap.Status.Integrity)
+	assert.Equal(t, "806 B", snap.Status.Size)
+	assert.NotNil(t, snap.Status.SnapshotTime)
+	assert.True(t, conditions.IsTrue(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned))
+	_, err = e.ks.CatalogV1alpha1().BackupSessions("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
+	assert.Error(t, err, "sessionHistoryLimit 1: the older session is gone")
+}
+
+func errRequeueForTest() error { return loop.ErrRequeue }
+
+func TestJobEndedEarlyFailsTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	snapName := catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2")
+	e.report(t, snapName, catalogv1alpha1.ComponentPhaseRunning)
+
+	// The pod was killed: the Job failed while the component ran.
+	job, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-2", metav1.GetOptions{})
+	require.NoError(t, err)
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}}
+	_, err = e.kube.BatchV1().Jobs("demo").UpdateStatus(ctx, job, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	snap := e.snapshot(t, snapName)
+	assert.Equal(t, catalogv1alpha1.SnapshotFailed, snap.Status.Phase)
+	c := conditions.Get(snap.Status.Conditions, catalogv1alpha1.TypeBackupIncomplete)
+	require.NotNil(t, c)
+	assert.Contains(t, c.Message, "BackoffLimitExceeded")
+	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, e.get(t, "bc-daily-2").Status.Phase, "no session stays Running")
+}
+
+func TestSkipped(t *testing.T) {
+	ctx := context.Background()
+	t.Run("configuration not ready", func(t *testing.T) {
+		e := newEnv(t, corev1alpha1.BackupInvokerNotReady, session("bc-daily-2", now))
+		require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+		bs := e.get(t, "bc-daily-2")
+		assert.Equal(t, catalogv1alpha1.BackupSessionSkipped, bs.Status.Phase)
+		assert.Contains(t, conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeBackupSkipped).Message, "not Ready")
+	})
+	t.Run("another session running", func(t *testing.T) {
+		running := session("bc-daily-1", now.Add(-time.Minute))
+		running.Status.Phase = catalogv1alpha1.BackupSessionRunning
+		running.Status.Conditions = []kmapi.Condition{conditions.True(catalogv1alpha1.TypeSnapshotsEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredSnapshots, "")}
+		e := newEnv(t, corev1alpha1.BackupInvokerReady, running, session("bc-daily-2", now))
+		require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+		bs := e.get(t, "bc-daily-2")
+		assert.Equal(t, catalogv1alpha1.BackupSessionSkipped, bs.Status.Phase)
+		assert.Contains(t, conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeBackupSkipped).Message, "bc-daily-1")
+		jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		assert.Empty(t, jobs.Items, "a skipped session starts nothing")
+	})
+}
+
+func TestULID(t *testing.T) {
+	a, b := newULID(now), newULID(now.Add(time.Millisecond))
+	assert.Len(t, a, 26)
+	assert.Less(t, a, b, "ULIDs sort by time")
+	for _, c := range a {
+		assert.Contains(t, crockford, string(c))
+	}
+	assert.NotEqual(t, newULID(now), newULID(now), "random part")
+}
