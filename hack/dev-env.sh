@@ -13,7 +13,9 @@ case "$cmd" in
 esac
 mkdir -p bin
 if [[ $cmd == up ]]; then
-  go build -o bin/ ./cmd/apiserver
+  # The catalog server, the controller, the agent its Jobs run and the
+  # local node that runs them.
+  go build -o bin/ ./cmd/... ./test/localnode/cmd/localnode
 fi
 go build -o bin/devenv ./hack/devenv
 exec bin/devenv "$cmd"

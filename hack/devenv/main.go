@@ -143,8 +143,46 @@ func up(dev string) error {
 		cp.Stop()
 		return fmt.Errorf("catalog server: %w", err)
 	}
+	procs := []*framework.Process{catalog.Process}
+	stopAll := func() {
+		for _, p := range procs {
+			_ = p.Stop(10 * time.Second)
+		}
+		cp.Stop()
+	}
+	// The addons and the roles the controller's Jobs run as.
+	for _, dir := range []string{"artifacts/addons", "artifacts/controller"} {
+		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, dir)); err != nil {
+			stopAll()
+			return err
+		}
+	}
+	// The controller and the local node, when built (hack/dev-env.sh
+	// builds them; the node runs the Jobs' pods as local processes).
+	bin := filepath.Join(root, "bin")
+	for _, p := range []*framework.Process{
+		{Name: "controller", Bin: filepath.Join(bin, "controller"), Args: []string{
+			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace,
+			"--agent-image=ghcr.io/kubestash/agent:dev", "--resync=10s"}},
+		{Name: "localnode", Bin: filepath.Join(bin, "localnode"), Args: []string{
+			"-kubeconfig=" + cp.Kubeconfig, "-work-dir=" + filepath.Join(dev, "node"), "-log-dir=" + filepath.Join(dev, "logs", "pods"),
+			"-image=*kubestash*=" + filepath.Join(bin, "agent")},
+			// The agent finds restic in bin/.
+			Env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}},
+	} {
+		if _, err := os.Stat(p.Bin); err != nil {
+			fmt.Printf("dev-env: %s not built, not started\n", p.Name)
+			continue
+		}
+		p.LogPath, p.Detach = filepath.Join(dev, "logs", p.Name+".log"), true
+		if err := p.Start(); err != nil {
+			stopAll()
+			return err
+		}
+		procs = append(procs, p)
+	}
 	var b strings.Builder
-	for _, p := range append([]*framework.Process{catalog.Process}, cp.Processes()...) {
+	for _, p := range append(procs, cp.Processes()...) {
 		fmt.Fprintf(&b, "%s %d %s\n", p.Name, p.Pid(), p.Bin)
 		p.Release()
 	}

@@ -45,6 +45,13 @@ func TestDevEnv(t *testing.T) {
 		assert.Contains(t, out, crd)
 	}
 
+	// The local node is Ready and the addons are installed.
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "nodes,addons,functions", "-o", "name")
+	require.NoError(t, err, out)
+	for _, n := range []string{"node/local-node", "addon.addons.kubestash.com/pvc-addon", "function.addons.kubestash.com/pvc-backup"} {
+		assert.Contains(t, out, n)
+	}
+
 	// The catalog server is registered: catalog kinds are served.
 	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "snapshots,repositories,backupsessions,restoresessions", "-A")
 	require.NoError(t, err, out)
@@ -66,7 +73,7 @@ func TestDevEnv(t *testing.T) {
 	assert.Contains(t, out, "dev-env: up")
 
 	pids := readDevPids(t, dev)
-	require.Len(t, pids, 5, "catalog server, kube-controller-manager, kube-apiserver, etcd, MinIO")
+	require.Len(t, pids, 7, "catalog server, controller, local node, kube-controller-manager, kube-apiserver, etcd, MinIO")
 	out, err = run("hack/dev-env.sh", "down")
 	require.NoError(t, err, out)
 	for _, pid := range pids {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -96,7 +97,9 @@ func (m *MinIO) Start(ctx context.Context) error {
 		return err
 	}
 	return m.waitReady(ctx, func(ctx context.Context) error {
-		return httpOK(ctx, hc, m.Endpoint+"/minio/health/live")
+		// "ready", not "live": a live server may still answer S3 calls
+		// with "Server not initialized yet".
+		return httpOK(ctx, hc, m.Endpoint+"/minio/health/ready")
 	})
 }
 
@@ -140,9 +143,18 @@ func (m *MinIO) EnsureBucket(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	ok, err := c.BucketExists(ctx, name)
-	if err != nil {
-		return fmt.Errorf("check bucket %s: %w", name, err)
+	var ok bool
+	for {
+		ok, err = c.BucketExists(ctx, name)
+		if err == nil {
+			break
+		}
+		// A server that just became ready may still be initializing.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("check bucket %s: %w", name, err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if ok {
 		return nil
