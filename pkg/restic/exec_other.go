@@ -1,0 +1,7 @@
+//go:build !linux
+
+package restic
+
+import "os/exec"
+
+func setSysProcAttr(*exec.Cmd) {}
