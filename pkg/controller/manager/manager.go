@@ -26,6 +26,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
+	"kubestash.dev/kubestash/pkg/controller/backupstorage"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
@@ -91,6 +92,15 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 
+		// BackupStorages: check and initialize each; the resync refreshes
+		// the repository list.
+		bsto := &backupstorage.Reconciler{Kube: kube, Client: client}
+		stoLoop := loop.New("backupstorage", bsto.Reconcile)
+		if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch BackupStorages")
+			return
+		}
+
 		// BackupSessions: their own changes, their Snapshots' (the agent
 		// reports there) and their Jobs'.
 		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder}
@@ -136,6 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		kubeFactory.WaitForCacheSync(ctx.Done())
 		logger.Info("Controllers started")
 		go bsLoop.Run(ctx, o.Workers)
+		go stoLoop.Run(ctx, 1)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()
 		kubeFactory.Shutdown()

@@ -1,0 +1,138 @@
+// Package backupstorage reconciles BackupStorages: it checks the Secret,
+// initializes the backend (metadata.yaml, written only if absent) and
+// reports the repositories the catalog holds for it, with their sizes.
+package backupstorage
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	corev1 "k8s.io/api/core/v1"
+
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/layout"
+	"kubestash.dev/kubestash/pkg/placement"
+	"kubestash.dev/kubestash/pkg/restic"
+	"kubestash.dev/kubestash/pkg/storages"
+)
+
+// Reconciler reconciles one BackupStorage at a time.
+type Reconciler struct {
+	Kube   kubernetes.Interface
+	Client versioned.Interface
+	// Build makes the backend; nil means storages.Build.
+	Build storages.BuildFunc
+}
+
+// Reconcile checks the storage from scratch and writes what it finds into
+// status. It never deletes anything in the backend.
+func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
+	bs, err := r.Client.StorageV1alpha1().BackupStorages(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get BackupStorage %s/%s: %w", namespace, name, err)
+	}
+	st := bs.Status.DeepCopy()
+
+	var secret *corev1.Secret
+	secretOK := true
+	if sn := storages.SecretName(bs); sn != "" {
+		secret, err = r.Kube.CoreV1().Secrets(namespace).Get(ctx, sn, metav1.GetOptions{})
+		if err != nil {
+			secretOK = false
+			conditions.Set(&st.Conditions, conditions.False(storagev1alpha1.TypeBackendSecretFound, storagev1alpha1.ReasonBackendSecretNotAvailable,
+				fmt.Sprintf("Secret %s/%s: %v", namespace, sn, reason(err))))
+		} else {
+			conditions.Set(&st.Conditions, conditions.True(storagev1alpha1.TypeBackendSecretFound, storagev1alpha1.ReasonBackendSecretAvailable, "Secret "+sn+" found"))
+		}
+	}
+	if secretOK {
+		build := r.Build
+		if build == nil {
+			build = storages.Build
+		}
+		b, err := build(bs, secret)
+		if err == nil {
+			ictx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err = layout.EnsureMeta(ictx, b, placement.Version)
+			cancel()
+		}
+		if err != nil {
+			conditions.Set(&st.Conditions, conditions.False(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationFailed, err.Error()))
+		} else {
+			conditions.Set(&st.Conditions, conditions.True(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationSucceeded, "metadata.yaml is in place"))
+		}
+	} else {
+		conditions.Set(&st.Conditions, conditions.False(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationFailed, "the backend's Secret is missing"))
+	}
+
+	// Upstream's rule: Ready iff initialized and the Secret, if any, found.
+	st.Phase = storagev1alpha1.BackupStoragePhaseNotReady
+	if conditions.IsTrue(st.Conditions, storagev1alpha1.TypeBackendInitialized) && secretOK {
+		st.Phase = storagev1alpha1.BackupStoragePhaseReady
+	}
+	if err := r.repositories(ctx, bs, st); err != nil {
+		// The catalog may be unavailable: keep the last list.
+		st.Repositories, st.TotalSize = bs.Status.Repositories, bs.Status.TotalSize
+	}
+
+	if !apiequality.Semantic.DeepEqual(*st, bs.Status) {
+		bs = bs.DeepCopy()
+		bs.Status = *st
+		if _, err := r.Client.StorageV1alpha1().BackupStorages(namespace).UpdateStatus(ctx, bs, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status of BackupStorage %s/%s: %w", namespace, name, err)
+		}
+	}
+	return nil
+}
+
+// reason keeps a Secret lookup error short and free of its content.
+func reason(err error) string {
+	if apierrors.IsNotFound(err) {
+		return "not found"
+	}
+	return err.Error()
+}
+
+// repositories lists, from the catalog, the Repositories kept in bs.
+func (r *Reconciler) repositories(ctx context.Context, bs *storagev1alpha1.BackupStorage, st *storagev1alpha1.BackupStorageStatus) error {
+	list, err := r.Client.CatalogV1alpha1().Repositories(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var total uint64
+	st.Repositories = nil
+	for _, repo := range list.Items {
+		ns := repo.Spec.StorageRef.Namespace
+		if ns == "" {
+			ns = repo.Namespace
+		}
+		if ns != bs.Namespace || repo.Spec.StorageRef.Name != bs.Name {
+			continue
+		}
+		st.Repositories = append(st.Repositories, storagev1alpha1.RepositoryInfo{
+			Name: repo.Name, Namespace: repo.Namespace, Path: repo.Spec.Path, Size: repo.Status.Size, Synced: ptr.To(true),
+		})
+		if n, err := restic.ParseBytes(repo.Status.Size); err == nil {
+			total += n
+		}
+	}
+	sort.Slice(st.Repositories, func(i, j int) bool {
+		a, b := st.Repositories[i], st.Repositories[j]
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	st.TotalSize = restic.FormatBytes(total)
+	return nil
+}

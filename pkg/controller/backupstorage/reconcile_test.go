@@ -1,0 +1,72 @@
+package backupstorage
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
+)
+
+func TestLocalStorageBecomesReady(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bs := &storagev1alpha1.BackupStorage{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "local"},
+		Spec: storagev1alpha1.BackupStorageSpec{Storage: storagev1alpha1.Backend{
+			Provider: storagev1alpha1.ProviderLocal,
+			Local: &storagev1alpha1.LocalSpec{MountPath: "/safe/data",
+				VolumeSource: storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}},
+		}},
+	}
+	repo := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "r"},
+		Spec:   catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "local"}, Path: "/r"},
+		Status: catalogv1alpha1.RepositoryStatus{Size: "1.500 KiB"}}
+	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
+		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
+	ks := fake.NewSimpleClientset(bs, repo, other)
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks}
+	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
+
+	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, storagev1alpha1.BackupStoragePhaseReady, got.Status.Phase)
+	assert.True(t, conditions.IsTrue(got.Status.Conditions, storagev1alpha1.TypeBackendInitialized))
+	assert.Nil(t, conditions.Get(got.Status.Conditions, storagev1alpha1.TypeBackendSecretFound), "no Secret, no condition")
+	_, err = os.Stat(filepath.Join(dir, "metadata.yaml"))
+	require.NoError(t, err, "metadata.yaml written")
+	require.Len(t, got.Status.Repositories, 1)
+	assert.Equal(t, "r", got.Status.Repositories[0].Name)
+	assert.Equal(t, "1.500 KiB", got.Status.TotalSize)
+}
+
+func TestMissingSecret(t *testing.T) {
+	ctx := context.Background()
+	bs := &storagev1alpha1.BackupStorage{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s3"},
+		Spec: storagev1alpha1.BackupStorageSpec{Storage: storagev1alpha1.Backend{
+			Provider: storagev1alpha1.ProviderS3,
+			S3:       &storagev1alpha1.S3Spec{Endpoint: "http://127.0.0.1:1", Bucket: "b", SecretName: "s3-secret"},
+		}},
+	}
+	ks := fake.NewSimpleClientset(bs)
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks}
+	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
+	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "s3", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
+	c := conditions.Get(got.Status.Conditions, storagev1alpha1.TypeBackendSecretFound)
+	require.NotNil(t, c)
+	assert.Contains(t, c.Message, "demo/s3-secret: not found")
+}
