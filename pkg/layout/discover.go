@@ -46,7 +46,7 @@ func Discover(ctx context.Context, b backend.Backend) ([]string, error) {
 
 // Walk finds repositories by listing directories with a delimiter, stopping
 // at any directory that holds repository.yaml and never descending into
-// restic data or catalog folders.
+// restic data, catalog folders or forget marks.
 func Walk(ctx context.Context, b backend.Backend) ([]string, error) {
 	var dirs []string
 	level := []string{""}
@@ -73,7 +73,7 @@ func Walk(ctx context.Context, b backend.Backend) ([]string, error) {
 			}
 			for _, p := range res.CommonPrefixes {
 				switch path.Base(strings.TrimSuffix(p, "/")) {
-				case ResticDir, SnapshotsDir, BackupSessionsDir, RestoreSessionsDir:
+				case ResticDir, SnapshotsDir, BackupSessionsDir, RestoreSessionsDir, ForgetDir:
 					continue
 				}
 				next = append(next, strings.TrimSuffix(p, "/"))

@@ -5,6 +5,7 @@
 //	R/snapshots/<name>.yaml           Snapshot
 //	R/backupsessions/<name>.yaml      BackupSession
 //	R/restoresessions/<name>.yaml     RestoreSession
+//	R/forget/<snapshot>.yaml          restic data to forget (see ForgetDir)
 //	R/repository/v1/<session>/<comp>/ restic data, never listed
 //
 // Keys are relative to the BackupStorage's prefix (or local directory); R is
@@ -77,7 +78,7 @@ func RepoDir(repoPath string) (string, error) {
 		switch el {
 		case "", ".", "..":
 			return "", fmt.Errorf("repository path %q: empty, \".\" or \"..\" element", repoPath)
-		case ResticDir, SnapshotsDir, BackupSessionsDir, RestoreSessionsDir:
+		case ResticDir, SnapshotsDir, BackupSessionsDir, RestoreSessionsDir, ForgetDir:
 			// A repository inside another's catalog folders would be
 			// found by neither discovery nor its parent.
 			return "", fmt.Errorf("repository path %q: %q is reserved by the layout", repoPath, el)

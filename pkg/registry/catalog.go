@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
-	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/klog/v2"
 
@@ -53,13 +52,14 @@ func ResourcePrefix(resource string) string {
 
 // RESTOptions returns the options of the generic registry of resource:
 // instead of etcd, its decorator builds a catalog store whose files are of
-// kind k and placed by locator.
-func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Locator) generic.RESTOptionsGetter {
+// kind k and placed by locator; hook (may be nil) is told of deletes.
+func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Locator, hook store.DeleteHook) generic.RESTOptionsGetter {
 	prefix := ResourcePrefix(resource)
 	cfg := c.Template
 	cfg.Codec = c.Codec
 	cfg.Backends = c.Backends
 	cfg.Locator = locator
+	cfg.DeleteHook = hook
 	cfg.Scanner = layout.Scanner{Kind: k, Discovery: c.Discovery}
 	cfg.Admitter = placement.Admitter{Prefix: prefix, Kind: k, Allowed: c.Allowed}
 	cfg.Resource = resource
@@ -123,6 +123,13 @@ const lookupTimeout = 10 * time.Second
 // Repositories answers where a Repository lives from the index of the
 // repositories store: the placement of Snapshots, BackupSessions and
 // RestoreSessions.
+//
+// The answer is where repository.yaml actually is, not what its
+// spec.storageRef says: a cluster that reads a bucket through a
+// BackupStorage of another name or namespace than the cluster that wrote
+// it must put new Snapshots next to the repository, in the storage it
+// reads it from (the storageRef names a BackupStorage of the other cluster,
+// which may not exist here, or be another bucket).
 func (c *Catalog) Repositories() placement.Repositories { return repoLookup{c} }
 
 type repoLookup struct{ c *Catalog }
@@ -134,16 +141,25 @@ func (r repoLookup) Repository(namespace, name string) (string, string, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
-	var repo catalog.Repository
-	key := ResourcePrefix(catalogv1alpha1.ResourcePluralRepository) + "/" + namespace + "/" + name
-	if err := s.Get(ctx, key, storage.GetOptions{}, &repo); err != nil {
+	// Until the index is built "not found" would be a guess.
+	if err := s.WaitReady(ctx); err != nil {
 		return "", "", false
 	}
-	ns := repo.Spec.StorageRef.Namespace
-	if ns == "" {
-		ns = repo.Namespace
+	loc, ok := s.Location(repositoryKey(namespace, name))
+	if !ok {
+		return "", "", false
 	}
-	return placement.StorageID(ns, repo.Spec.StorageRef.Name), repo.Spec.Path, true
+	k, dir, _, ok := layout.Parse(loc.Key)
+	if !ok || k != layout.KindRepository {
+		// The scanner indexes nothing else; be safe all the same.
+		return "", "", false
+	}
+	return loc.Storage, dir, true
+}
+
+// repositoryKey is the registry key of a Repository.
+func repositoryKey(namespace, name string) string {
+	return ResourcePrefix(catalogv1alpha1.ResourcePluralRepository) + "/" + namespace + "/" + name
 }
 
 // RepositoryLocator places a Repository (placement.RepositoryLocator) and
@@ -163,6 +179,16 @@ func (l *recordingLocator) Locate(key string, obj runtime.Object) (store.Locatio
 	loc, err := placement.RepositoryLocator{}.Locate(key, obj)
 	if err != nil {
 		return loc, err
+	}
+	// A Repository that is indexed stays where its file is, whatever its
+	// spec.storageRef says (see Repositories): otherwise updating one that
+	// is read through a storage of another name would look like moving it.
+	// storageRef and path are immutable, so for a Repository written here
+	// both agree anyway.
+	if s := l.c.store(catalogv1alpha1.ResourcePluralRepository); s != nil {
+		if cur, ok := s.Location(key); ok {
+			return cur, nil
+		}
 	}
 	r, ok := obj.(*catalog.Repository)
 	if !ok {

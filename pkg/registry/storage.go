@@ -43,6 +43,8 @@ type Resource struct {
 	ShortNames []string
 	Categories []string
 	Locator    store.Locator
+	// DeleteHook, if set, runs before an object's file is removed.
+	DeleteHook store.DeleteHook
 }
 
 // NewREST builds the REST storage of a resource and its /status over a
@@ -61,7 +63,7 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 
 		TableConvertor: r.Table,
 	}
-	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, r.Locator), AttrFunc: r.GetAttrs}
+	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, r.Locator, r.DeleteHook), AttrFunc: r.GetAttrs}
 	if err := s.CompleteWithOptions(opts); err != nil {
 		return nil, nil, fmt.Errorf("storage of %s: %w", r.Plural, err)
 	}

@@ -47,6 +47,7 @@ var gvrAPIService = schema.GroupVersionResource{Group: "apiregistration.k8s.io",
 // catalogServer is a running bin/apiserver registered with env's
 // kube-apiserver.
 type catalogServer struct {
+	cp       *framework.ControlPlane
 	proc     *framework.Process
 	URL      string
 	Port     int
@@ -59,6 +60,8 @@ type catalogServer struct {
 type catalogServerOptions struct {
 	PollInterval time.Duration
 	ExtraArgs    []string
+	// CP is the control plane to register with; nil is the package's env.
+	CP *framework.ControlPlane
 }
 
 // startCatalogServer builds cmd/apiserver, starts it on a free loopback
@@ -66,7 +69,7 @@ type catalogServerOptions struct {
 // until kube-apiserver reports it Available. Cleanup unregisters it first
 // (an unavailable APIService would break discovery for the other tests) and
 // then stops it.
-func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
+func startCatalogServer(t testing.TB, o catalogServerOptions) *catalogServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -80,8 +83,12 @@ func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
 	require.NoError(t, os.WriteFile(certFile, cert, 0o600))
 	require.NoError(t, os.WriteFile(keyFile, key, 0o600))
 
+	cp := o.CP
+	if cp == nil {
+		cp = env
+	}
 	port := freeLoopbackPort(t)
-	s := &catalogServer{Port: port, CABundle: ca, URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
+	s := &catalogServer{cp: cp, Port: port, CABundle: ca, URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
 	poll := o.PollInterval
 	if poll == 0 {
 		poll = 2 * time.Second
@@ -90,9 +97,9 @@ func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
 		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + certFile, "--tls-private-key-file=" + keyFile,
 		"--cert-dir=" + dir,
-		"--kubeconfig=" + env.Kubeconfig,
-		"--authentication-kubeconfig=" + env.Kubeconfig,
-		"--authorization-kubeconfig=" + env.Kubeconfig,
+		"--kubeconfig=" + cp.Kubeconfig,
+		"--authentication-kubeconfig=" + cp.Kubeconfig,
+		"--authorization-kubeconfig=" + cp.Kubeconfig,
 		"--poll-interval=" + poll.String(),
 		"--v=2",
 	}
@@ -100,7 +107,7 @@ func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
 		Name:    "catalog-apiserver",
 		Bin:     bin,
 		Args:    append(args, o.ExtraArgs...),
-		LogPath: filepath.Join(env.Dir, "logs", fmt.Sprintf("catalog-apiserver-%d.log", port)),
+		LogPath: filepath.Join(cp.Dir, "logs", fmt.Sprintf("catalog-apiserver-%d.log", port)),
 	}
 	require.NoError(t, s.proc.Start())
 	t.Cleanup(func() {
@@ -111,7 +118,7 @@ func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
 		}
 	})
 
-	s.Config = rest.CopyConfig(env.Config)
+	s.Config = rest.CopyConfig(cp.Config)
 	s.Config.Host = s.URL
 	s.Config.TLSClientConfig.CAData = ca
 	s.Config.TLSClientConfig.CAFile = ""
@@ -121,7 +128,7 @@ func startCatalogServer(t *testing.T, o catalogServerOptions) *catalogServer {
 }
 
 // buildCatalogServer compiles cmd/apiserver into dir.
-func buildCatalogServer(t *testing.T, dir string) string {
+func buildCatalogServer(t testing.TB, dir string) string {
 	t.Helper()
 	root, err := framework.RepoRoot()
 	require.NoError(t, err)
@@ -134,7 +141,7 @@ func buildCatalogServer(t *testing.T, dir string) string {
 }
 
 // waitReady polls /readyz until the catalog index is built.
-func (s *catalogServer) waitReady(t *testing.T, ctx context.Context) {
+func (s *catalogServer) waitReady(t testing.TB, ctx context.Context) {
 	t.Helper()
 	client, err := rest.HTTPClientFor(s.Config)
 	require.NoError(t, err)
@@ -161,11 +168,11 @@ func (s *catalogServer) waitReady(t *testing.T, ctx context.Context) {
 
 // register creates the ExternalName Service and the APIService, and waits
 // until the aggregator finds the server Available.
-func (s *catalogServer) register(t *testing.T, ctx context.Context) {
+func (s *catalogServer) register(t testing.TB, ctx context.Context) {
 	t.Helper()
-	dyn, err := dynamic.NewForConfig(env.Config)
+	dyn, err := dynamic.NewForConfig(s.cp.Config)
 	require.NoError(t, err)
-	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
+	_, _, err = s.cp.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata:
   name: %s
@@ -233,10 +240,10 @@ spec:
 }
 
 // unregister deletes the APIService and the Service.
-func (s *catalogServer) unregister(t *testing.T) {
+func (s *catalogServer) unregister(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dyn, err := dynamic.NewForConfig(env.Config)
+	dyn, err := dynamic.NewForConfig(s.cp.Config)
 	if err != nil {
 		t.Logf("unregister: %v", err)
 		return
@@ -244,14 +251,14 @@ func (s *catalogServer) unregister(t *testing.T) {
 	if err := dyn.Resource(gvrAPIService).Delete(ctx, catalogAPIService, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Logf("delete APIService: %v", err)
 	}
-	if err := env.KubeClient.CoreV1().Services(catalogNamespace).Delete(ctx, catalogServiceName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := s.cp.KubeClient.CoreV1().Services(catalogNamespace).Delete(ctx, catalogServiceName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Logf("delete Service: %v", err)
 	}
 	// kubectl keeps discovery on disk: once the group is gone, refresh it,
 	// or later tests' "kubectl get <category>" would ask for resources that
 	// are no longer served.
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
-		groups, err := env.KubeClient.Discovery().ServerGroups()
+		groups, err := s.cp.KubeClient.Discovery().ServerGroups()
 		if err != nil {
 			return false, nil
 		}
@@ -265,12 +272,12 @@ func (s *catalogServer) unregister(t *testing.T) {
 	if err != nil {
 		t.Logf("catalog.kubestash.com still in discovery: %v", err)
 	}
-	if _, _, err := env.Kubectl(ctx, "", "api-resources", "-o", "name"); err != nil {
+	if _, _, err := s.cp.Kubectl(ctx, "", "api-resources", "-o", "name"); err != nil {
 		t.Logf("refresh kubectl's discovery cache: %v", err)
 	}
 }
 
-func freeLoopbackPort(t *testing.T) int {
+func freeLoopbackPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -37,6 +37,8 @@ type Config struct {
 	Locator  Locator
 	Scanner  Scanner
 	Admitter Admitter
+	// DeleteHook, if set, is called before every delete of a file.
+	DeleteHook DeleteHook
 
 	// PollInterval is how often every storage is scanned for changes made by
 	// other writers. 0 disables polling (Poll can still be called);

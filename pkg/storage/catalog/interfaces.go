@@ -43,3 +43,20 @@ type Scanner interface {
 type Admitter interface {
 	Admit(storage string, fileKey string, obj runtime.Object) (registryKey string, err error)
 }
+
+// DeleteHook is told of a delete before the store removes the file, with
+// the object as it is indexed (the state the delete was checked against),
+// its location and backend, while the store holds the file's lock. It is
+// for what must be recorded durably before an object goes, such as a
+// Snapshot's restic data to forget. An error stops the delete, nothing
+// removed: an error that is an API status reaches the client unchanged,
+// any other is a 500.
+//
+// undo, if not nil, is called when the file could not be removed after
+// all (it changed meanwhile, the backend failed), so that the hook can take
+// back what it did; the store then retries with the current state, calling
+// the hook again. Dry runs and deletes that only set a deletionTimestamp
+// (finalizers) never reach the hook.
+type DeleteHook interface {
+	BeforeDelete(ctx context.Context, b backend.Backend, loc Location, obj runtime.Object) (undo func(context.Context), err error)
+}

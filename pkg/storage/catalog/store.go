@@ -207,6 +207,27 @@ func (s *Store) Len() int {
 	return s.idx.len()
 }
 
+// Location returns where the object indexed under the registry key lives:
+// its storage and file. Callers place related objects by it rather than by
+// what the object says of itself: a Repository read from a bucket that
+// another cluster wrote names that cluster's BackupStorage in
+// spec.storageRef, while here the same files are served through a storage
+// of another name. ok is false when nothing is indexed under key (or the
+// index is not built yet; see WaitReady).
+func (s *Store) Location(key string) (loc Location, ok bool) {
+	key, err := s.prepareKey(key, false)
+	if err != nil {
+		return Location{}, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.idx.get(key)
+	if e == nil {
+		return Location{}, false
+	}
+	return e.loc, true
+}
+
 // waitReady holds a request until the index is built, so that nobody sees a
 // half-built catalog.
 func (s *Store) waitReady(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/conversion"
@@ -236,7 +237,14 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 			if s.lookup(key) != cur {
 				return false, nil
 			}
-			err := b.Delete(ctx, cur.loc.Key, backend.DeleteOptions{IfMatch: cur.etag})
+			undo, err := s.beforeDelete(ctx, b, key, cur.loc, obj)
+			if err != nil {
+				return false, err
+			}
+			err = b.Delete(ctx, cur.loc.Key, backend.DeleteOptions{IfMatch: cur.etag})
+			if err != nil {
+				undo()
+			}
 			if errors.Is(err, backend.ErrPreconditionFailed) || errors.Is(err, backend.ErrNotFound) {
 				return false, s.afterConflict(ctx, b, key, cur.loc, cur)
 			}
@@ -258,6 +266,38 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 			return err
 		}
 	}
+}
+
+// undoTimeout bounds taking back what a DeleteHook did, which happens even
+// when the request's context is done.
+const undoTimeout = 30 * time.Second
+
+// beforeDelete calls the DeleteHook, if any, and returns what takes back
+// its work (never nil).
+func (s *Store) beforeDelete(ctx context.Context, b backend.Backend, key string, loc Location, obj runtime.Object) (func(), error) {
+	if s.cfg.DeleteHook == nil {
+		return func() {}, nil
+	}
+	undo, err := s.cfg.DeleteHook.BeforeDelete(ctx, b, loc, obj)
+	if err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return nil, err
+		}
+		backendErrors.WithLabelValues(s.cfg.Resource, "before-delete").Inc()
+		if errors.Is(err, backend.ErrUnavailable) {
+			return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot delete %s: the backend of storage %s is unavailable, nothing was deleted: %v", key, loc.Storage, err))
+		}
+		return nil, apierrors.NewInternalError(fmt.Errorf("cannot delete %s from %s: %w", key, loc, err))
+	}
+	if undo == nil {
+		return func() {}, nil
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		undo(uctx)
+	}, nil
 }
 
 // afterConflict handles a failed precondition: the file changed behind the

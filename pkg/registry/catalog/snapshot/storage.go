@@ -11,7 +11,8 @@ import (
 )
 
 // NewREST returns the storage of snapshots and snapshots/status: files in
-// the folder of their Repository.
+// the folder of their Repository. Deleting one with deletionPolicy WipeOut
+// marks its restic data to be forgotten (ForgetOnWipeOut).
 func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Namespaces) (*registry.REST, *registry.StatusREST, error) {
 	strategy := registry.NewStrategy(scheme, Kind)
 	return c.NewREST(registry.Resource{
@@ -26,5 +27,6 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		Table:          Table,
 		Categories:     registry.CategoriesNotInAll,
 		Locator:        placement.SnapshotLocator{Repos: c.Repositories()},
+		DeleteHook:     ForgetOnWipeOut{},
 	}, namespaces)
 }
