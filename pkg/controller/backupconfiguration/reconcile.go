@@ -14,7 +14,6 @@ import (
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +28,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/jobaccount"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -380,7 +380,7 @@ func CronJobName(bc, session string) string {
 // ensureSchedulers keeps one CronJob per session, and the ServiceAccount
 // and RoleBinding its Jobs run as.
 func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
-	if err := r.ensureTriggerAccount(ctx, bc.Namespace); err != nil {
+	if err := jobaccount.Ensure(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
 		return err
 	}
 	var errs []string
@@ -406,24 +406,6 @@ func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.Back
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("schedulers: %s", strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-func (r *Reconciler) ensureTriggerAccount(ctx context.Context, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: TriggerServiceAccount, Namespace: ns,
-		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}}}
-	if _, err := r.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, sa.Name, err)
-	}
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: TriggerServiceAccount, Namespace: ns,
-			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: TriggerClusterRole},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: TriggerServiceAccount, Namespace: ns}},
-	}
-	if _, err := r.Kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create RoleBinding %s/%s: %w", ns, rb.Name, err)
 	}
 	return nil
 }

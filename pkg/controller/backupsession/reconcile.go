@@ -15,7 +15,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +28,7 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/jobaccount"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -394,7 +394,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if err != nil {
 		return nil, err
 	}
-	if err := r.ensureServiceAccount(ctx, bs.Namespace); err != nil {
+	if err := jobaccount.Ensure(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
 		return nil, err
 	}
 	pod.ServiceAccountName = BackupServiceAccount
@@ -438,24 +438,6 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	}
 	r.Recorder.Eventf(bs, corev1.EventTypeNormal, "BackupExecutorEnsured", "Created Job %s", name)
 	return created, nil
-}
-
-func (r *Reconciler) ensureServiceAccount(ctx context.Context, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: BackupServiceAccount, Namespace: ns,
-		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}}}
-	if _, err := r.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, sa.Name, err)
-	}
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: BackupServiceAccount, Namespace: ns,
-			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: BackupClusterRole},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: BackupServiceAccount, Namespace: ns}},
-	}
-	if _, err := r.Kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create RoleBinding %s/%s: %w", ns, rb.Name, err)
-	}
-	return nil
 }
 
 // cleanHistory keeps the newest sessionHistoryLimit finished sessions of
