@@ -28,6 +28,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/backupstorage"
 	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/controller/restoresession"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
 	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
@@ -123,9 +124,22 @@ func Run(ctx context.Context, o Options) error {
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))
+		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder}
+		rsLoop := loop.New("restoresession", rsr.Reconcile)
+		if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch RestoreSessions")
+			return
+		}
 		byJob := func(obj any) {
-			if j, ok := obj.(*batchv1.Job); ok && j.Labels[storagev1alpha1.LabelComponent] == "kubestash-backup" {
+			j, ok := obj.(*batchv1.Job)
+			if !ok {
+				return
+			}
+			switch j.Labels[storagev1alpha1.LabelComponent] {
+			case "kubestash-backup":
 				bsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
+			case "kubestash-restore":
+				rsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
 			}
 		}
 		if _, err := kubeFactory.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -146,6 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		kubeFactory.WaitForCacheSync(ctx.Done())
 		logger.Info("Controllers started")
 		go bsLoop.Run(ctx, o.Workers)
+		go rsLoop.Run(ctx, o.Workers)
 		go stoLoop.Run(ctx, 1)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()

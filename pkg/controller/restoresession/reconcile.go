@@ -1,0 +1,387 @@
+// Package restoresession reconciles RestoreSessions: it resolves the
+// Snapshot (by name, "latest" or a point in time), pauses the backups of
+// the same target while the restore runs, runs the restore Job built from
+// the Addon's restore task and its Function, rolls the components' phases
+// up and resumes the backups at the end.
+package restoresession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"kubestash.dev/kubestash/pkg/addon"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/jobaccount"
+	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+)
+
+// Names of the identity the restore Jobs run as.
+const (
+	RestoreServiceAccount = "kubestash-restore"
+	RestoreClusterRole    = "kubestash-restore-job"
+	latest                = "latest"
+)
+
+// Reconciler reconciles one RestoreSession at a time.
+type Reconciler struct {
+	Kube     kubernetes.Interface
+	Client   versioned.Interface
+	Recorder record.EventRecorder
+	Now      func() time.Time
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile derives the restore's state from its Snapshot, target and Job.
+func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
+	rs, err := r.Client.CatalogV1alpha1().RestoreSessions(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get RestoreSession %s/%s: %w", namespace, name, err)
+	}
+	if rs.Status.Phase.IsTerminal() && len(rs.Status.PausedBackups) == 0 {
+		return nil
+	}
+	st := rs.Status.DeepCopy()
+	requeue := false
+	if !rs.Status.Phase.IsTerminal() {
+		requeue, err = r.run(ctx, rs, st)
+		if err != nil {
+			return err
+		}
+	}
+	st.Phase = (&catalogv1alpha1.RestoreSession{Status: *st}).CalculatePhase()
+	if st.Phase.IsTerminal() {
+		if st.Duration == "" {
+			st.Duration = r.now().Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
+		}
+		if err := r.resumeBackups(ctx, st); err != nil {
+			requeue = true
+		}
+	}
+	if !apiequality.Semantic.DeepEqual(*st, rs.Status) {
+		rs = rs.DeepCopy()
+		rs.Status = *st
+		if _, err := r.Client.CatalogV1alpha1().RestoreSessions(namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status of RestoreSession %s/%s: %w", namespace, name, err)
+		}
+	}
+	if requeue {
+		return loop.ErrRequeue
+	}
+	return nil
+}
+
+func (r *Reconciler) invalid(st *catalogv1alpha1.RestoreSessionStatus, msg string) {
+	conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeValidationPassed, catalogv1alpha1.ReasonResourceValidationFailed, msg))
+}
+
+func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession, st *catalogv1alpha1.RestoreSessionStatus) (bool, error) {
+	snap, err := r.resolveSnapshot(ctx, rs)
+	found := err == nil
+	st.Dependencies = []catalogv1alpha1.ResourceFoundStatus{{APIGroup: catalogv1alpha1.GroupName, Kind: "Snapshot", Namespace: dataNamespace(rs), Name: snapshotName(rs, snap), Found: ptr.To(found)}}
+	if err != nil {
+		if apierrors.IsNotFound(err) || errors.Is(err, errNoSnapshot) {
+			r.invalid(st, err.Error())
+			return false, nil
+		}
+		return false, err
+	}
+	target := restoreTarget(rs, snap)
+	_, err = r.Kube.CoreV1().PersistentVolumeClaims(target.Namespace).Get(ctx, target.Name, metav1.GetOptions{})
+	st.TargetFound = ptr.To(err == nil)
+	if err != nil {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeRestoreTargetFound, catalogv1alpha1.ReasonUnableToCheckTargetAvailability, fmt.Sprintf("PersistentVolumeClaim %s/%s: %v", target.Namespace, target.Name, err)))
+		// The target may be created after the restore: look again.
+		return true, nil
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreTargetFound, "TargetAvailable", "PersistentVolumeClaim "+target.Name+" found"))
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeValidationPassed, catalogv1alpha1.ReasonResourceValidationPassed, "restoring Snapshot "+snap.Name))
+
+	if err := r.pauseBackups(ctx, target, st); err != nil {
+		return false, err
+	}
+	if st.TotalComponents == 0 {
+		st.TotalComponents = int32(len(components(rs, snap)))
+	}
+	if rs.Spec.RestoreTimeout != nil && st.RestoreDeadline == nil {
+		st.RestoreDeadline = ptr.To(metav1.NewTime(rs.CreationTimestamp.Add(rs.Spec.RestoreTimeout.Duration)))
+	}
+
+	job, err := r.ensureJob(ctx, rs, snap, target)
+	if err != nil {
+		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeRestoreExecutorEnsured, catalogv1alpha1.ReasonFailedToEnsureRestoreExecutor, err.Error()))
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "restore ended"))
+		return false, nil
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredRestoreExecutor, "Job "+job.Name))
+
+	done := len(st.Components) > 0 && int32(len(st.Components)) >= st.TotalComponents
+	for _, c := range st.Components {
+		if !c.Phase.IsTerminal() {
+			done = false
+		}
+	}
+	ended, why := jobEnded(job)
+	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
+		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
+		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	}
+	if ended && !done {
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreIncomplete, catalogv1alpha1.ReasonRestoreExecutorTerminatedBeforeCompletion, why))
+		done = true
+	}
+	if done {
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "restore finished"))
+		return false, nil
+	}
+	return true, nil
+}
+
+var errNoSnapshot = errors.New("no snapshot to restore")
+
+func dataNamespace(rs *catalogv1alpha1.RestoreSession) string {
+	if rs.Spec.DataSource.Namespace != "" {
+		return rs.Spec.DataSource.Namespace
+	}
+	return rs.Namespace
+}
+
+func snapshotName(rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot) string {
+	if snap != nil {
+		return snap.Name
+	}
+	return rs.Spec.DataSource.Snapshot
+}
+
+// resolveSnapshot finds the Snapshot to restore: by name, the newest
+// Succeeded one of the repository ("latest"), or the newest Succeeded one
+// at (or, when exclusive, before) the point in time.
+func (r *Reconciler) resolveSnapshot(ctx context.Context, rs *catalogv1alpha1.RestoreSession) (*catalogv1alpha1.Snapshot, error) {
+	ds := rs.Spec.DataSource
+	ns := dataNamespace(rs)
+	if ds.PITR == nil && ds.Snapshot != latest {
+		if ds.Snapshot == "" {
+			return nil, fmt.Errorf("%w: spec.dataSource.snapshot is empty and no pitr is given", errNoSnapshot)
+		}
+		s, err := r.Client.CatalogV1alpha1().Snapshots(ns).Get(ctx, ds.Snapshot, metav1.GetOptions{})
+		if err == nil && s.Status.Phase != catalogv1alpha1.SnapshotSucceeded {
+			return nil, fmt.Errorf("%w: Snapshot %s is %s, not Succeeded", errNoSnapshot, s.Name, s.Status.Phase)
+		}
+		return s, err
+	}
+	sel := labels.SelectorFromSet(labels.Set{catalogv1alpha1.LabelRepoName: ds.Repository})
+	list, err := r.Client.CatalogV1alpha1().Snapshots(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	var candidates []catalogv1alpha1.Snapshot
+	for _, s := range list.Items {
+		if s.Status.Phase != catalogv1alpha1.SnapshotSucceeded || s.Spec.Repository != ds.Repository {
+			continue
+		}
+		if p := ds.PITR; p != nil && p.TargetTime != nil {
+			t := snapshotTime(&s)
+			if t.After(p.TargetTime.Time) || (p.Exclusive && t.Equal(p.TargetTime.Time)) {
+				continue
+			}
+		}
+		candidates = append(candidates, s)
+	}
+	if len(candidates) == 0 {
+		return nil, fmt.Errorf("%w: no Succeeded Snapshot of repository %s/%s matches", errNoSnapshot, ns, ds.Repository)
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		ti, tj := snapshotTime(&candidates[i]), snapshotTime(&candidates[j])
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return candidates[i].Name > candidates[j].Name
+	})
+	return &candidates[0], nil
+}
+
+func snapshotTime(s *catalogv1alpha1.Snapshot) time.Time {
+	if s.Status.SnapshotTime != nil {
+		return s.Status.SnapshotTime.Time
+	}
+	return s.CreationTimestamp.Time
+}
+
+func restoreTarget(rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot) kmapi.TypedObjectReference {
+	t := snap.Spec.AppRef
+	if rs.Spec.Target != nil {
+		t = *rs.Spec.Target
+	}
+	if t.Namespace == "" {
+		t.Namespace = rs.Namespace
+	}
+	return t
+}
+
+func components(rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot) []string {
+	if len(rs.Spec.DataSource.Components) > 0 {
+		return rs.Spec.DataSource.Components
+	}
+	var out []string
+	for name := range snap.Status.Components {
+		out = append(out, name)
+	}
+	return out
+}
+
+// pauseBackups pauses the BackupConfigurations of the target that are not
+// paused already, and records them so that only those are resumed.
+func (r *Reconciler) pauseBackups(ctx context.Context, target kmapi.TypedObjectReference, st *catalogv1alpha1.RestoreSessionStatus) error {
+	bcs, err := r.Client.CoreV1alpha1().BackupConfigurations(target.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list BackupConfigurations: %w", err)
+	}
+	recorded := map[string]bool{}
+	for _, p := range st.PausedBackups {
+		recorded[p.Namespace+"/"+p.Name] = true
+	}
+	for _, bc := range bcs.Items {
+		t := bc.Spec.Target
+		if t == nil || t.Kind != target.Kind || t.Name != target.Name || (t.Namespace != "" && t.Namespace != target.Namespace) {
+			continue
+		}
+		if recorded[bc.Namespace+"/"+bc.Name] || bc.Spec.Paused {
+			continue
+		}
+		bc := bc.DeepCopy()
+		bc.Spec.Paused = true
+		if _, err := r.Client.CoreV1alpha1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("pause BackupConfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
+		}
+		st.PausedBackups = append(st.PausedBackups, kmapi.TypedObjectReference{
+			APIGroup: corev1alpha1.SchemeGroupVersion.Group, Kind: "BackupConfiguration", Namespace: bc.Namespace, Name: bc.Name})
+	}
+	return nil
+}
+
+// resumeBackups unpauses what pauseBackups paused and forgets each one
+// resumed.
+func (r *Reconciler) resumeBackups(ctx context.Context, st *catalogv1alpha1.RestoreSessionStatus) error {
+	var left []kmapi.TypedObjectReference
+	var errs []error
+	for _, p := range st.PausedBackups {
+		bc, err := r.Client.CoreV1alpha1().BackupConfigurations(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err == nil && bc.Spec.Paused {
+			bc = bc.DeepCopy()
+			bc.Spec.Paused = false
+			_, err = r.Client.CoreV1alpha1().BackupConfigurations(p.Namespace).Update(ctx, bc, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			left = append(left, p)
+			errs = append(errs, err)
+		}
+	}
+	st.PausedBackups = left
+	return errors.Join(errs...)
+}
+
+func jobEnded(job *batchv1.Job) (bool, string) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			return true, "the restore Job completed before reporting every component"
+		case batchv1.JobFailed, batchv1.JobFailureTarget:
+			return true, fmt.Sprintf("the restore Job failed (%s: %s)", c.Reason, c.Message)
+		}
+	}
+	return false, ""
+}
+
+func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot, target kmapi.TypedObjectReference) (*batchv1.Job, error) {
+	jobs := r.Kube.BatchV1().Jobs(rs.Namespace)
+	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", rs.Name, "")
+	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		return job, nil
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if rs.Spec.Addon == nil || len(rs.Spec.Addon.Tasks) == 0 {
+		return nil, errors.New("spec.addon has no task")
+	}
+	a, err := r.Client.AddonsV1alpha1().Addons().Get(ctx, rs.Spec.Addon.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Addon %s: %w", rs.Spec.Addon.Name, err)
+	}
+	ref := &rs.Spec.Addon.Tasks[0]
+	task, err := addon.FindTask(a, ref.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	fn, err := r.Client.AddonsV1alpha1().Functions().Get(ctx, task.Function, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
+	}
+	params, err := addon.Params(task, ref, map[string]string{
+		addon.InputNamespace: rs.Namespace, addon.InputRestoreSession: rs.Name, addon.InputSnapshot: snap.Name, addon.InputPVCName: target.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
+	if err != nil {
+		return nil, err
+	}
+	if err := jobaccount.Ensure(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole); err != nil {
+		return nil, err
+	}
+	pod.ServiceAccountName = RestoreServiceAccount
+	lbls := map[string]string{
+		storagev1alpha1.LabelManagedBy:    storagev1alpha1.LabelManagedByValue,
+		storagev1alpha1.LabelComponent:    "kubestash-restore",
+		catalogv1alpha1.LabelInvokerName:  rs.Name,
+		"kubestash.com/invoker-namespace": rs.Namespace,
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: lbls},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To(int32(0)),
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
+		},
+	}
+	if rs.Spec.RestoreTimeout != nil {
+		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(rs.Spec.RestoreTimeout.Seconds()))
+	}
+	created, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create Job %s: %w", name, err)
+	}
+	r.Recorder.Eventf(rs, corev1.EventTypeNormal, "RestoreExecutorEnsured", "Created Job %s to restore Snapshot %s", name, snap.Name)
+	return created, nil
+}
