@@ -26,11 +26,13 @@ import (
 	"kubestash.dev/kubestash/pkg/addon"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/jobaccount"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/retention"
 )
 
 // Names of the identity the backup Jobs run as.
@@ -222,6 +224,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		}
 	}
 	if allTerminal {
+		r.applyRetention(ctx, bs, bc, s, st)
 		// The last step of a session (upstream pushes metrics here).
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "all snapshots finished"))
 		return false, nil
@@ -229,6 +232,62 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	// Components report through the Snapshots, which we may not watch:
 	// look again soon.
 	return true, nil
+}
+
+// applyRetention runs, once per repository, the RetentionPolicy of the
+// repository's backend, and records the outcome in status. A failure is
+// reported there (and fails the session), never silent.
+func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, st *catalogv1alpha1.BackupSessionStatus) {
+	done := map[string]bool{}
+	for _, e := range st.RetentionPolicies {
+		if e.Phase == catalogv1alpha1.RetentionPolicyApplied || e.Phase == catalogv1alpha1.RetentionPolicyFailedToApply {
+			done[e.Repository] = true
+		}
+	}
+	var entries []catalogv1alpha1.RetentionPolicyApplyStatus
+	for _, repo := range s.Repositories {
+		if done[repo.Name] {
+			continue
+		}
+		var ref *kmapi.ObjectReference
+		for i, b := range bc.Spec.Backends {
+			if b.Name == repo.Backend || (repo.Backend == "" && i == 0) {
+				ref = b.RetentionPolicy
+			}
+		}
+		if ref == nil {
+			continue
+		}
+		rp := *ref
+		if rp.Namespace == "" {
+			rp.Namespace = bc.Namespace
+		}
+		e := catalogv1alpha1.RetentionPolicyApplyStatus{Ref: rp, Repository: repo.Name, Phase: catalogv1alpha1.RetentionPolicyApplied}
+		policy, err := r.Client.StorageV1alpha1().RetentionPolicies(rp.Namespace).Get(ctx, rp.Name, metav1.GetOptions{})
+		if err == nil {
+			var removed []string
+			removed, err = retention.Apply(ctx, r.Client, bs.Namespace, repo.Name, policy, r.now())
+			if len(removed) > 0 {
+				r.Recorder.Eventf(bs, corev1.EventTypeNormal, "RetentionPolicyApplied", "Removed %d snapshots of %s: %s", len(removed), repo.Name, strings.Join(removed, ", "))
+			}
+		}
+		if err != nil {
+			e.Phase, e.Error = catalogv1alpha1.RetentionPolicyFailedToApply, err.Error()
+		}
+		entries = append(entries, e)
+	}
+	for _, e := range entries {
+		replaced := false
+		for i := range st.RetentionPolicies {
+			if st.RetentionPolicies[i].Repository == e.Repository {
+				st.RetentionPolicies[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			st.RetentionPolicies = append(st.RetentionPolicies, e)
+		}
+	}
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRetentionPolicyExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredRetentionPolicyExecutor, "retention applied by the controller"))
 }
 
 func jobEnded(job *batchv1.Job) (bool, string) {

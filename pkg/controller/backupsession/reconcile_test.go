@@ -22,6 +22,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
@@ -47,7 +48,8 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 	bc := &corev1alpha1.BackupConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "bc"},
 		Spec: corev1alpha1.BackupConfigurationSpec{
-			Target: &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
+			Target:   &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
+			Backends: []corev1alpha1.BackendReference{{Name: "s3", RetentionPolicy: &kmapi.ObjectReference{Name: "keep-one"}}},
 			Sessions: []corev1alpha1.Session{{
 				SessionConfig: corev1alpha1.SessionConfig{Name: "daily", SessionHistoryLimit: 1},
 				Addon:         &corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup"}}},
@@ -56,7 +58,14 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		},
 		Status: corev1alpha1.BackupConfigurationStatus{Phase: bcPhase},
 	}
-	objs := []runtime.Object{bc, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
+	oldSnap := &catalogv1alpha1.Snapshot{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "repo-old", Labels: map[string]string{catalogv1alpha1.LabelRepoName: "repo"}},
+		Spec:       catalogv1alpha1.SnapshotSpec{Repository: "repo"},
+		Status:     catalogv1alpha1.SnapshotStatus{Phase: catalogv1alpha1.SnapshotSucceeded, SnapshotTime: ptr.To(metav1.NewTime(now.Add(-24 * time.Hour)))},
+	}
+	keepOne := &storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "keep-one"},
+		Spec: storagev1alpha1.RetentionPolicySpec{SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To(int32(1))}}}
+	objs := []runtime.Object{bc, oldSnap, keepOne, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
 	for _, s := range sessions {
 		objs = append(objs, s)
 	}
@@ -133,6 +142,13 @@ func TestBackupSucceeds(t *testing.T) {
 	assert.True(t, conditions.IsTrue(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned))
 	_, err = e.ks.CatalogV1alpha1().BackupSessions("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
 	assert.Error(t, err, "sessionHistoryLimit 1: the older session is gone")
+
+	// successfulSnapshots.last 1: the older snapshot of the repository went.
+	require.Len(t, bs.Status.RetentionPolicies, 1)
+	assert.Equal(t, catalogv1alpha1.RetentionPolicyApplied, bs.Status.RetentionPolicies[0].Phase)
+	_, err = e.ks.CatalogV1alpha1().Snapshots("demo").Get(ctx, "repo-old", metav1.GetOptions{})
+	assert.Error(t, err, "the older snapshot was removed by the retention policy")
+	e.snapshot(t, snapName)
 }
 
 func errRequeueForTest() error { return loop.ErrRequeue }
