@@ -29,6 +29,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/jobaccount"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
@@ -451,6 +452,21 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	}
 	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
 	if err != nil {
+		return nil, err
+	}
+	var storages []kmapi.ObjectReference
+	for _, repo := range s.Repositories {
+		for i, b := range bc.Spec.Backends {
+			if (b.Name == repo.Backend || (repo.Backend == "" && i == 0)) && b.StorageRef != nil {
+				ref := *b.StorageRef
+				if ref.Namespace == "" {
+					ref.Namespace = bc.Namespace
+				}
+				storages = append(storages, ref)
+			}
+		}
+	}
+	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
 		return nil, err
 	}
 	if err := jobaccount.Ensure(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {

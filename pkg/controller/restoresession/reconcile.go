@@ -28,6 +28,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/jobaccount"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
@@ -356,6 +357,17 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	}
 	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
 	if err != nil {
+		return nil, err
+	}
+	repo, err := r.Client.CatalogV1alpha1().Repositories(snap.Namespace).Get(ctx, snap.Spec.Repository, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Repository %s/%s: %w", snap.Namespace, snap.Spec.Repository, err)
+	}
+	storage := repo.Spec.StorageRef
+	if storage.Namespace == "" {
+		storage.Namespace = repo.Namespace
+	}
+	if err := backendmount.Add(ctx, r.Client, &pod, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
 	}
 	if err := jobaccount.Ensure(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole); err != nil {
