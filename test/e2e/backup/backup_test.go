@@ -2,10 +2,7 @@ package backup
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/restic/restictest"
 )
 
 // TestScheduledBackup: the first backup is triggered when the configuration
@@ -46,7 +44,9 @@ func TestScheduledBackup(t *testing.T) {
 	ns := "backup-e2e"
 	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	data := sampleData(t, 40, 64<<10)
+	data := t.TempDir()
+	_, err = restictest.Generate(data, restictest.Dataset{SmallFiles: 200, SmallMax: 16 << 10, LargeFiles: 2, LargeSize: 1 << 20, Seed: 7})
+	require.NoError(t, err)
 	pvClaim(ctx, t, ns, "target-pvc", data)
 
 	m := env.MinIO
@@ -150,19 +150,41 @@ spec:
 	}
 	_, err = mc.StatObject(ctx, m.Bucket, "e2e/pvc-backup/repository/v1/frequent/dump/config", minio.StatObjectOptions{})
 	assert.NoError(t, err, "restic repository config")
-}
 
-// sampleData writes n random files of size bytes into a fresh folder.
-func sampleData(t *testing.T, n, size int) string {
-	dir := t.TempDir()
-	buf := make([]byte, size)
-	for i := range n {
-		_, _ = rand.Read(buf)
-		sub := filepath.Join(dir, fmt.Sprintf("d%d", i%4))
-		require.NoError(t, os.MkdirAll(sub, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%03d", i)), buf, 0o644))
-	}
-	return dir
+	// Restore the latest snapshot into a new, empty PVC: byte for byte,
+	// with modes, mtimes, symlinks and empty folders.
+	restored := t.TempDir()
+	pvClaim(ctx, t, ns, "restored-pvc", restored)
+	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: catalog.kubestash.com/v1alpha1
+kind: RestoreSession
+metadata: {name: restore, namespace: %s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: restored-pvc}
+  dataSource:
+    repository: s3-repo
+    snapshot: latest
+    encryptionSecret: {name: encrypt-secret}
+  addon:
+    name: pvc-addon
+    tasks:
+    - name: logical-backup-restore
+`, ns), "apply", "-f", "-")
+	require.NoError(t, err)
+	var rs *catalogv1alpha1.RestoreSession
+	require.Eventually(t, func() bool {
+		rs, err = client.CatalogV1alpha1().RestoreSessions(ns).Get(ctx, "restore", metav1.GetOptions{})
+		return err == nil && rs.Status.Phase.IsTerminal()
+	}, 3*time.Minute, time.Second, "restore ends")
+	require.Equal(t, catalogv1alpha1.RestoreSucceeded, rs.Status.Phase, "%+v", rs.Status)
+	assert.Empty(t, rs.Status.PausedBackups, "backups resumed")
+	want, err := restictest.Digest(data)
+	require.NoError(t, err)
+	got, err := restictest.Digest(restored)
+	require.NoError(t, err)
+	assert.Empty(t, restictest.Diff(want, got, 10), "restored tree differs")
+	bc, err := client.CoreV1alpha1().BackupConfigurations(ns).Get(ctx, "pvc-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.False(t, bc.Spec.Paused, "the configuration is not left paused")
 }
 
 // pvClaim makes a hostPath PV on dir and a PVC bound to it.
