@@ -97,17 +97,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	status.Phase = phase(bc, status, len(problems.notReady) == 0)
+	if bc, err = r.updateStatus(ctx, bc, status); err != nil {
+		return err
+	}
+	// The first backup only once Ready is stored: its BackupSession reads
+	// the configuration's phase to decide whether it may run.
 	if status.Phase == corev1alpha1.BackupInvokerReady && !bc.Spec.Paused {
 		r.triggerInitialBackups(ctx, bc, status)
-	}
-	if !apiequality.Semantic.DeepEqual(*status, bc.Status) {
-		bc = bc.DeepCopy()
-		bc.Status = *status
-		if _, err := r.Client.CoreV1alpha1().BackupConfigurations(namespace).UpdateStatus(ctx, bc, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update status of BackupConfiguration %s/%s: %w", namespace, name, err)
+		if bc, err = r.updateStatus(ctx, bc, status); err != nil {
+			return err
 		}
-		logger.V(2).Info("Updated status", "phase", status.Phase)
 	}
+	logger.V(2).Info("Reconciled", "phase", status.Phase)
 	if len(problems.notReady) > 0 {
 		r.Recorder.Eventf(bc, corev1.EventTypeWarning, "NotReady", "%s", strings.Join(problems.notReady, "; "))
 	}
@@ -120,6 +121,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return errRequeue
 	}
 	return nil
+}
+
+// updateStatus writes status if it differs from bc's and returns the
+// stored object.
+func (r *Reconciler) updateStatus(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) (*corev1alpha1.BackupConfiguration, error) {
+	if apiequality.Semantic.DeepEqual(*status, bc.Status) {
+		return bc, nil
+	}
+	bc = bc.DeepCopy()
+	bc.Status = *status.DeepCopy()
+	out, err := r.Client.CoreV1alpha1().BackupConfigurations(bc.Namespace).UpdateStatus(ctx, bc, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update status of BackupConfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
+	}
+	return out, nil
 }
 
 // errRequeue asks the caller to look again after a back-off.
