@@ -13,7 +13,7 @@ all: build
 ## build: compile this project's commands into bin/
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./hack/devenv $(addprefix ./,$(wildcard cmd/*))
+	$(GO) build -o bin/ ./hack/devenv ./test/localnode/cmd/localnode $(addprefix ./,$(wildcard cmd/*))
 
 ## tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO and restic into bin/ (cached)
 tools:

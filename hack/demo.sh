@@ -1,62 +1,211 @@
 #!/usr/bin/env bash
-# make demo: brings up the dev environment (etcd, kube-apiserver,
-# kube-controller-manager, MinIO on 127.0.0.1), applies the stand-alone PVC
-# example and shows what exists.
+# make demo: a stand-alone PVC backed up and restored through the whole
+# system, on a local control plane (etcd, kube-apiserver,
+# kube-controller-manager, the catalog server, the controller, a local node
+# that runs the Jobs' pods, restic and, with BACKEND=s3, MinIO).
 #
-# The controller, agent and catalog server are not built yet, so nothing is
-# backed up: the demo says so instead of pretending. DEMO_KEEP=0 stops the
-# environment at the end; otherwise it stays up for you to explore.
+#   BACKEND=local (default) | s3    where the backups go
+#   DEMO_KEEP=1 (default) | 0       leave the environment up, or stop it
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+BACKEND=${BACKEND:-local}
+NS=demo
+DEMO=$ROOT/.dev/demo
 KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
+case "$BACKEND" in local|s3) ;; *) fail "BACKEND must be local or s3, not $BACKEND" ;; esac
 
-step "Starting the environment (hack/dev-env.sh up)"
-if bin/devenv status >/dev/null; then
-  echo "already up"
-else
-  hack/dev-env.sh up
+step "Starting a fresh environment (hack/dev-env.sh up)"
+if [[ -x bin/devenv ]] && bin/devenv status >/dev/null 2>&1; then
+  echo "an environment is up: restarting it so that the demo starts clean"
+  hack/dev-env.sh down
 fi
-# shellcheck source=/dev/null
+hack/dev-env.sh up
 set -a; source .dev/minio.env; set +a
+rm -rf "$DEMO" && mkdir -p "$DEMO/data" "$DEMO/backend"
 
-# envsubst-style ${VAR} placeholders, filled from .dev/minio.env. perl is
-# part of every Debian base system, envsubst is not.
-render() { perl -pe 's/\$\{(\w+)\}/exists $ENV{$1} ? $ENV{$1} : $&/ge' "$1"; }
+step "Writing sample data into the PVC's volume ($DEMO/data)"
+(
+  cd "$DEMO/data"
+  for d in docs photos/2026 db; do mkdir -p "$d"; done
+  for i in $(seq 1 300); do head -c $((RANDOM % 16384)) /dev/urandom >"docs/file-$i.txt"; done
+  for i in 1 2 3; do head -c $((4 << 20)) /dev/urandom >"photos/2026/img-$i.raw"; done
+  head -c $((8 << 20)) /dev/urandom >db/data.bin
+  chmod 600 db/data.bin; chmod 755 docs/file-1.txt
+  ln -s ../db/data.bin docs/link-to-db
+  mkdir -p empty/dir
+  touch -d '2020-01-02 03:04:05' docs/file-2.txt
+)
+checksums() {
+  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum
+   find . -type l -printf '%p -> %l\n' | sort
+   find . -type d -empty | sort
+   # The volume's root is the mount point, not data: its mtime changes
+   # when the data is deleted.
+   find . -mindepth 1 -printf '%p %m %Ts\n' | sort)
+}
+checksums "$DEMO/data" >"$DEMO/before.txt"
+echo "$(find "$DEMO/data" -type f | wc -l) files, $(du -sh "$DEMO/data" | cut -f1)"
 
-step "CRDs installed"
-"${KUBECTL[@]}" get crds -o custom-columns=NAME:.metadata.name,ESTABLISHED:.status.conditions[?\(@.type==\"Established\"\)].status
+step "Creating the PVC, the storage ($BACKEND), the retention policy and the BackupConfiguration"
+if [[ $BACKEND == s3 ]]; then
+  STORAGE="provider: s3
+    s3: {endpoint: $MINIO_ENDPOINT, bucket: $MINIO_BUCKET, region: us-east-1, prefix: demo, secretName: s3-secret}"
+else
+  STORAGE="provider: local
+    local: {mountPath: /safe/data, hostPath: {path: $DEMO/backend}}"
+fi
+"${KUBECTL[@]}" apply -f - <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: $NS}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: demo-data}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: $DEMO/data}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: target-pvc, namespace: $NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  volumeName: demo-data
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: $NS}
+stringData: {AWS_ACCESS_KEY_ID: $AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: $AWS_SECRET_ACCESS_KEY}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: encrypt-secret, namespace: $NS}
+stringData: {RESTIC_PASSWORD: demo-password-change-me}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: demo-storage, namespace: $NS}
+spec:
+  storage:
+    $STORAGE
+  default: true
+  deletionPolicy: Delete
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: RetentionPolicy
+metadata: {name: demo-retention, namespace: $NS}
+spec:
+  default: true
+  successfulSnapshots: {last: 5}
+  failedSnapshots: {last: 2}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: pvc-backup, namespace: $NS}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: $NS}
+  backends:
+  - name: demo-backend
+    storageRef: {name: demo-storage}
+    retentionPolicy: {name: demo-retention}
+  sessions:
+  - name: frequent-backup
+    scheduler: {schedule: "*/5 * * * *"}
+    repositories:
+    - name: demo-repository
+      backend: demo-backend
+      directory: /pvc-backup-demo
+      encryptionSecret: {name: encrypt-secret}
+    addon:
+      name: pvc-addon
+      tasks:
+      - name: logical-backup
+YAML
 
-step "Applying the stand-alone PVC example (artifacts/examples)"
-for f in artifacts/examples/*.yaml; do
-  # The RestoreSession belongs to catalog.kubestash.com, served by the
-  # catalog server of a later issue.
-  if grep -q '^apiVersion: catalog.kubestash.com' "$f"; then
-    echo "skip $f (catalog.kubestash.com is not served yet)"
-    continue
-  fi
-  render "$f" | "${KUBECTL[@]}" apply -f -
-done
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local end=$((SECONDS + secs)) last=""
+  while ((SECONDS < end)); do
+    if out=$("$@" 2>/dev/null); then echo "$out"; return 0; fi
+    [[ -n ${out:-} && $out != "$last" ]] && { echo "   $out"; last=$out; }
+    sleep 2
+  done
+  fail "timed out waiting for $what"
+}
+snapshot_phase() {
+  local p
+  p=$("${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | sort | uniq -c | xargs)
+  echo "snapshots: ${p:-none yet}"
+  [[ $p == *Failed* ]] && return 1
+  [[ $p == *Succeeded* ]]
+}
 
-step "What exists"
-"${KUBECTL[@]}" get -n demo backupstorage,retentionpolicy,backupconfiguration,persistentvolumeclaim,secret
+step "Waiting for the first backup (triggered as soon as the configuration is Ready)"
+wait_for "the first snapshot" 300 snapshot_phase
+if "${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{.items[*].status.phase}' | grep -q Failed; then
+  "${KUBECTL[@]}" get snapshots -n $NS -o yaml | tail -40
+  fail "the backup failed"
+fi
 
-cat <<'MSG'
+step "kubectl get backupconfiguration,repo,snapshots -n $NS"
+"${KUBECTL[@]}" get backupconfiguration,repo,snapshots -n $NS
+echo
+echo "catalog files in the backend:"
+if [[ $BACKEND == local ]]; then (cd "$DEMO/backend" && find . -name '*.yaml' -not -path '*/repository/*' | sort); fi
 
-NOTE: no controller, agent or catalog server runs yet, so nothing was backed
-up and nothing will be. The objects above are accepted and validated by
-kube-apiserver through the generated CRDs; that is all this demo shows.
-MSG
+step "Deleting the data in the PVC"
+find "$DEMO/data" -mindepth 1 -delete
+echo "$(find "$DEMO/data" -mindepth 1 | wc -l) entries left"
+
+step "Restoring the latest snapshot with a RestoreSession"
+"${KUBECTL[@]}" apply -f - <<YAML
+apiVersion: catalog.kubestash.com/v1alpha1
+kind: RestoreSession
+metadata: {name: pvc-restore, namespace: $NS}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: $NS}
+  dataSource:
+    repository: demo-repository
+    snapshot: latest
+    encryptionSecret: {name: encrypt-secret}
+  addon:
+    name: pvc-addon
+    tasks:
+    - name: logical-backup-restore
+YAML
+restore_done() {
+  local p
+  p=$("${KUBECTL[@]}" get restoresession pvc-restore -n $NS -o jsonpath='{.status.phase}')
+  echo "restore: ${p:-Pending}"
+  [[ $p == Failed || $p == Invalid ]] && fail "restore $p: $("${KUBECTL[@]}" get restoresession pvc-restore -n $NS -o jsonpath='{.status}')"
+  [[ $p == Succeeded ]]
+}
+wait_for "the restore" 300 restore_done
+"${KUBECTL[@]}" get restoresession -n $NS
+
+step "Verifying every file: content (sha256), links, empty folders, modes and mtimes"
+checksums "$DEMO/data" >"$DEMO/after.txt"
+if ! diff -u "$DEMO/before.txt" "$DEMO/after.txt" | head -20; then
+  fail "the restored data differs from the original"
+fi
+echo "$(grep -c ' \./' "$DEMO/before.txt" || true) entries identical"
 
 if [[ "${DEMO_KEEP:-1}" == 0 ]]; then
   step "Stopping the environment (DEMO_KEEP=0)"
   hack/dev-env.sh down
-  echo
-  echo "demo finished: environment started, examples applied and read back, environment stopped"
-else
-  echo
-  echo "demo finished: the environment is still up. Try:"
-  echo "  kubectl --kubeconfig .dev/kubeconfig get backupstorage -n demo"
+fi
+echo
+echo "DEMO SUCCEEDED: backed up a PVC to the $BACKEND backend, deleted its data, restored it, and every file matches."
+if [[ "${DEMO_KEEP:-1}" != 0 ]]; then
+  echo "The environment is still up: kubectl --kubeconfig .dev/kubeconfig get snapshots -A"
   echo "Stop it with: hack/dev-env.sh down   (or make dev-env-down)"
 fi
