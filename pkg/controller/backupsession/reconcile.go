@@ -226,6 +226,12 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	}
 	if allTerminal {
 		r.applyRetention(ctx, bs, bc, s, st)
+		for _, repo := range s.Repositories {
+			if err := r.refreshRepository(ctx, bs.Namespace, repo.Name); err != nil {
+				// Repository status is a summary; the backup itself stands.
+				r.Recorder.Eventf(bs, corev1.EventTypeWarning, "RepositoryStatusNotUpdated", "%v", err)
+			}
+		}
 		// The last step of a session (upstream pushes metrics here).
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "all snapshots finished"))
 		return false, nil

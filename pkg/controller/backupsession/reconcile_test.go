@@ -65,7 +65,8 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 	}
 	keepOne := &storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "keep-one"},
 		Spec: storagev1alpha1.RetentionPolicySpec{SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To(int32(1))}}}
-	objs := []runtime.Object{bc, oldSnap, keepOne, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
+	repo := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "repo"}}
+	objs := []runtime.Object{bc, oldSnap, keepOne, repo, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
 	for _, s := range sessions {
 		objs = append(objs, s)
 	}
@@ -149,6 +150,16 @@ func TestBackupSucceeds(t *testing.T) {
 	_, err = e.ks.CatalogV1alpha1().Snapshots("demo").Get(ctx, "repo-old", metav1.GetOptions{})
 	assert.Error(t, err, "the older snapshot was removed by the retention policy")
 	e.snapshot(t, snapName)
+
+	// The Repository sums up its snapshots.
+	r, err := e.ks.CatalogV1alpha1().Repositories("demo").Get(ctx, "repo", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, catalogv1alpha1.RepositoryReady, r.Status.Phase)
+	assert.Equal(t, int32(1), *r.Status.SnapshotCount)
+	assert.True(t, *r.Status.Integrity)
+	assert.Equal(t, "806 B", r.Status.Size)
+	require.Len(t, r.Status.RecentSnapshots, 1)
+	assert.Equal(t, snapName, r.Status.RecentSnapshots[0].Name)
 }
 
 func errRequeueForTest() error { return loop.ErrRequeue }

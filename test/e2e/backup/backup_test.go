@@ -141,6 +141,13 @@ spec:
 		t.Logf("%s: size %s uploaded %s", s.Name, dump.ResticStats[0].Summary.Size, dump.ResticStats[0].Summary.Uploaded)
 	}
 
+	// The Repository sums its snapshots up.
+	require.Eventually(t, func() bool {
+		r, err := client.CatalogV1alpha1().Repositories(ns).Get(ctx, "s3-repo", metav1.GetOptions{})
+		return err == nil && r.Status.Phase == catalogv1alpha1.RepositoryReady && ptr.Deref(r.Status.Integrity, false) &&
+			ptr.Deref(r.Status.SnapshotCount, 0) >= 2 && r.Status.LastBackupTime != nil
+	}, time.Minute, time.Second, "Repository status: Ready, integrity, count, last backup")
+
 	// The catalog files are in the bucket, next to the restic data.
 	mc, err := m.Client()
 	require.NoError(t, err)
