@@ -28,7 +28,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/jobaccount"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -396,7 +396,7 @@ func CronJobName(bc, session string) string {
 // ensureSchedulers keeps one CronJob per session, and the ServiceAccount
 // and RoleBinding its Jobs run as.
 func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
-	if err := jobaccount.Ensure(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
+	if err := executor.EnsureAccount(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
 		return err
 	}
 	var errs []string

@@ -30,7 +30,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
-	"kubestash.dev/kubestash/pkg/controller/jobaccount"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/retention"
@@ -205,7 +205,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 
 	// The Job ended, or the deadline passed, while a component was
 	// unfinished: that component will never finish.
-	ended, why := jobEnded(job)
+	ended, why := executor.Ended(job, "backup")
 	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
 		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
@@ -295,21 +295,6 @@ func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.Bac
 		}
 	}
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRetentionPolicyExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredRetentionPolicyExecutor, "retention applied by the controller"))
-}
-
-func jobEnded(job *batchv1.Job) (bool, string) {
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
-			return true, "the backup Job completed before reporting every component"
-		case batchv1.JobFailed, batchv1.JobFailureTarget:
-			return true, fmt.Sprintf("the backup Job failed (%s: %s)", c.Reason, c.Message)
-		}
-	}
-	return false, ""
 }
 
 // ensureSnapshots creates the Snapshot of each repository of the session
@@ -475,7 +460,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
 		return nil, err
 	}
-	if err := jobaccount.Ensure(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
+	if err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
 		return nil, err
 	}
 	pod.ServiceAccountName = BackupServiceAccount

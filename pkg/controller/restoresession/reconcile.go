@@ -29,7 +29,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
-	"kubestash.dev/kubestash/pkg/controller/jobaccount"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -148,7 +148,7 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 			done = false
 		}
 	}
-	ended, why := jobEnded(job)
+	ended, why := executor.Ended(job, "restore")
 	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
 		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
@@ -310,21 +310,6 @@ func (r *Reconciler) resumeBackups(ctx context.Context, st *catalogv1alpha1.Rest
 	return errors.Join(errs...)
 }
 
-func jobEnded(job *batchv1.Job) (bool, string) {
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
-			return true, "the restore Job completed before reporting every component"
-		case batchv1.JobFailed, batchv1.JobFailureTarget:
-			return true, fmt.Sprintf("the restore Job failed (%s: %s)", c.Reason, c.Message)
-		}
-	}
-	return false, ""
-}
-
 func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot, target kmapi.TypedObjectReference) (*batchv1.Job, error) {
 	jobs := r.Kube.BatchV1().Jobs(rs.Namespace)
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", rs.Name, "")
@@ -370,7 +355,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if err := backendmount.Add(ctx, r.Client, &pod, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
 	}
-	if err := jobaccount.Ensure(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole); err != nil {
+	if err := executor.EnsureAccount(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole); err != nil {
 		return nil, err
 	}
 	pod.ServiceAccountName = RestoreServiceAccount

@@ -1,8 +1,6 @@
-// Package jobaccount gives the Jobs of a namespace the identity they run
-// as: a ServiceAccount bound by a RoleBinding to one of the project's
-// ClusterRoles (artifacts/controller), so that a Job's rights end at its
-// namespace.
-package jobaccount
+// Package executor is what the controllers share about the Jobs that run
+// backups and restores: the identity they run as and how they ended.
+package executor
 
 import (
 	"context"
@@ -17,9 +15,11 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 )
 
-// Ensure creates, if absent, the ServiceAccount ns/name and a RoleBinding
-// of the same name to clusterRole.
-func Ensure(ctx context.Context, kube kubernetes.Interface, ns, name, clusterRole string) error {
+// EnsureAccount gives the Jobs of a namespace the identity they run as: it
+// creates, if absent, the ServiceAccount ns/name and a RoleBinding
+// of the same name to clusterRole (artifacts/controller), so that a Job's
+// rights end at its namespace.
+func EnsureAccount(ctx context.Context, kube kubernetes.Interface, ns, name, clusterRole string) error {
 	labels := map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}}
 	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
