@@ -274,7 +274,7 @@ func TestCatalogFromBucketOnFreshCluster(t *testing.T) {
 		assert.False(t, strings.HasPrefix(key, "/registry/catalog.kubestash.com/"), "catalog object in etcd: %s", key)
 		assert.NotContains(t, key, "/snapshots/", "a snapshot in etcd: %s", key)
 		assert.False(t, bytes.Contains(kv.Key, []byte(marker)) || bytes.Contains(kv.Value, []byte(marker)), "etcd key %s mentions an imported object", key)
-		if key == "/registry/apiregistration.k8s.io/apiservices/"+catalogAPIService {
+		if key == "/registry/apiregistration.k8s.io/apiservices/"+framework.CatalogAPIService {
 			apiService = true
 		}
 	}
