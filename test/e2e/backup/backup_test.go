@@ -28,16 +28,7 @@ func TestScheduledBackup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	require.NoError(t, startSystem(ctx))
-	defer func() {
-		for _, p := range procs {
-			_ = p.Stop(10 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("%s log:\n%s", p.Name, p.LogTail(40))
-			}
-		}
-	}()
+	logsOnFailure(t)
 	client, err := versioned.NewForConfig(env.Config)
 	require.NoError(t, err)
 

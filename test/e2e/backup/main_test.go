@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,21 @@ func TestMain(m *testing.M) {
 	framework.RunMain(m, framework.Options{}, &env)
 }
 
-// startSystem builds and starts the catalog server, the controller and the
-// local node on env, and installs the addons and Job roles. It runs once.
+var system struct {
+	once sync.Once
+	err  error
+}
+
+// startSystem starts, once per package, the catalog server, the controller
+// and the local node on env. Its processes end with the test binary.
 func startSystem(ctx context.Context) error {
+	system.once.Do(func() { system.err = start(ctx) })
+	return system.err
+}
+
+// start builds and starts the catalog server, the controller and the local
+// node on env, and installs the addons and Job roles.
+func start(ctx context.Context) error {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
@@ -68,3 +81,14 @@ func startSystem(ctx context.Context) error {
 }
 
 var procs []*framework.Process
+
+// logsOnFailure prints the end of each process's log when t failed.
+func logsOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("%s log:\n%s", p.Name, p.LogTail(40))
+			}
+		}
+	})
+}
