@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -187,7 +188,12 @@ spec:
 
 // pvClaim makes a hostPath PV on dir and a PVC bound to it.
 func pvClaim(ctx context.Context, t *testing.T, ns, name, dir string) {
-	pv, err := env.KubeClient.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+	pvClaimIn(ctx, t, env.KubeClient, ns, name, dir)
+}
+
+// pvClaimIn is pvClaim in the cluster of kube.
+func pvClaimIn(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, name, dir string) {
+	pv, err := kube.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
@@ -197,7 +203,7 @@ func pvClaim(ctx context.Context, t *testing.T, ns, name, dir string) {
 		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	_, err = env.KubeClient.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
+	_, err = kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},

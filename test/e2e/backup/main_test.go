@@ -31,53 +31,67 @@ var system struct {
 	err  error
 }
 
-// startSystem starts, once per package, the catalog server, the controller
-// and the local node on env. Its processes end with the test binary.
+// startSystem builds the binaries and starts, once per package, the
+// catalog server, the controller and the local node on env. Its processes
+// end with the test binary.
 func startSystem(ctx context.Context) error {
-	system.once.Do(func() { system.err = start(ctx) })
+	system.once.Do(func() {
+		if system.err = build(ctx); system.err == nil {
+			procs, system.err = start(ctx, env)
+		}
+	})
 	return system.err
 }
 
-// start builds and starts the catalog server, the controller and the local
-// node on env, and installs the addons and Job roles.
-func start(ctx context.Context) error {
+// build compiles the catalog server, the controller, the agent and the
+// local node into binDir, next to restic.
+func build(ctx context.Context) error {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
 	}
 	binDir = filepath.Join(env.Dir, "bin")
-	build := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/apiserver", "./cmd/controller", "./cmd/agent", "./test/localnode/cmd/localnode")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/apiserver", "./cmd/controller", "./cmd/agent", "./test/localnode/cmd/localnode")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	// The agent execs restic from its own folder.
-	if err := os.Link(filepath.Join(root, "bin", "restic"), filepath.Join(binDir, "restic")); err != nil {
-		return err
+	return os.Link(filepath.Join(root, "bin", "restic"), filepath.Join(binDir, "restic"))
+}
+
+// start starts the catalog server, the controller and the local node on
+// cp, and installs the addons and Job roles.
+func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Process, error) {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return nil, err
 	}
-	if _, err := env.StartCatalogServer(ctx, framework.CatalogServerOptions{Bin: filepath.Join(binDir, "apiserver"), PollInterval: 2 * time.Second}); err != nil {
-		return err
+	srv, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{Bin: filepath.Join(binDir, "apiserver"), PollInterval: 2 * time.Second})
+	if err != nil {
+		return nil, err
 	}
+	ps := []*framework.Process{srv.Process}
 	for _, dir := range []string{"artifacts/addons", "artifacts/controller"} {
-		if _, _, err := env.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, dir)); err != nil {
-			return err
+		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, dir)); err != nil {
+			return ps, err
 		}
 	}
 	for _, p := range []*framework.Process{
 		{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: []string{
-			"--kubeconfig=" + env.Kubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=ghcr.io/kubestash/agent:dev", "--v=2"}},
+			"--kubeconfig=" + cp.Kubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=ghcr.io/kubestash/agent:dev", "--v=2"}},
 		{Name: "localnode", Bin: filepath.Join(binDir, "localnode"), Args: []string{
-			"-kubeconfig=" + env.Kubeconfig, "-work-dir=" + filepath.Join(env.Dir, "node"),
-			"-log-dir=" + filepath.Join(env.Dir, "logs", "pods"), "-image=*kubestash*=" + filepath.Join(binDir, "agent")},
+			"-kubeconfig=" + cp.Kubeconfig, "-work-dir=" + filepath.Join(cp.Dir, "node"),
+			"-log-dir=" + filepath.Join(cp.Dir, "logs", "pods"), "-image=*kubestash*=" + filepath.Join(binDir, "agent")},
 			Env: []string{"PATH=" + binDir + ":" + os.Getenv("PATH")}},
 	} {
-		p.LogPath = filepath.Join(env.Dir, "logs", p.Name+".log")
+		p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
 		if err := p.Start(); err != nil {
-			return err
+			return ps, err
 		}
-		procs = append(procs, p)
+		ps = append(ps, p)
 	}
-	return nil
+	return ps, nil
 }
 
 var procs []*framework.Process

@@ -1,0 +1,166 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/restic/restictest"
+	"kubestash.dev/kubestash/test/framework"
+)
+
+// TestDisasterRecovery backs a PVC up in one cluster, then starts a second,
+// fresh control plane pointed at the same bucket: its catalog shows the old
+// cluster's snapshot at once, and a RestoreSession there brings the data
+// back file for file.
+func TestDisasterRecovery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+
+	ns := "dr"
+	data := t.TempDir()
+	_, err := restictest.Generate(data, restictest.Dataset{SmallFiles: 100, SmallMax: 8 << 10, LargeFiles: 1, LargeSize: 1 << 20, Seed: 11})
+	require.NoError(t, err)
+	m := env.MinIO
+	storage := func(cp *framework.ControlPlane) {
+		_, _, err := cp.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: %[1]s}
+stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: encrypt-secret, namespace: %[1]s}
+stringData: {RESTIC_PASSWORD: kept-outside-the-cluster}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: s3-storage, namespace: %[1]s}
+spec:
+  storage:
+    provider: s3
+    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: dr, secretName: s3-secret}
+`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket), "apply", "-f", "-")
+		require.NoError(t, err)
+	}
+
+	// The old cluster: one backup.
+	storage(env)
+	pvClaimIn(ctx, t, env.KubeClient, ns, "target-pvc", data)
+	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: storage.kubestash.com/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep, namespace: %[1]s}
+spec:
+  successfulSnapshots: {last: 5}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: pvc-backup, namespace: %[1]s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[1]s}
+  backends:
+  - name: s3
+    storageRef: {name: s3-storage}
+    retentionPolicy: {name: keep}
+  sessions:
+  - name: nightly
+    scheduler: {schedule: "0 0 1 1 *"}
+    repositories:
+    - name: s3-repo
+      backend: s3
+      directory: /pvc
+      encryptionSecret: {name: encrypt-secret}
+    addon:
+      name: pvc-addon
+      tasks:
+      - name: logical-backup
+`, ns), "apply", "-f", "-")
+	require.NoError(t, err)
+	old, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+	waitSnapshot(ctx, t, old, ns)
+
+	// The new cluster: nothing but the storage, its Secrets and the
+	// password kept outside the old cluster.
+	cp2, err := framework.Start(ctx, framework.Options{NoMinIO: true})
+	require.NoError(t, err)
+	defer cp2.Stop()
+	procs2, err := start(ctx, cp2)
+	defer func() {
+		for _, p := range procs2 {
+			_ = p.Stop(10 * time.Second)
+		}
+		if t.Failed() {
+			for _, p := range procs2 {
+				t.Logf("new cluster's %s log:\n%s", p.Name, p.LogTail(40))
+			}
+		}
+	}()
+	require.NoError(t, err)
+	storage(cp2)
+	fresh, err := versioned.NewForConfig(cp2.Config)
+	require.NoError(t, err)
+	snap := waitSnapshot(ctx, t, fresh, ns)
+	t.Logf("the new cluster sees %s from the bucket", snap)
+
+	restored := t.TempDir()
+	pvClaimIn(ctx, t, cp2.KubeClient, ns, "restored-pvc", restored)
+	_, _, err = cp2.Kubectl(ctx, fmt.Sprintf(`apiVersion: catalog.kubestash.com/v1alpha1
+kind: RestoreSession
+metadata: {name: dr-restore, namespace: %s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: restored-pvc}
+  dataSource:
+    repository: s3-repo
+    snapshot: latest
+    encryptionSecret: {name: encrypt-secret}
+  addon:
+    name: pvc-addon
+    tasks:
+    - name: logical-backup-restore
+`, ns), "apply", "-f", "-")
+	require.NoError(t, err)
+	var rs *catalogv1alpha1.RestoreSession
+	require.Eventually(t, func() bool {
+		rs, err = fresh.CatalogV1alpha1().RestoreSessions(ns).Get(ctx, "dr-restore", metav1.GetOptions{})
+		return err == nil && rs.Status.Phase.IsTerminal()
+	}, 3*time.Minute, time.Second, "restore in the new cluster ends")
+	require.Equal(t, catalogv1alpha1.RestoreSucceeded, rs.Status.Phase, "%+v", rs.Status)
+	want, err := restictest.Digest(data)
+	require.NoError(t, err)
+	got, err := restictest.Digest(restored)
+	require.NoError(t, err)
+	assert.Empty(t, restictest.Diff(want, got, 10), "the new cluster restored the old cluster's data")
+}
+
+// waitSnapshot waits for a Succeeded Snapshot in ns and returns its name.
+func waitSnapshot(ctx context.Context, t *testing.T, c versioned.Interface, ns string) string {
+	var name string
+	require.Eventually(t, func() bool {
+		l, err := c.CatalogV1alpha1().Snapshots(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, s := range l.Items {
+			if s.Status.Phase == catalogv1alpha1.SnapshotSucceeded {
+				name = s.Name
+				return true
+			}
+		}
+		return false
+	}, 3*time.Minute, time.Second, "a Succeeded snapshot in %s", ns)
+	return name
+}
