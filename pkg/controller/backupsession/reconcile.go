@@ -70,7 +70,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	if err != nil {
 		return fmt.Errorf("get BackupSession %s/%s: %w", namespace, name, err)
 	}
-	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil {
+	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil && !retryDue(bs) {
 		return nil
 	}
 	st := bs.Status.DeepCopy()
@@ -106,6 +106,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonSuccessfullyCleanedSessionHistory, "nothing to clean"))
 		}
 	}
+	if st.Phase == catalogv1alpha1.BackupSessionFailed && session != nil && r.retry(ctx, bs, bc, session, st) {
+		requeue = true
+	}
 	if !apiequality.Semantic.DeepEqual(*st, bs.Status) {
 		bs = bs.DeepCopy()
 		bs.Status = *st
@@ -120,6 +123,46 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 }
 
 var errNoSession = errors.New("no such session")
+
+// retryDue reports whether a failed session still owes its retry.
+func retryDue(bs *catalogv1alpha1.BackupSession) bool {
+	return bs.Status.Phase == catalogv1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false)
+}
+
+// retry follows retryConfig: a failed session with retries left gets a new
+// session, with one retry less, once the delay has passed. It reports
+// whether to look again (the delay is still running).
+func (r *Reconciler) retry(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, st *catalogv1alpha1.BackupSessionStatus) bool {
+	if bs.Spec.RetryLeft <= 0 || ptr.Deref(st.Retried, false) {
+		return false
+	}
+	if st.NextRetry == nil {
+		delay := time.Duration(0)
+		if s.RetryConfig != nil {
+			delay = s.RetryConfig.Delay.Duration
+		}
+		st.NextRetry = ptr.To(metav1.NewTime(r.now().Add(delay).Truncate(time.Second)))
+	}
+	if r.now().Before(st.NextRetry.Time) {
+		return true
+	}
+	next := &catalogv1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, s.Name, fmt.Sprint(r.now().Unix())),
+			Namespace: bs.Namespace,
+			Labels:    bs.Labels,
+		},
+		Spec: *bs.Spec.DeepCopy(),
+	}
+	next.Spec.RetryLeft = bs.Spec.RetryLeft - 1
+	if _, err := r.Client.CatalogV1alpha1().BackupSessions(bs.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		r.Recorder.Eventf(bs, corev1.EventTypeWarning, "RetryFailed", "Cannot create the retry session: %v", err)
+		return true
+	}
+	r.Recorder.Eventf(bs, corev1.EventTypeNormal, "Retried", "Created BackupSession %s (%d retries left)", next.Name, next.Spec.RetryLeft)
+	st.Retried = ptr.To(true)
+	return false
+}
 
 func (r *Reconciler) invoker(ctx context.Context, bs *catalogv1alpha1.BackupSession) (*corev1alpha1.BackupConfiguration, *corev1alpha1.Session, error) {
 	if bs.Spec.Invoker.Kind != "BackupConfiguration" {

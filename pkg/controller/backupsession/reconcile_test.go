@@ -220,3 +220,45 @@ func TestULID(t *testing.T) {
 	}
 	assert.NotEqual(t, newULID(now), newULID(now), "random part")
 }
+
+func TestRetryAfterDelay(t *testing.T) {
+	ctx := context.Background()
+	bs := session("bc-daily-2", now)
+	bs.Spec.RetryLeft = 1
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, bs)
+	bc, err := e.ks.CoreV1alpha1().BackupConfigurations("demo").Get(ctx, "bc", metav1.GetOptions{})
+	require.NoError(t, err)
+	bc.Spec.Sessions[0].RetryConfig = &corev1alpha1.RetryConfig{MaxRetry: 1, Delay: metav1.Duration{Duration: time.Minute}}
+	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseFailed)
+	// Failed, and the retry waits for its delay.
+	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), loop.ErrRequeue)
+	got := e.get(t, "bc-daily-2")
+	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, got.Status.Phase)
+	require.NotNil(t, got.Status.NextRetry)
+	assert.Equal(t, now.Add(time.Minute), got.Status.NextRetry.Time)
+	list, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, list.Items, 1, "no retry before the delay")
+
+	e.r.Now = func() time.Time { return now.Add(61 * time.Second) }
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	assert.True(t, *e.get(t, "bc-daily-2").Status.Retried)
+	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 2)
+	for _, b := range list.Items {
+		if b.Name != "bc-daily-2" {
+			assert.Equal(t, int32(0), b.Spec.RetryLeft, "the retry has one retry less")
+			assert.Equal(t, "daily", b.Spec.Session)
+		}
+	}
+	// Idempotent: no second retry.
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, list.Items, 2)
+}
