@@ -51,12 +51,3 @@ func TestOpenAPIModels(t *testing.T) {
 		})
 	}
 }
-
-func TestModelName(t *testing.T) {
-	for in, want := range map[string]string{
-		"kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1.Snapshot": "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.Snapshot",
-		"io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta":            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-	} {
-		assert.Equal(t, want, ModelName(in))
-	}
-}
