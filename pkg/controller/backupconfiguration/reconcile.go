@@ -302,20 +302,6 @@ func withNamespace(ref kmapi.ObjectReference, ns string) kmapi.ObjectReference {
 	return ref
 }
 
-// storageFor returns the storage of the backend a repository names (the
-// first backend when it names none).
-func storageFor(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.RepositoryInfo) (kmapi.ObjectReference, bool) {
-	for i, b := range bc.Spec.Backends {
-		if (repo.Backend == "" && i == 0) || b.Name == repo.Backend {
-			if b.StorageRef == nil {
-				return kmapi.ObjectReference{}, false
-			}
-			return withNamespace(*b.StorageRef, bc.Namespace), true
-		}
-	}
-	return kmapi.ObjectReference{}, false
-}
-
 // ensureRepositories creates each repository of each session through the
 // catalog API (which writes repository.yaml into the backend) and reports
 // them in status.repositories.
@@ -335,7 +321,7 @@ func (r *Reconciler) ensureRepositories(ctx context.Context, bc *corev1alpha1.Ba
 			}
 			seen[info.Name] = true
 			st := corev1alpha1.RepoStatus{Name: info.Name, Phase: storagev1alpha1.RepositoryNotReady}
-			storage, _ := storageFor(bc, info)
+			storage, _ := bc.StorageOf(info)
 			want := &catalogv1alpha1.Repository{
 				ObjectMeta: metav1.ObjectMeta{Name: info.Name, Namespace: bc.Namespace, Labels: map[string]string{
 					storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue,

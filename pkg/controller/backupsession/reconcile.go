@@ -299,18 +299,9 @@ func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.Bac
 		if done[repo.Name] {
 			continue
 		}
-		var ref *kmapi.ObjectReference
-		for i, b := range bc.Spec.Backends {
-			if b.Name == repo.Backend || (repo.Backend == "" && i == 0) {
-				ref = b.RetentionPolicy
-			}
-		}
-		if ref == nil {
+		rp, ok := bc.RetentionPolicyOf(repo)
+		if !ok {
 			continue
-		}
-		rp := *ref
-		if rp.Namespace == "" {
-			rp.Namespace = bc.Namespace
 		}
 		e := catalogv1alpha1.RetentionPolicyApplyStatus{Ref: rp, Repository: repo.Name, Phase: catalogv1alpha1.RetentionPolicyApplied}
 		policy, err := r.Client.StorageV1alpha1().RetentionPolicies(rp.Namespace).Get(ctx, rp.Name, metav1.GetOptions{})
@@ -490,14 +481,8 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	}
 	var storages []kmapi.ObjectReference
 	for _, repo := range s.Repositories {
-		for i, b := range bc.Spec.Backends {
-			if (b.Name == repo.Backend || (repo.Backend == "" && i == 0)) && b.StorageRef != nil {
-				ref := *b.StorageRef
-				if ref.Namespace == "" {
-					ref.Namespace = bc.Namespace
-				}
-				storages = append(storages, ref)
-			}
+		if ref, ok := bc.StorageOf(repo); ok {
+			storages = append(storages, ref)
 		}
 	}
 	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
