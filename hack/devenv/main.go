@@ -102,6 +102,19 @@ func (e entry) alive() bool {
 	return err == nil && strings.TrimSuffix(exe, " (deleted)") == e.bin
 }
 
+// exited reports whether pid has ended: gone, or a zombie waiting for
+// init. /proc/pid/exe vanishes while a process is still exiting, so it
+// can't tell this.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+}
+
 func up(dev string) error {
 	es, err := readPids(dev)
 	if err != nil {
@@ -213,21 +226,24 @@ func down(dev string) error {
 		fmt.Println("dev-env: nothing to stop")
 		return nil
 	}
+	// Only what still runs the binary we started is ours to stop.
+	var ours []entry
 	for _, e := range es {
 		if !e.alive() {
 			continue
 		}
+		ours = append(ours, e)
 		// Each was started in its own session: its group id is its pid.
 		_ = syscall.Kill(-e.pid, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for _, e := range es {
-		for e.alive() && time.Now().Before(deadline) {
+	for _, e := range ours {
+		for !exited(e.pid) && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if e.alive() {
+		if !exited(e.pid) {
 			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
-			for e.alive() {
+			for !exited(e.pid) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
