@@ -2,6 +2,7 @@ package localnode
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,7 +183,10 @@ func TestDeletingThePodKillsItsProcesses(t *testing.T) {
 
 	require.NoError(t, env.KubeClient.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)}))
 	requireNoProcesses(t, node.Name(), pod.Name)
-	require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH)
+	// The node reaps the killed shell right after it exits: a zombie may
+	// linger for a moment.
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, 10*time.Second, 50*time.Millisecond,
+		"the shell is reaped")
 	require.Eventually(t, func() bool {
 		_, err := env.KubeClient.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		return err != nil
