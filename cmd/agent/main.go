@@ -2,6 +2,7 @@
 //
 //	agent trigger --namespace=demo --invoker-name=<bc> --invoker-kind=BackupConfiguration --session-name=<session>
 //	agent backup  --namespace=demo --backupsession=<bs> --enable-cache=true --scratch-dir=/kubestash-tmp --exclude= --paths=/kubestash-data
+//	agent forget  --namespace=demo --repository=<repo> --scratch-dir=/kubestash-tmp
 //	agent restore --namespace=demo --restoresession=<rs> --snapshot=<snapshot> --enable-cache=true --scratch-dir=/kubestash-tmp
 //
 // The arguments are upstream's (Functions pvc-backup and pvc-restore, the
@@ -97,7 +98,7 @@ func newRootCommand() *cobra.Command {
 		pf.AddGoFlag(klogFlags.Lookup(name))
 	}
 
-	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newTriggerCommand(g))
+	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newTriggerCommand(g), newForgetCommand(g))
 	return root
 }
 
@@ -262,5 +263,26 @@ func newTriggerCommand(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.InvokerName, "invoker-name", "", "name of the BackupConfiguration")
 	f.StringVar(&o.InvokerKind, "invoker-kind", "BackupConfiguration", "kind of the invoker")
 	f.StringVar(&o.SessionName, "session-name", "", "session of the BackupConfiguration")
+	return cmd
+}
+
+func newForgetCommand(g *globalFlags) *cobra.Command {
+	var o agent.ForgetOptions
+	cmd := &cobra.Command{
+		Use:   "forget",
+		Short: "Forget and prune the restic data of deleted WipeOut Snapshots (the retention Job)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.agent()
+			if err != nil {
+				return err
+			}
+			return a.Forget(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "namespace of the Repositories")
+	f.StringSliceVar(&o.Repositories, "repository", nil, "Repository whose forget marks to act on; repeat or comma-separate for more")
+	f.StringVar(&o.ScratchDir, "scratch-dir", agent.DefaultScratchDir, "folder for restic's temporary files")
 	return cmd
 }

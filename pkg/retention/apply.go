@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -21,10 +22,11 @@ import (
 // every Snapshot Select removes through the catalog API and returns the
 // names it deleted, newest first.
 //
-// Each Snapshot is deleted as it is: the catalog server leaves a forget
-// mark for the restic data of a WipeOut Snapshot (layout.ForgetDir) and
-// only drops the catalog file of a Delete one, so the user's choice of
-// deletionPolicy is honoured and nothing is patched here.
+// As upstream does, each selected Snapshot gets spec.deletionPolicy
+// WipeOut before it is deleted: retention removes backups, not only their
+// catalog entries. The catalog server then leaves a forget mark for its
+// restic data (layout.ForgetDir), which the retention Job (agent forget)
+// turns into restic forget --prune.
 //
 // One failed deletion does not stop the others; the errors are returned
 // joined, along with the names that were deleted. A Snapshot already gone,
@@ -58,6 +60,14 @@ func Apply(ctx context.Context, client versioned.Interface, namespace, repositor
 			errs = append(errs, fmt.Errorf("%d snapshots not deleted: %w", len(remove)-i, context.Cause(ctx)))
 			break
 		}
+		if err := wipeOut(ctx, client, s); err != nil {
+			if apierrors.IsNotFound(err) || errors.Is(err, errReplaced) {
+				logger.V(2).Info("Snapshot selected by retention policy is already gone or was replaced; skipped", "snapshot", s.Name, "reason", err.Error())
+			} else {
+				errs = append(errs, fmt.Errorf("set deletionPolicy WipeOut on snapshot %s: %w", s.Name, err))
+			}
+			continue
+		}
 		opts := metav1.DeleteOptions{}
 		if s.UID != "" {
 			// Guards against deleting a Snapshot made again under the same
@@ -79,4 +89,32 @@ func Apply(ctx context.Context, client versioned.Interface, namespace, repositor
 		return removed, fmt.Errorf("retention of repository %s/%s: %w", namespace, repository, errors.Join(errs...))
 	}
 	return removed, nil
+}
+
+var errReplaced = errors.New("replaced by another Snapshot of the same name")
+
+// wipeOut sets spec.deletionPolicy WipeOut on s (as listed), unless it has
+// it already; a Snapshot made again under its name is not touched.
+func wipeOut(ctx context.Context, client versioned.Interface, s *catalogv1alpha1.Snapshot) error {
+	if s.Spec.DeletionPolicy == catalogv1alpha1.DeletionPolicyWipeOut {
+		return nil
+	}
+	snaps := client.CatalogV1alpha1().Snapshots(s.Namespace)
+	cur := s.DeepCopy()
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur.Spec.DeletionPolicy = catalogv1alpha1.DeletionPolicyWipeOut
+		_, err := snaps.Update(ctx, cur, metav1.UpdateOptions{})
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		got, gerr := snaps.Get(ctx, s.Name, metav1.GetOptions{})
+		switch {
+		case gerr != nil:
+			return gerr
+		case s.UID != "" && got.UID != s.UID:
+			return errReplaced
+		}
+		cur = got
+		return err
+	})
 }

@@ -92,8 +92,8 @@ func TestApplyDeletesWhatSelectRemoves(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"s3", "s4"}, removed)
 
-	// Only a list and the deletes: the Snapshots' deletionPolicy is left as
-	// it is, so the server forgets restic data of WipeOut ones only.
+	// A list, and the deletes; s4 (deletionPolicy Delete) is first set to
+	// WipeOut, as upstream does, so that its restic data goes too.
 	var verbs []string
 	checked := 0
 	for _, a := range c.Actions() {
@@ -102,13 +102,18 @@ func TestApplyDeletesWhatSelectRemoves(t *testing.T) {
 		if l, ok := a.(k8stesting.ListAction); ok {
 			assert.Equal(t, catalogv1alpha1.LabelRepoName+"=r1", l.GetListRestrictions().Labels.String())
 		}
+		if u, ok := a.(k8stesting.UpdateAction); ok {
+			got := u.GetObject().(*catalogv1alpha1.Snapshot)
+			assert.Equal(t, "s4", got.Name)
+			assert.Equal(t, catalogv1alpha1.DeletionPolicyWipeOut, got.Spec.DeletionPolicy)
+		}
 		if d, ok := a.(k8stesting.DeleteActionImpl); ok {
 			require.NotNil(t, d.DeleteOptions.Preconditions, d.Name)
 			assert.Equal(t, types.UID("uid-demo-"+d.Name), *d.DeleteOptions.Preconditions.UID)
 			checked++
 		}
 	}
-	assert.Equal(t, []string{"list", "delete", "delete"}, verbs)
+	assert.Equal(t, []string{"list", "delete", "update", "delete"}, verbs)
 	assert.Equal(t, 2, checked, "each delete carries the listed UID as a precondition")
 	assert.Equal(t, []string{"demo/other-repo", "demo/run", "demo/s1", "demo/s2", "elsewhere/other-ns"}, remaining(t, c))
 }
@@ -184,6 +189,27 @@ func TestApplySkipsGoneOrReplaced(t *testing.T) {
 	removed, err := Apply(context.Background(), c, ns, "r1", keepLast(1), now)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"s4"}, removed)
+}
+
+// A Snapshot made again under a selected name between the list and the
+// update is not the one selected: it keeps its deletionPolicy and stays.
+func TestApplyWipeOutSkipsReplaced(t *testing.T) {
+	c := fixture()
+	conflicts := 0
+	c.PrependReactor("update", "snapshots", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		conflicts++
+		return true, nil, apierrors.NewConflict(catalogv1alpha1.Resource("snapshots"), "s4", errors.New("changed"))
+	})
+	c.PrependReactor("get", "snapshots", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		s := stored(ns, "r1", "s4", ok, "2026-06-12T10:00:00Z", catalogv1alpha1.DeletionPolicyDelete)
+		s.UID = "another"
+		return true, s, nil
+	})
+	removed, err := Apply(context.Background(), c, ns, "r1", keepLast(2), now)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"s3"}, removed)
+	assert.Equal(t, 1, conflicts, "no retry against another Snapshot")
+	assert.Equal(t, []string{"s3"}, deletes(c))
 }
 
 func TestApplyCancelled(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
@@ -51,6 +52,11 @@ type Reconciler struct {
 	Client   versioned.Interface
 	Recorder record.EventRecorder
 	Now      func() time.Time
+	// AgentImage is the image of the agent, which the retention Job runs.
+	AgentImage string
+	// OpenBackend opens a BackupStorage's backend from this process, to
+	// look for forget marks; nil means its Secret and storages.Build.
+	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
 }
 
 func (r *Reconciler) now() time.Time {
@@ -269,6 +275,9 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	}
 	if allTerminal {
 		r.applyRetention(ctx, bs, bc, s, st)
+		if !r.forget(ctx, bs, bc, s, st) {
+			return true, nil // the retention Job is running
+		}
 		for _, repo := range s.Repositories {
 			if err := r.refreshRepository(ctx, bs.Namespace, repo.Name); err != nil {
 				// Repository status is a summary; the backup itself stands.
@@ -290,9 +299,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, st *catalogv1alpha1.BackupSessionStatus) {
 	done := map[string]bool{}
 	for _, e := range st.RetentionPolicies {
-		if e.Phase == catalogv1alpha1.RetentionPolicyApplied || e.Phase == catalogv1alpha1.RetentionPolicyFailedToApply {
-			done[e.Repository] = true
-		}
+		done[e.Repository] = e.Phase != ""
 	}
 	var entries []catalogv1alpha1.RetentionPolicyApplyStatus
 	for _, repo := range s.Repositories {
@@ -311,6 +318,10 @@ func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.Bac
 			if len(removed) > 0 {
 				r.Recorder.Eventf(bs, corev1.EventTypeNormal, "RetentionPolicyApplied", "Removed %d snapshots of %s: %s", len(removed), repo.Name, strings.Join(removed, ", "))
 			}
+			// Their restic data goes in the retention Job (see forget).
+			if err == nil && (len(removed) > 0 || r.hasForgetMarks(ctx, bc, repo)) {
+				e.Phase = catalogv1alpha1.RetentionPolicyPending
+			}
 		}
 		if err != nil {
 			e.Phase, e.Error = catalogv1alpha1.RetentionPolicyFailedToApply, err.Error()
@@ -328,7 +339,7 @@ func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.Bac
 			st.RetentionPolicies = append(st.RetentionPolicies, e)
 		}
 	}
-	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRetentionPolicyExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredRetentionPolicyExecutor, "retention applied by the controller"))
+	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRetentionPolicyExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredRetentionPolicyExecutor, "catalog retention applied by the controller; restic data by Job "+retentionJobName(bs.Name)))
 }
 
 // ensureSnapshots creates the Snapshot of each repository of the session
@@ -565,9 +576,10 @@ func (r *Reconciler) cleanHistory(ctx context.Context, bs *catalogv1alpha1.Backu
 		if o.Name == bs.Name {
 			continue
 		}
-		job := catalogv1alpha1.ValidNameWithPrefixNSuffix("", o.Name, "")
-		if err := r.Kube.BatchV1().Jobs(o.Namespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, err.Error())
+		for _, job := range []string{catalogv1alpha1.ValidNameWithPrefixNSuffix("", o.Name, ""), retentionJobName(o.Name)} {
+			if err := r.Kube.BatchV1().Jobs(o.Namespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, err.Error())
+			}
 		}
 		if err := r.Client.CatalogV1alpha1().BackupSessions(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err.Error())

@@ -71,7 +71,8 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		objs = append(objs, s)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(), ks: fake.NewSimpleClientset(objs...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }}
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now },
+		AgentImage: "ghcr.io/kubestash/agent:dev"}
 	return e
 }
 
@@ -132,8 +133,23 @@ func TestBackupSucceeds(t *testing.T) {
 	assert.Equal(t, catalogv1alpha1.BackupSessionRunning, e.get(t, "bc-daily-2").Status.Phase)
 
 	e.report(t, snapName, catalogv1alpha1.ComponentPhaseSucceeded)
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	// successfulSnapshots.last 1: the older snapshot is set to WipeOut and
+	// deleted; the retention Job forgets its restic data.
+	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
 	bs := e.get(t, "bc-daily-2")
+	assert.Equal(t, catalogv1alpha1.BackupSessionRunning, bs.Status.Phase, "running until the restic data is forgotten")
+	require.Len(t, bs.Status.RetentionPolicies, 1)
+	assert.Equal(t, catalogv1alpha1.RetentionPolicyPending, bs.Status.RetentionPolicies[0].Phase)
+	_, err = e.ks.CatalogV1alpha1().Snapshots("demo").Get(ctx, "repo-old", metav1.GetOptions{})
+	assert.Error(t, err, "the older snapshot was removed by the retention policy")
+	rj := e.retentionJob(t, "bc-daily-2")
+	assert.Equal(t, []string{"forget", "--namespace=demo", "--repository=repo", "--scratch-dir=/kubestash-tmp"}, rj.Spec.Template.Spec.Containers[0].Args)
+	assert.Equal(t, "ghcr.io/kubestash/agent:dev", rj.Spec.Template.Spec.Containers[0].Image)
+	assert.Equal(t, BackupServiceAccount, rj.Spec.Template.Spec.ServiceAccountName)
+	e.endJob(t, rj, batchv1.JobComplete)
+
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	bs = e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, bs.Status.Phase)
 	snap = e.snapshot(t, snapName)
 	assert.Equal(t, catalogv1alpha1.SnapshotSucceeded, snap.Status.Phase)
@@ -144,11 +160,8 @@ func TestBackupSucceeds(t *testing.T) {
 	_, err = e.ks.CatalogV1alpha1().BackupSessions("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
 	assert.Error(t, err, "sessionHistoryLimit 1: the older session is gone")
 
-	// successfulSnapshots.last 1: the older snapshot of the repository went.
 	require.Len(t, bs.Status.RetentionPolicies, 1)
 	assert.Equal(t, catalogv1alpha1.RetentionPolicyApplied, bs.Status.RetentionPolicies[0].Phase)
-	_, err = e.ks.CatalogV1alpha1().Snapshots("demo").Get(ctx, "repo-old", metav1.GetOptions{})
-	assert.Error(t, err, "the older snapshot was removed by the retention policy")
 	e.snapshot(t, snapName)
 
 	// The Repository sums up its snapshots.
@@ -163,6 +176,44 @@ func TestBackupSucceeds(t *testing.T) {
 }
 
 func errRequeueForTest() error { return loop.ErrRequeue }
+
+func (e *env) retentionJob(t *testing.T, bs string) *batchv1.Job {
+	job, err := e.kube.BatchV1().Jobs("demo").Get(context.Background(), "retentionpolicy-"+bs, metav1.GetOptions{})
+	require.NoError(t, err)
+	return job
+}
+
+// endJob is what the Job controller does when the pod ends.
+func (e *env) endJob(t *testing.T, job *batchv1.Job, how batchv1.JobConditionType) {
+	job.Status.Conditions = []batchv1.JobCondition{{Type: how, Status: corev1.ConditionTrue, Reason: "Ended"}}
+	_, err := e.kube.BatchV1().Jobs(job.Namespace).UpdateStatus(context.Background(), job, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+// A retention Job that fails fails the session, with the agent's message.
+func TestRetentionJobFailed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseSucceeded)
+	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
+
+	rj := e.retentionJob(t, "bc-daily-2")
+	_, err := e.kube.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: rj.Name + "-x", Labels: map[string]string{batchv1.JobNameLabel: rj.Name}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "forget", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "repository demo/repo: restic forget: wrong password or no key found"}}}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	e.endJob(t, rj, batchv1.JobFailed)
+
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	bs := e.get(t, "bc-daily-2")
+	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, bs.Status.Phase)
+	require.Len(t, bs.Status.RetentionPolicies, 1)
+	assert.Equal(t, catalogv1alpha1.RetentionPolicyFailedToApply, bs.Status.RetentionPolicies[0].Phase)
+	assert.Contains(t, bs.Status.RetentionPolicies[0].Error, "wrong password", "the agent's reason")
+}
 
 func TestJobEndedEarlyFailsTheSnapshot(t *testing.T) {
 	ctx := context.Background()

@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupSessions: their own changes, their Snapshots' (the agent
 		// reports there) and their Jobs'.
-		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder}
+		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage}
 		bsLoop := loop.New("backupsession", bsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupSessions")
@@ -136,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 				return
 			}
 			switch j.Labels[storagev1alpha1.LabelComponent] {
-			case "kubestash-backup":
+			case "kubestash-backup", backupsession.RetentionJobComponent:
 				bsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
 			case "kubestash-restore":
 				rsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])

@@ -1,0 +1,202 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/restic"
+)
+
+// TestRetentionInCatalogAndRestic: after several sessions under
+// successfulSnapshots.last 2, exactly the two newest Snapshots are left in
+// the catalog, and their restic snapshots are exactly what restic itself
+// has; a WipeOut Snapshot a user deletes is forgotten in restic by the
+// next session's retention Job. No forget mark is left behind.
+func TestRetentionInCatalogAndRestic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	client, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+
+	const ns, prefix, password = "retention-e2e", "retention-e2e", "retention-password"
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	data := t.TempDir()
+	pvClaim(ctx, t, ns, "target-pvc", data)
+	m := env.MinIO
+	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: %[1]s}
+stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: encrypt-secret, namespace: %[1]s}
+stringData: {RESTIC_PASSWORD: %[7]s}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: s3-storage, namespace: %[1]s}
+spec:
+  storage:
+    provider: s3
+    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[6]s, secretName: s3-secret}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep-two, namespace: %[1]s}
+spec:
+  successfulSnapshots: {last: 2}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: pvc-backup, namespace: %[1]s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[1]s}
+  backends:
+  - name: s3
+    storageRef: {name: s3-storage}
+    retentionPolicy: {name: keep-two}
+  sessions:
+  - name: manual
+    scheduler: {schedule: "0 0 1 1 *"}
+    sessionHistoryLimit: 2
+    repositories:
+    - name: s3-repo
+      backend: s3
+      directory: /retention
+      encryptionSecret: {name: encrypt-secret}
+    addon:
+      name: pvc-addon
+      tasks:
+      - name: logical-backup
+`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket, prefix, password), "apply", "-f", "-")
+	require.NoError(t, err)
+
+	finished := func(name string) *catalogv1alpha1.BackupSession {
+		var bs *catalogv1alpha1.BackupSession
+		require.Eventually(t, func() bool {
+			bs, err = client.CatalogV1alpha1().BackupSessions(ns).Get(ctx, name, metav1.GetOptions{})
+			return err == nil && bs.Status.Phase.IsTerminal()
+		}, 3*time.Minute, time.Second, "session %s ends", name)
+		require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, bs.Status.Phase, "session %s: %+v", name, bs.Status)
+		return bs
+	}
+	// Each session backs up a change, so every restic snapshot differs.
+	backup := func(i int) *catalogv1alpha1.BackupSession {
+		require.NoError(t, os.WriteFile(filepath.Join(data, fmt.Sprintf("file-%d", i)), []byte(fmt.Sprintf("content %d\n", i)), 0o644))
+		name := fmt.Sprintf("pvc-backup-manual-%d", i)
+		_, err := client.CatalogV1alpha1().BackupSessions(ns).Create(ctx, &catalogv1alpha1.BackupSession{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{catalogv1alpha1.LabelInvokerName: "pvc-backup"}},
+			Spec: catalogv1alpha1.BackupSessionSpec{
+				Invoker: corev1.TypedLocalObjectReference{APIGroup: ptr.To("core.kubestash.com"), Kind: "BackupConfiguration", Name: "pvc-backup"},
+				Session: "manual",
+			},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		return finished(name)
+	}
+
+	// The initial backup, so that the ones below run one after the other.
+	require.Eventually(t, func() bool {
+		l, err := client.CatalogV1alpha1().BackupSessions(ns).List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) > 0 && l.Items[0].Status.Phase.IsTerminal()
+	}, 3*time.Minute, time.Second, "the initial backup ends")
+	var last *catalogv1alpha1.BackupSession
+	for i := 2; i <= 4; i++ {
+		last = backup(i)
+	}
+	require.Len(t, last.Status.RetentionPolicies, 1)
+	assert.Equal(t, catalogv1alpha1.RetentionPolicyApplied, last.Status.RetentionPolicies[0].Phase)
+
+	repo, err := client.CatalogV1alpha1().Repositories(ns).Get(ctx, "s3-repo", metav1.GetOptions{})
+	require.NoError(t, err)
+	r, err := restic.New(restic.Options{
+		Binary:   filepath.Join(binDir, "restic"),
+		Location: restic.Location{Provider: restic.ProviderS3, Path: path.Join(repo.Spec.Path, "repository/v1/manual/dump"), S3: &restic.S3{Endpoint: m.Endpoint, Bucket: m.Bucket, Prefix: prefix, Region: "us-east-1", AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey}},
+		Password: password, ScratchDir: t.TempDir(),
+	})
+	require.NoError(t, err)
+
+	// In the catalog: the two newest. In restic: exactly their data.
+	assertKept := func(want ...string) {
+		t.Helper()
+		l, err := client.CatalogV1alpha1().Snapshots(ns).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		var names, ids []string
+		for _, s := range l.Items {
+			names = append(names, s.Name)
+			for _, st := range s.Status.Components["dump"].ResticStats {
+				ids = append(ids, st.Summary.ID)
+			}
+		}
+		sort.Strings(names)
+		assert.Equal(t, want, names, "the catalog keeps what the policy says")
+		have, err := r.Snapshots(ctx)
+		require.NoError(t, err)
+		var got []string
+		for _, s := range have {
+			got = append(got, s.ID)
+		}
+		assert.ElementsMatch(t, ids, got, "restic keeps exactly the catalog's snapshots")
+		assert.Empty(t, forgetMarks(ctx, t, prefix), "every forget mark was acted upon")
+	}
+	assertKept("s3-repo-pvc-backup-manual-3", "s3-repo-pvc-backup-manual-4")
+
+	// A user deletes a Snapshot with deletionPolicy WipeOut: its data goes
+	// with the next session's retention, which itself removes nothing.
+	gone := "s3-repo-pvc-backup-manual-3"
+	s, err := client.CatalogV1alpha1().Snapshots(ns).Get(ctx, gone, metav1.GetOptions{})
+	require.NoError(t, err)
+	_, err = client.CatalogV1alpha1().Snapshots(ns).Patch(ctx, gone, types.MergePatchType, []byte(`{"spec":{"deletionPolicy":"WipeOut"}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	require.NoError(t, client.CatalogV1alpha1().Snapshots(ns).Delete(ctx, gone, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(s.UID))}))
+	assert.NotEmpty(t, forgetMarks(ctx, t, prefix), "the deletion left a forget mark")
+	last = backup(5)
+	assert.Equal(t, catalogv1alpha1.RetentionPolicyApplied, last.Status.RetentionPolicies[0].Phase)
+	assertKept("s3-repo-pvc-backup-manual-4", "s3-repo-pvc-backup-manual-5")
+
+	// The retention Jobs of the kept sessions are there; older ones went
+	// with their sessions (sessionHistoryLimit 2).
+	jobs, err := env.KubeClient.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, j := range jobs.Items {
+		names = append(names, j.Name)
+	}
+	assert.Contains(t, names, "retentionpolicy-pvc-backup-manual-5")
+	assert.NotContains(t, names, "retentionpolicy-pvc-backup-manual-3")
+}
+
+// forgetMarks lists the forget marks under prefix in the test bucket.
+func forgetMarks(ctx context.Context, t *testing.T, prefix string) []string {
+	t.Helper()
+	mc, err := env.MinIO.Client()
+	require.NoError(t, err)
+	var out []string
+	for o := range mc.ListObjects(ctx, env.MinIO.Bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
+		require.NoError(t, o.Err)
+		if filepath.Base(filepath.Dir(o.Key)) == "forget" {
+			out = append(out, o.Key)
+		}
+	}
+	return out
+}
