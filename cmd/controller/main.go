@@ -29,6 +29,7 @@ func main() {
 	flag.StringVar(&o.LeaseNamespace, "leader-election-namespace", "kubestash", "namespace of the leader Lease")
 	flag.StringVar(&o.LeaseName, "leader-election-name", "kubestash-controller", "name of the leader Lease")
 	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "how often everything is reconciled again")
+	flag.DurationVar(&o.PendingTimeout, "pod-pending-timeout", 10*time.Minute, "how long a backup or restore pod may stay Pending before its session fails")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -54,9 +54,19 @@ type Reconciler struct {
 	Now      func() time.Time
 	// AgentImage is the image of the agent, which the retention Job runs.
 	AgentImage string
+	// PendingTimeout is how long a backup Job's pod may stay Pending before
+	// the session fails; 0 means executor.DefaultPendingTimeout.
+	PendingTimeout time.Duration
 	// OpenBackend opens a BackupStorage's backend from this process, to
 	// look for forget marks; nil means its Secret and storages.Build.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
+}
+
+func (r *Reconciler) pendingTimeout() time.Duration {
+	if r.PendingTimeout > 0 {
+		return r.PendingTimeout
+	}
+	return executor.DefaultPendingTimeout
 }
 
 func (r *Reconciler) now() time.Time {
@@ -258,6 +268,14 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
 		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	}
+	if !ended {
+		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.pendingTimeout()); stuck {
+			ended, why = true, msg
+			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, msg))
+			r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
+			_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+		}
 	}
 	st.Snapshots = nil
 	allTerminal := true

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -312,4 +313,38 @@ func TestRetryAfterDelay(t *testing.T) {
 	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Len(t, list.Items, 2)
+}
+
+// A backup pod that never starts (here: unschedulable) fails the session
+// after the pending timeout, with the scheduler's reason, instead of
+// leaving it Running.
+func TestPodPendingTooLong(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	pod := func(age time.Duration) {
+		_, err := e.kube.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "bc-daily-2-x", CreationTimestamp: metav1.NewTime(now.Add(-age)),
+				Labels: map[string]string{batchv1.JobNameLabel: "bc-daily-2"}},
+			Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+				Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	pod(9 * time.Minute)
+	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest(), "not yet: within the timeout")
+	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
+
+	e.r.Now = func() time.Time { return now.Add(2 * time.Minute) }
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	bs := e.get(t, "bc-daily-2")
+	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, bs.Status.Phase)
+	c := conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected)
+	require.NotNil(t, c)
+	assert.Contains(t, c.Message, "Unschedulable")
+	snap := e.snapshot(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"))
+	assert.Equal(t, catalogv1alpha1.SnapshotFailed, snap.Status.Phase)
+	assert.Contains(t, conditions.Get(snap.Status.Conditions, catalogv1alpha1.TypeBackupIncomplete).Message, "node affinity/selector")
+	_, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-2", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the stuck Job is deleted")
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// Resync re-reconciles everything this often: dependencies such as
 	// Secrets and PVCs are not watched.
 	Resync time.Duration
+	// PendingTimeout is how long a backup or restore Job's pod may stay
+	// Pending before its session fails; 0: executor.DefaultPendingTimeout.
+	PendingTimeout time.Duration
 }
 
 // Run runs the controllers until ctx ends.
@@ -104,7 +107,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupSessions: their own changes, their Snapshots' (the agent
 		// reports there) and their Jobs'.
-		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage}
+		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout}
 		bsLoop := loop.New("backupsession", bsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupSessions")
@@ -124,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))
-		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder}
+		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout}
 		rsLoop := loop.New("restoresession", rsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch RestoreSessions")

@@ -47,6 +47,16 @@ type Reconciler struct {
 	Client   versioned.Interface
 	Recorder record.EventRecorder
 	Now      func() time.Time
+	// PendingTimeout is how long a restore Job's pod may stay Pending
+	// before the restore fails; 0 means executor.DefaultPendingTimeout.
+	PendingTimeout time.Duration
+}
+
+func (r *Reconciler) pendingTimeout() time.Duration {
+	if r.PendingTimeout > 0 {
+		return r.PendingTimeout
+	}
+	return executor.DefaultPendingTimeout
 }
 
 func (r *Reconciler) now() time.Time {
@@ -152,6 +162,13 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
 		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	}
+	if !ended && !done {
+		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.pendingTimeout()); stuck {
+			ended, why = true, msg
+			r.Recorder.Eventf(rs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
+			_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+		}
 	}
 	if ended && !done {
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreIncomplete, catalogv1alpha1.ReasonRestoreExecutorTerminatedBeforeCompletion, why))
