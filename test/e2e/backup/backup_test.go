@@ -187,12 +187,12 @@ spec:
 }
 
 // pvClaim makes a hostPath PV on dir and a PVC bound to it.
-func pvClaim(ctx context.Context, t *testing.T, ns, name, dir string) {
+func pvClaim(ctx context.Context, t testing.TB, ns, name, dir string) {
 	pvClaimIn(ctx, t, env.KubeClient, ns, name, dir)
 }
 
 // pvClaimIn is pvClaim in the cluster of kube.
-func pvClaimIn(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, name, dir string) {
+func pvClaimIn(ctx context.Context, t testing.TB, kube kubernetes.Interface, ns, name, dir string) {
 	pv, err := kube.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"},
 		Spec: corev1.PersistentVolumeSpec{

@@ -97,7 +97,7 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 var procs []*framework.Process
 
 // logsOnFailure prints the end of each process's log when t failed.
-func logsOnFailure(t *testing.T) {
+func logsOnFailure(t testing.TB) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range procs {
