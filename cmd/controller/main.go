@@ -30,6 +30,8 @@ func main() {
 	flag.StringVar(&o.LeaseName, "leader-election-name", "kubestash-controller", "name of the leader Lease")
 	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "how often everything is reconciled again")
 	flag.DurationVar(&o.PendingTimeout, "pod-pending-timeout", 10*time.Minute, "how long a backup or restore pod may stay Pending before its session fails")
+	qps := flag.Float64("kube-api-qps", 50, "requests per second to the API server (client-go's default of 5 delays session steps by seconds)")
+	burst := flag.Int("kube-api-burst", 100, "burst of requests to the API server")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -45,6 +47,7 @@ func main() {
 		klog.ErrorS(err, "Cannot load the client configuration")
 		os.Exit(1)
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	o.Config = cfg
 	if err := manager.Run(ctx, o); err != nil {
 		klog.ErrorS(err, "Controller failed")
