@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"time"
 
@@ -74,11 +75,23 @@ type Agent struct {
 	// SnapshotWait is how long backup waits for the controller to
 	// create a Snapshot it needs; default 1m.
 	SnapshotWait time.Duration
+	// FinalStatusWait is how long the final status write of a backup
+	// keeps trying through an unavailable catalog; default 10m. The
+	// catalog lives in the backup backend, so the outage that failed a
+	// backup often keeps its verdict from being recorded as well.
+	FinalStatusWait time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
 
-// NewForConfig makes an Agent with clients for cfg.
+// EnvBackendOutageTimeout, in the agent's environment, is how long restic
+// may keep retrying a storage that stopped answering in the middle of a
+// run (restic.Options.OutageTimeout, a Go duration such as "2m"). Set it
+// for a backup Job with the variables of the session's addon task.
+const EnvBackendOutageTimeout = "KUBESTASH_BACKEND_OUTAGE_TIMEOUT"
+
+// NewForConfig makes an Agent with clients for cfg and the settings of
+// its environment (EnvBackendOutageTimeout).
 func NewForConfig(cfg *rest.Config) (*Agent, error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.UserAgent == "" {
@@ -92,7 +105,15 @@ func NewForConfig(cfg *rest.Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubestash client: %w", err)
 	}
-	return &Agent{Kube: kube, Client: client}, nil
+	a := &Agent{Kube: kube, Client: client}
+	if v := os.Getenv(EnvBackendOutageTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive duration such as 2m", EnvBackendOutageTimeout, v)
+		}
+		a.Restic.OutageTimeout = d
+	}
+	return a, nil
 }
 
 func (a *Agent) now() time.Time {
@@ -234,6 +255,61 @@ func errorMessage(ctx context.Context, err error) string {
 // cancellation and bounds the write.
 func statusContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// finalWrite makes the last status write of a run, which must not be
+// lost. While ctx lives it keeps trying through an unavailable catalog (a
+// 503 while the backend is down, the API unreachable) for up to
+// FinalStatusWait: a verdict recorded late beats a Job that ends with
+// nothing recorded and leaves only "the Job failed" to tell. Once ctx has
+// ended (SIGTERM, the session's deadline) it tries on a context of its
+// own for a bounded time.
+func (a *Agent) finalWrite(ctx context.Context, write func(ctx context.Context) error) error {
+	if ctx.Err() == nil {
+		wait := a.FinalStatusWait
+		if wait <= 0 {
+			wait = 10 * time.Minute
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		err := keepTrying(wctx, write)
+		cancel()
+		if err == nil || ctx.Err() == nil {
+			return err
+		}
+	}
+	sctx, cancel := statusContext(ctx)
+	defer cancel()
+	return retry.OnError(patchBackoff, retriable, func() error { return write(sctx) })
+}
+
+// keepTrying calls write until it succeeds, fails for good or ctx ends,
+// backing off up to 15s between tries. It returns the last error write
+// gave, not ctx's.
+func keepTrying(ctx context.Context, write func(ctx context.Context) error) error {
+	delay := 500 * time.Millisecond
+	var last error
+	for {
+		err := write(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			if last == nil {
+				last = err
+			}
+			return last
+		case !retriable(err):
+			return err
+		}
+		last = err
+		klog.InfoS("Status not written yet; trying again", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
 }
 
 // patchBackoff retries status writes through short API or catalog

@@ -219,13 +219,24 @@ func (j *backupJob) backup(ctx context.Context, snap *catalogv1alpha1.Snapshot) 
 	}
 
 	// check and stats only read (--no-lock); each first spends about
-	// half a second deriving the key, so they run side by side.
+	// half a second deriving the key, so they run side by side. Beside
+	// them, stale locks go: a backup killed without cleaning up (the OOM
+	// killer, a lost node) leaves its lock, which no later backup needs
+	// gone but a forget or prune would wait for. restic unlock removes
+	// only locks of processes known to be dead or not refreshed for 30
+	// minutes, never a live one; failing to is no reason to fail a backup.
+	unlocked := make(chan error, 1)
+	go func() { unlocked <- r.UnlockStale(ctx) }()
 	var integrity bool
 	var st *restic.Stats
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { integrity, err = r.Check(gctx); return err })
 	g.Go(func() (err error) { st, err = r.Stats(gctx); return err })
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if uerr := <-unlocked; uerr != nil {
+		klog.InfoS("Could not remove stale locks", "repository", r.URL(), "err", uerr)
+	}
+	if err != nil {
 		return false, "", err
 	}
 	if !integrity {
@@ -259,8 +270,8 @@ func (j *backupJob) backupPath(ctx context.Context, r *restic.Repo, p string, ex
 	return r.Backup(ctx, []string{p}, excludes, j.a.host(), progress)
 }
 
-// finish writes the final state of the component. It runs even after ctx
-// ended (SIGTERM), on a context of its own.
+// finish writes the final state of the component (finalWrite: through a
+// catalog outage, and even after ctx ended).
 func (j *backupJob) finish(ctx context.Context, integrity *bool, size string, berr error) error {
 	fields := map[string]any{
 		"driver":   catalogv1alpha1.DriverRestic,
@@ -279,9 +290,10 @@ func (j *backupJob) finish(ctx context.Context, integrity *bool, size string, be
 		fields["integrity"] = *integrity
 		fields["size"] = size
 	}
-	sctx, cancel := statusContext(ctx)
-	defer cancel()
-	if err := j.a.patchSnapshotComponent(sctx, j.ns, j.snapshot, ComponentDump, fields, true); err != nil {
+	err := j.a.finalWrite(ctx, func(ctx context.Context) error {
+		return j.a.patchSnapshotComponent(ctx, j.ns, j.snapshot, ComponentDump, fields, false)
+	})
+	if err != nil {
 		return errors.Join(berr, err)
 	}
 	logDone("Backup finished", j.start, "snapshot", klog.KRef(j.ns, j.snapshot), "phase", fields["phase"], "size", size)

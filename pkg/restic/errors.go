@@ -29,6 +29,10 @@ var (
 	// ErrIncomplete: restic backup could not read some files; the snapshot
 	// was still written (restic exit code 3).
 	ErrIncomplete = errors.New("backup could not read some source data")
+	// ErrKilled: restic was ended by a signal nobody here sent (the
+	// out-of-memory killer, a person); it could not clean up, so its lock
+	// stays behind until it is stale.
+	ErrKilled = errors.New("restic was killed")
 	// ErrRepositoryDamaged is never returned by Check (a damaged repository
 	// is integrity=false, not an error) but by callers that require a
 	// healthy repository.
@@ -220,8 +224,13 @@ func (t *tail) add(line string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if strings.Contains(line, "retrying after") && t.firstRetry.IsZero() {
+	switch {
+	case strings.Contains(line, "retrying after") && t.firstRetry.IsZero():
 		t.firstRetry = time.Now()
+	case strings.Contains(line, "operation successful after"):
+		// A request went through after retries: the storage answers
+		// again, and an outage that follows is a new one.
+		t.firstRetry = time.Time{}
 	}
 	t.lines = append(t.lines, line)
 	if len(t.lines) > t.max {
@@ -246,7 +255,8 @@ func (t *tail) retryingSince() time.Time {
 func errorLines(lines []string, r *redactor) []string {
 	var out []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "repo already locked, waiting") || strings.HasPrefix(l, "using temporary cache") {
+		if strings.HasPrefix(l, "repo already locked, waiting") || strings.HasPrefix(l, "using temporary cache") ||
+			strings.Contains(l, "operation successful after") {
 			continue
 		}
 		out = append(out, r.redact(l))

@@ -42,6 +42,26 @@ unreachable)
     echo 'Stat(<config/>) returned error, retrying after 1s: dial tcp 127.0.0.1:1: connect: connection refused' >&2
     sleep 0.2
   done ;;
+outage)
+  echo '{"message_type":"status","percent_done":0.1}'
+  while true; do
+    echo 'Save(<data/0123abcd>) returned error, retrying after 1s: dial tcp 127.0.0.1:1: connect: connection refused' >&2
+    sleep 0.2
+  done ;;
+blips)
+  echo '{"message_type":"status","percent_done":0.1}'
+  i=0
+  while [ $i -lt 12 ]; do
+    echo 'Save(<data/0123abcd>) returned error, retrying after 1s: dial tcp 127.0.0.1:1: connect: connection refused' >&2
+    sleep 0.2
+    i=$((i+1))
+    if [ $((i % 3)) -eq 0 ]; then echo 'Save(<data/0123abcd>) operation successful after 3 retries' >&2; fi
+  done
+  echo '{"message_type":"summary","total_files_processed":1,"total_bytes_processed":1,"snapshot_id":"abc"}'
+  exit 0 ;;
+oom)
+  echo '{"message_type":"status","percent_done":0.1}'
+  kill -9 $$ ;;
 slow)
   trap 'echo "signal terminated received, cleaning up" >&2; touch "$FAKE_DIR/got-term"; exit 130' TERM
   echo '{"message_type":"status","percent_done":0.1}'
@@ -221,6 +241,50 @@ func TestFakeUnreachableProbe(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBackendUnreachable)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Contains(t, err.Error(), "connection refused")
+}
+
+// TestFakeOutageMidRun: a storage that stops answering after restic is
+// past opening ends the run once OutageTimeout has passed, instead of
+// restic's own quarter of an hour of retries.
+func TestFakeOutageMidRun(t *testing.T) {
+	f := newFake(t, "outage")
+	o := s3Opts(f, t.TempDir())
+	o.ProbeTimeout = 100 * time.Millisecond // opening only: not this case
+	o.OutageTimeout = time.Second
+	o.KillGrace = time.Second
+	r, err := New(o)
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = r.Backup(context.Background(), []string{"/d"}, nil, "", nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrBackendUnreachable)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "mid-run, OutageTimeout applies, not ProbeTimeout")
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Contains(t, err.Error(), "connection refused")
+}
+
+// TestFakeOutageBlipsAreRidden: retries that keep succeeding in between
+// are no outage, however long the run.
+func TestFakeOutageBlipsAreRidden(t *testing.T) {
+	f := newFake(t, "blips")
+	o := s3Opts(f, t.TempDir())
+	o.OutageTimeout = time.Second // the run takes about 2.4s
+	r, err := New(o)
+	require.NoError(t, err)
+	sum, err := r.Backup(context.Background(), []string{"/d"}, nil, "", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "abc", sum.SnapshotID)
+}
+
+// TestFakeKilled: restic killed by a signal nobody here sent says so.
+func TestFakeKilled(t *testing.T) {
+	f := newFake(t, "oom")
+	r, err := New(s3Opts(f, t.TempDir()))
+	require.NoError(t, err)
+	_, err = r.Backup(context.Background(), []string{"/d"}, nil, "", nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrKilled)
+	assert.Equal(t, "restic backup: restic was killed: signal 9 (killed)", err.Error())
 }
 
 func TestFakeCancelSendsSIGTERM(t *testing.T) {

@@ -114,6 +114,12 @@ type Options struct {
 	// ErrBackendUnreachable (restic alone retries for about 15 minutes);
 	// default 30s.
 	ProbeTimeout time.Duration
+	// OutageTimeout bounds the same once restic is past opening (it has
+	// printed on stdout): how long a running command may keep retrying a
+	// storage that stopped answering, with no request succeeding, before
+	// it is stopped with ErrBackendUnreachable. Longer than ProbeTimeout,
+	// since a long backup should ride out a short outage; default 5m.
+	OutageTimeout time.Duration
 	// ProgressFPS is how many status lines per second restic prints
 	// (RESTIC_PROGRESS_FPS); default 1.
 	ProgressFPS float64
@@ -139,11 +145,13 @@ type Repo struct {
 	cancelSig  os.Signal
 	killGrace  time.Duration
 	probeAfter time.Duration
+	outageMax  time.Duration
 }
 
 const (
 	defaultRetryLock    = time.Minute
 	defaultProbeTimeout = 30 * time.Second
+	defaultOutage       = 5 * time.Minute
 	defaultKillGrace    = 10 * time.Second
 	defaultProgressFPS  = 1
 )
@@ -191,6 +199,7 @@ func New(o Options) (*Repo, error) {
 		cancelSig:  o.CancelSignal,
 		killGrace:  durationOr(o.KillGrace, defaultKillGrace),
 		probeAfter: durationOr(o.ProbeTimeout, defaultProbeTimeout),
+		outageMax:  durationOr(o.OutageTimeout, defaultOutage),
 		cacheDir:   filepath.Join(o.ScratchDir, "restic-cache"),
 	}
 	if r.cancelSig == nil {
@@ -365,12 +374,15 @@ func (r *Repo) run(ctx context.Context, o runOpts) error {
 			}
 		})
 	}()
-	// The unreachable probe: while restic is still opening the
-	// repository (it has printed nothing on stdout yet) and keeps
-	// retrying the storage for longer than ProbeTimeout, give up. restic
-	// alone would retry for about 15 minutes; a backend that is down when
-	// the Job starts should fail the Job with that cause, soon. Once
-	// restic is past opening, an outage is left to restic's own retries.
+	// The unreachable probe: restic alone retries a storage that does not
+	// answer for about 15 minutes, with the session Running all along.
+	// While restic is still opening the repository (it has printed
+	// nothing on stdout yet), a storage that keeps failing for longer
+	// than ProbeTimeout makes the run give up: a backend that is down when
+	// the Job starts fails the Job with that cause, soon. Once restic is
+	// past opening, an outage (retries with no request succeeding in
+	// between) may last OutageTimeout before the run gives up the same
+	// way.
 	probeDone := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -380,10 +392,11 @@ func (r *Repo) run(ctx context.Context, o runOpts) error {
 			case <-probeDone:
 				return
 			case <-tick.C:
+				limit := r.probeAfter
 				if sawStdout.Load() {
-					return
+					limit = r.outageMax
 				}
-				if since := t.retryingSince(); !since.IsZero() && time.Since(since) > r.probeAfter {
+				if since := t.retryingSince(); !since.IsZero() && time.Since(since) > limit {
 					cancel(ErrBackendUnreachable)
 					return
 				}
@@ -410,10 +423,31 @@ func (r *Repo) run(ctx context.Context, o runOpts) error {
 		e.Kind = ctxKind(ctx)
 	case waitErr != nil:
 		e.Kind = classify(code, strings.Join(lines, "\n"))
+		if sig, ok := killedBy(cmd.ProcessState); ok {
+			// Not by us (that is a cancelled ctx): the OOM killer, or
+			// someone else. restic had no chance to say why it ended.
+			if e.Kind == nil {
+				e.Kind, e.Cause = ErrKilled, fmt.Errorf("signal %d (%v)", int(sig), sig)
+			} else {
+				e.Cause = fmt.Errorf("killed by signal %d (%v)", int(sig), sig)
+			}
+		}
 	default:
 		e.Cause = fmt.Errorf("reading output: %w", stdoutErr)
 	}
 	return e
+}
+
+// killedBy reports the signal that ended a process, if one did.
+func killedBy(ps *os.ProcessState) (syscall.Signal, bool) {
+	if ps == nil {
+		return 0, false
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return 0, false
+	}
+	return ws.Signal(), true
 }
 
 // renderStderr turns a stderr line into the text lines restic would have

@@ -85,7 +85,8 @@ func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL st
 
 // ControllerManager is kube-controller-manager with the controllers this
 // project relies on: CronJob, Job, garbage collector, namespace, service
-// accounts and their tokens, PV binding and TTL-after-finished.
+// accounts and their tokens, PV binding and protection, and
+// TTL-after-finished.
 type ControllerManager struct {
 	*Process
 }
@@ -99,6 +100,11 @@ var Controllers = []string{
 	"serviceaccount-controller",
 	"serviceaccount-token-controller",
 	"persistentvolume-binder-controller",
+	// kube-apiserver's StorageObjectInUseProtection admission puts a
+	// finalizer on every PVC and PV; these controllers take it off once
+	// no Pod uses the volume, or a deleted PVC would never go.
+	"persistentvolumeclaim-protection-controller",
+	"persistentvolume-protection-controller",
 	"ttl-after-finished-controller",
 	"root-ca-certificate-publisher-controller",
 }

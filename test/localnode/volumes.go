@@ -100,6 +100,10 @@ func (w *podWorker) claimPath(ctx context.Context, namespace, claim string) (str
 	if err != nil {
 		return "", fmt.Errorf("get persistentvolumeclaim %s: %w", claim, err)
 	}
+	if pvc.DeletionTimestamp != nil {
+		// As the kubelet: no new Pod starts with a claim being deleted.
+		return "", fmt.Errorf("persistentvolumeclaim %s is being deleted", claim)
+	}
 	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
 		return "", fmt.Errorf("persistentvolumeclaim %s: %w", claim, errNotBound)
 	}

@@ -97,6 +97,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	status.Phase = phase(bc, status, len(problems.notReady) == 0)
+	conditions.Set(&status.Conditions, readyCondition(status, problems, errs))
 	if bc, err = r.updateStatus(ctx, bc, status); err != nil {
 		return err
 	}
@@ -138,6 +139,38 @@ func (r *Reconciler) updateStatus(ctx context.Context, bc *corev1alpha1.BackupCo
 	return out, nil
 }
 
+// The Ready condition: whether the configuration can back up now, and if
+// not, everything that stands in the way, by name (a missing Secret, PVC,
+// storage and why it is not Ready). Upstream has no such condition, only
+// the phase and an event; a user who finds the phase NotReady should not
+// have to go through events or every backend's status to learn why.
+// (These belong beside TypeValidationPassed in pkg/apis/core/v1alpha1.)
+const (
+	TypeReady                  = "Ready"
+	ReasonReady                = "Ready"
+	ReasonDependenciesNotReady = "DependenciesNotReady"
+)
+
+// readyCondition sums up why the phase is what it is.
+func readyCondition(st *corev1alpha1.BackupConfigurationStatus, p problems, errs []string) kmapi.Condition {
+	switch st.Phase {
+	case corev1alpha1.BackupInvokerReady:
+		return conditions.True(TypeReady, ReasonReady, "ready to back up")
+	case corev1alpha1.BackupInvokerInvalid:
+		return conditions.False(TypeReady, corev1alpha1.ReasonResourceValidationFailed, strings.Join(p.invalid, "; "))
+	}
+	why := append(append([]string{}, p.notReady...), errs...)
+	for _, r := range st.Repositories {
+		if r.Phase != storagev1alpha1.RepositoryReady && r.Reason != "" && !strings.Contains(strings.Join(errs, "\n"), r.Reason) {
+			why = append(why, fmt.Sprintf("repository %s: %s", r.Name, r.Reason))
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, "waiting for repositories and schedulers to be in place")
+	}
+	return conditions.False(TypeReady, ReasonDependenciesNotReady, strings.Join(why, "; "))
+}
+
 // errRequeue asks the caller to look again after a back-off.
 var errRequeue = fmt.Errorf("dependencies not ready: %w", loop.ErrRequeue)
 
@@ -167,10 +200,17 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		if tns == "" {
 			tns = ns
 		}
-		_, err := r.Kube.CoreV1().PersistentVolumeClaims(tns).Get(ctx, t.Name, metav1.GetOptions{})
+		pvc, err := r.Kube.CoreV1().PersistentVolumeClaims(tns).Get(ctx, t.Name, metav1.GetOptions{})
 		found = err == nil
-		if !found {
+		switch {
+		case apierrors.IsNotFound(err):
 			p.notReady = append(p.notReady, fmt.Sprintf("target PersistentVolumeClaim %s/%s not found", tns, t.Name))
+		case err != nil:
+			p.notReady = append(p.notReady, fmt.Sprintf("target PersistentVolumeClaim %s/%s: %v", tns, t.Name, err))
+		case pvc.DeletionTimestamp != nil:
+			// A kubelet starts no Pod with a claim that is being
+			// deleted: a backup Job now would wait forever.
+			p.notReady = append(p.notReady, fmt.Sprintf("target PersistentVolumeClaim %s/%s is being deleted", tns, t.Name))
 		}
 	} else {
 		p.invalid = append(p.invalid, "spec.target must be a PersistentVolumeClaim (apiGroup \"\", kind PersistentVolumeClaim)")
@@ -204,6 +244,9 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 					ready = false
 				} else if bs.Status.Phase != storagev1alpha1.BackupStoragePhaseReady {
 					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s is not Ready", ref.Namespace, ref.Name)
+					if why := failedConditions(bs.Status.Conditions); why != "" {
+						st.Storage.Reason += ": " + why
+					}
 					p.notReady = append(p.notReady, st.Storage.Reason)
 					ready = false
 				}
@@ -240,6 +283,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 	// Sessions: repositories' backends, encryption secrets, addon tasks.
 	status.Dependencies = nil
 	addons := map[string]*addonsv1alpha1.Addon{}
+	seenSecrets := map[kmapi.ObjectReference]bool{}
 	for _, s := range bc.Spec.Sessions {
 		for _, repo := range s.Repositories {
 			if repo.Backend != "" && !backendNames[repo.Backend] {
@@ -256,6 +300,12 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s of repository %s not found", ref.Namespace, ref.Name, repo.Name))
 			case len(sec.Data[storagev1alpha1.ResticPassword]) == 0:
 				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s has no %s", ref.Namespace, ref.Name, storagev1alpha1.ResticPassword))
+			}
+			if !seenSecrets[ref] {
+				seenSecrets[ref] = true
+				status.Dependencies = append(status.Dependencies, corev1alpha1.ResourceFoundStatus{
+					Kind: "Secret", Namespace: ref.Namespace, Name: ref.Name, Found: ptr.To(err == nil),
+				})
 			}
 		}
 		if s.Addon == nil {
@@ -284,6 +334,18 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		}
 	}
 	return p
+}
+
+// failedConditions joins the messages of a status's False conditions
+// (for a BackupStorage: its Secret missing, its backend not initialized).
+func failedConditions(conds []kmapi.Condition) string {
+	var out []string
+	for _, c := range conds {
+		if c.Status == metav1.ConditionFalse && c.Message != "" {
+			out = append(out, c.Message)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func hasTask(tasks []addonsv1alpha1.Task, name string) bool {

@@ -96,6 +96,8 @@ func TestReconcileReady(t *testing.T) {
 	assert.Equal(t, "2026-11-26T10:05:00Z", bc.Status.Sessions[0].NextSchedule)
 	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeSchedulerEnsured))
 	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeInitialBackupTriggered))
+	assert.True(t, conditions.IsTrue(bc.Status.Conditions, TypeReady))
+	assert.Contains(t, bc.Status.Dependencies, corev1alpha1.ResourceFoundStatus{Kind: "Secret", Namespace: "demo", Name: "encrypt-secret", Found: ptr.To(true)})
 
 	repo, err := e.ks.CatalogV1alpha1().Repositories("demo").Get(ctx, "s3-repo", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -141,6 +143,8 @@ func TestReconcileProblems(t *testing.T) {
 		cronJob   bool
 		repo      bool
 		inMessage string
+		// notReady is in the message of the Ready condition.
+		notReady string
 	}{
 		{
 			name: "missing PVC",
@@ -149,6 +153,17 @@ func TestReconcileProblems(t *testing.T) {
 				*kube = append(*kube, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "encrypt-secret"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("x")}})
 			},
 			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: "target PersistentVolumeClaim demo/target-pvc not found",
+		},
+		{
+			name: "PVC being deleted",
+			mutate: func(kube, _ *[]runtime.Object) {
+				pvc := (*kube)[1].(*corev1.PersistentVolumeClaim)
+				pvc.DeletionTimestamp = &metav1.Time{Time: now}
+				pvc.Finalizers = []string{"kubernetes.io/pvc-protection"}
+			},
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: "target PersistentVolumeClaim demo/target-pvc is being deleted",
 		},
 		{
 			name: "encryption secret without RESTIC_PASSWORD",
@@ -156,6 +171,25 @@ func TestReconcileProblems(t *testing.T) {
 				(*kube)[2].(*corev1.Secret).Data = map[string][]byte{"OTHER": []byte("x")}
 			},
 			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: "encryption Secret demo/encrypt-secret has no RESTIC_PASSWORD",
+		},
+		{
+			name:   "missing encryption secret",
+			mutate: func(kube, _ *[]runtime.Object) { *kube = (*kube)[:2:2] },
+			phase:  corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: "encryption Secret demo/encrypt-secret of repository s3-repo not found",
+		},
+		{
+			name: "storage not Ready: its Secret is missing",
+			mutate: func(_, ks *[]runtime.Object) {
+				st := &(*ks)[0].(*storagev1alpha1.BackupStorage).Status
+				st.Phase = storagev1alpha1.BackupStoragePhaseNotReady
+				st.Conditions = []kmapi.Condition{
+					conditions.False(storagev1alpha1.TypeBackendSecretFound, storagev1alpha1.ReasonBackendSecretNotAvailable, "Secret demo/s3-secret: not found"),
+				}
+			},
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: "BackupStorage demo/s3-storage is not Ready: Secret demo/s3-secret: not found",
 		},
 		{
 			name: "storage not usable from this namespace",
@@ -187,6 +221,16 @@ func TestReconcileProblems(t *testing.T) {
 			assert.Equal(t, c.phase, bc.Status.Phase)
 			if c.inMessage != "" {
 				assert.Contains(t, conditions.Get(bc.Status.Conditions, corev1alpha1.TypeValidationPassed).Message, c.inMessage)
+			}
+			ready := conditions.Get(bc.Status.Conditions, TypeReady)
+			require.NotNil(t, ready)
+			assert.Equal(t, metav1.ConditionFalse, ready.Status)
+			if c.notReady != "" {
+				assert.Equal(t, ReasonDependenciesNotReady, ready.Reason)
+				assert.Contains(t, ready.Message, c.notReady)
+			}
+			if c.inMessage != "" {
+				assert.Contains(t, ready.Message, c.inMessage)
 			}
 			_, err = e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
 			assert.Equal(t, c.cronJob, err == nil, "cron job exists: %v", err)

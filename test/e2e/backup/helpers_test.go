@@ -1,0 +1,375 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/restic"
+	"kubestash.dev/kubestash/pkg/restic/restictest"
+)
+
+// The failure tests each get a namespace of their own with one S3
+// BackupStorage (its own prefix in the bucket), one BackupConfiguration
+// with a session "manual" whose schedule never comes, and a PVC on a
+// folder of their own. Sessions are started by creating BackupSessions.
+const (
+	failSession = "manual"
+	failRepo    = "s3-repo"
+)
+
+// failOptions describe one failure test's namespace.
+type failOptions struct {
+	NS        string // namespace; also the storage's prefix
+	BC        string // BackupConfiguration
+	Directory string // the Repository's directory
+	Password  string // RESTIC_PASSWORD of the encryption Secret
+	// Data is what the PVC holds at first; a few small files if zero.
+	Data restictest.Dataset
+	// Variables are set on the backup task (the agent's environment).
+	Variables map[string]string
+}
+
+// failEnv is a namespace set up by newFailEnv, with its initial backup
+// Succeeded.
+type failEnv struct {
+	t      *testing.T
+	ctx    context.Context
+	client versioned.Interface
+	o      failOptions
+	// data is the PVC's folder.
+	data string
+	// first is the initial BackupSession (Succeeded).
+	first string
+}
+
+// newFailEnv applies Secrets, BackupStorage, RetentionPolicy and
+// BackupConfiguration in a new namespace and waits for the initial backup
+// to succeed.
+func newFailEnv(ctx context.Context, t *testing.T, o failOptions) *failEnv {
+	t.Helper()
+	client, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+	if o.Password == "" {
+		o.Password = "pw-" + o.NS
+	}
+	if o.Data == (restictest.Dataset{}) {
+		o.Data = restictest.Dataset{SmallFiles: 30, SmallMax: 4 << 10, Seed: 21}
+	}
+	e := &failEnv{t: t, ctx: ctx, client: client, o: o, data: t.TempDir()}
+	_, err = restictest.Generate(filepath.Join(e.data, "initial"), o.Data)
+	require.NoError(t, err)
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.NS}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pvClaim(ctx, t, o.NS, "target-pvc", e.data)
+
+	var vars strings.Builder
+	if len(o.Variables) > 0 {
+		keys := make([]string, 0, len(o.Variables))
+		for k := range o.Variables {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		vars.WriteString("        variables:\n")
+		for _, k := range keys {
+			fmt.Fprintf(&vars, "        - {name: %s, value: %q}\n", k, o.Variables[k])
+		}
+	}
+	m := env.MinIO
+	_, _, err = env.Kubectl(ctx, e.secretManifest("s3-secret")+"---\n"+e.secretManifest("encrypt-secret")+"---\n"+fmt.Sprintf(`apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: s3-storage, namespace: %[1]s}
+spec:
+  storage:
+    provider: s3
+    s3: {endpoint: %[2]s, bucket: %[3]s, region: us-east-1, prefix: %[1]s, secretName: s3-secret}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep, namespace: %[1]s}
+spec:
+  successfulSnapshots: {last: 10}
+  failedSnapshots: {last: 10}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: %[4]s, namespace: %[1]s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[1]s}
+  backends:
+  - name: s3
+    storageRef: {name: s3-storage}
+    retentionPolicy: {name: keep}
+  sessions:
+  - name: %[6]s
+    # Only the initial backup and the sessions the test creates run.
+    scheduler: {schedule: "0 0 1 1 *"}
+    sessionHistoryLimit: 10
+    repositories:
+    - name: %[7]s
+      backend: s3
+      directory: %[5]s
+      encryptionSecret: {name: encrypt-secret}
+    addon:
+      name: pvc-addon
+      tasks:
+      - name: logical-backup
+%[8]s`, o.NS, m.Endpoint, m.Bucket, o.BC, o.Directory, failSession, failRepo, vars.String()), "apply", "-f", "-")
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		l, err := client.CatalogV1alpha1().BackupSessions(o.NS).List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) == 0 {
+			return false
+		}
+		e.first = l.Items[0].Name
+		return true
+	}, 2*time.Minute, time.Second, "the initial BackupSession of %s", o.NS)
+	require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(e.first), "the initial backup")
+	return e
+}
+
+// secretManifest is the storage Secret ("s3-secret") or the encryption
+// Secret ("encrypt-secret") of the namespace, as YAML.
+func (e *failEnv) secretManifest(name string) string {
+	data := fmt.Sprintf("{AWS_ACCESS_KEY_ID: %s, AWS_SECRET_ACCESS_KEY: %s}", env.MinIO.AccessKey, env.MinIO.SecretKey)
+	if name == "encrypt-secret" {
+		data = fmt.Sprintf("{RESTIC_PASSWORD: %s}", e.o.Password)
+	}
+	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: %s}\nstringData: %s\n", name, e.o.NS, data)
+}
+
+// applySecret (re)creates one of the namespace's Secrets.
+func (e *failEnv) applySecret(name string) {
+	_, _, err := env.Kubectl(e.ctx, e.secretManifest(name), "apply", "-f", "-")
+	require.NoError(e.t, err)
+}
+
+// sessionName is the n-th session the test starts.
+func (e *failEnv) sessionName(n int) string {
+	return fmt.Sprintf("%s-%s-%d", e.o.BC, failSession, n)
+}
+
+// backupNow starts a session, as `kubectl kubestash trigger` does.
+func (e *failEnv) backupNow(name string) {
+	e.t.Helper()
+	_, err := e.client.CatalogV1alpha1().BackupSessions(e.o.NS).Create(e.ctx, &catalogv1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.o.NS, Labels: map[string]string{catalogv1alpha1.LabelInvokerName: e.o.BC}},
+		Spec: catalogv1alpha1.BackupSessionSpec{
+			Invoker: corev1.TypedLocalObjectReference{APIGroup: ptr.To("core.kubestash.com"), Kind: "BackupConfiguration", Name: e.o.BC},
+			Session: failSession,
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+}
+
+// waitSession waits for a session to end and returns its phase.
+func (e *failEnv) waitSession(name string) catalogv1alpha1.BackupSessionPhase {
+	return waitSessionIn(e.ctx, e.t, e.client, e.o.NS, name, 4*time.Minute)
+}
+
+func waitSessionIn(ctx context.Context, t *testing.T, c versioned.Interface, ns, name string, timeout time.Duration) catalogv1alpha1.BackupSessionPhase {
+	t.Helper()
+	var bs *catalogv1alpha1.BackupSession
+	require.Eventually(t, func() bool {
+		var err error
+		bs, err = c.CatalogV1alpha1().BackupSessions(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && bs.Status.Phase.IsTerminal()
+	}, timeout, time.Second, "session %s/%s ends", ns, name)
+	if bs.Status.Phase != catalogv1alpha1.BackupSessionSucceeded {
+		t.Logf("session %s/%s ended %s: %+v", ns, name, bs.Status.Phase, bs.Status.Conditions)
+	}
+	return bs.Status.Phase
+}
+
+// session gets a BackupSession.
+func (e *failEnv) session(name string) *catalogv1alpha1.BackupSession {
+	e.t.Helper()
+	bs, err := e.client.CatalogV1alpha1().BackupSessions(e.o.NS).Get(e.ctx, name, metav1.GetOptions{})
+	require.NoError(e.t, err)
+	return bs
+}
+
+// snapshot gets the Snapshot a session made.
+func (e *failEnv) snapshot(session string) *catalogv1alpha1.Snapshot {
+	e.t.Helper()
+	s, err := e.client.CatalogV1alpha1().Snapshots(e.o.NS).Get(e.ctx, catalogv1alpha1.GenerateSnapshotName(failRepo, session), metav1.GetOptions{})
+	require.NoError(e.t, err)
+	return s
+}
+
+// assertFirstUntouched: the initial backup is still there and Succeeded.
+func (e *failEnv) assertFirstUntouched() {
+	e.t.Helper()
+	first := e.snapshot(e.first)
+	assert.Equal(e.t, catalogv1alpha1.SnapshotSucceeded, first.Status.Phase, "the earlier backup is untouched")
+	assert.True(e.t, ptr.Deref(first.Status.Integrity, false))
+}
+
+// waitBC waits until the BackupConfiguration satisfies ok.
+func (e *failEnv) waitBC(what string, ok func(bc *corev1alpha1.BackupConfiguration) bool) *corev1alpha1.BackupConfiguration {
+	e.t.Helper()
+	var bc *corev1alpha1.BackupConfiguration
+	require.Eventually(e.t, func() bool {
+		var err error
+		bc, err = e.client.CoreV1alpha1().BackupConfigurations(e.o.NS).Get(e.ctx, e.o.BC, metav1.GetOptions{})
+		return err == nil && ok(bc)
+	}, 2*time.Minute, time.Second, "BackupConfiguration %s/%s: %s", e.o.NS, e.o.BC, what)
+	return bc
+}
+
+// addData writes ds into a new folder of the PVC.
+func (e *failEnv) addData(folder string, ds restictest.Dataset) {
+	e.t.Helper()
+	_, err := restictest.Generate(filepath.Join(e.data, folder), ds)
+	require.NoError(e.t, err)
+}
+
+// repo opens the session's restic repository, as a person with the
+// restic CLI would.
+func (e *failEnv) repo() *restic.Repo {
+	e.t.Helper()
+	m := env.MinIO
+	r, err := restic.New(restic.Options{
+		Binary:   filepath.Join(binDir, "restic"),
+		Password: e.o.Password,
+		Location: restic.Location{Provider: restic.ProviderS3, Path: strings.TrimPrefix(e.o.Directory, "/") + "/repository/v1/" + failSession + "/dump",
+			S3: &restic.S3{Endpoint: m.Endpoint, Bucket: m.Bucket, Prefix: e.o.NS, Region: "us-east-1", AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey}},
+		ScratchDir: e.t.TempDir(),
+	})
+	require.NoError(e.t, err)
+	return r
+}
+
+// podLogsOnFailure prints the end of the container logs of the
+// namespace's pods (the agent's) when t failed.
+func podLogsOnFailure(t *testing.T, ns string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(env.Dir, "logs", "pods", ns, "*", "*.log"))
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 25 {
+				lines = lines[len(lines)-25:]
+			}
+			t.Logf("%s:\n%s", strings.TrimPrefix(l, env.Dir+"/"), strings.Join(lines, "\n"))
+		}
+	})
+}
+
+// process is a process on this machine: the local node runs each
+// container as one.
+type process struct {
+	pid  int
+	args []string
+}
+
+// findProcesses lists the processes whose arguments satisfy match.
+func findProcesses(match func(args []string) bool) []process {
+	ents, _ := os.ReadDir("/proc")
+	var out []process
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+		if match(args) {
+			out = append(out, process{pid: pid, args: args})
+		}
+	}
+	return out
+}
+
+// resticBackupOf matches a restic backup of the folder dir.
+func resticBackupOf(dir string) func(args []string) bool {
+	return func(args []string) bool {
+		if len(args) < 2 || filepath.Base(args[0]) != "restic" || args[1] != "backup" {
+			return false
+		}
+		for _, a := range args {
+			if a == dir {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// agentBackupOf matches the agent of a session's backup Job.
+func agentBackupOf(session string) func(args []string) bool {
+	return func(args []string) bool {
+		if len(args) < 2 || filepath.Base(args[0]) != "agent" || args[1] != "backup" {
+			return false
+		}
+		for _, a := range args {
+			if a == "--backupsession="+session {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// bytesRead is what a process has read so far (/proc/PID/io rchar).
+func bytesRead(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// waitBackupReading waits for restic to back up dir and to have read at
+// least n bytes: it holds its lock and is in the middle of the data.
+func waitBackupReading(t *testing.T, dir string, n int64) process {
+	t.Helper()
+	var p process
+	require.Eventually(t, func() bool {
+		ps := findProcesses(resticBackupOf(dir))
+		if len(ps) != 1 {
+			return false
+		}
+		p = ps[0]
+		return bytesRead(p.pid) >= n
+	}, 3*time.Minute, 20*time.Millisecond, "restic backs up %s and has read %d bytes", dir, n)
+	return p
+}
+
+// waitGone waits until no process satisfies match.
+func waitGone(t *testing.T, what string, match func(args []string) bool, timeout time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(findProcesses(match)) == 0 }, timeout, 100*time.Millisecond, "%s ended", what)
+}
