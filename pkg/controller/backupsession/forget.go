@@ -133,7 +133,7 @@ func (r *Reconciler) forget(ctx context.Context, bs *catalogv1alpha1.BackupSessi
 			settle(catalogv1alpha1.RetentionPolicyApplied, "")
 			return true
 		case batchv1.JobFailed, batchv1.JobFailureTarget:
-			msg := executor.FailureMessage(ctx, r.Kube, job)
+			msg := executor.PodFailure(ctx, r.Kube, job)
 			if msg == "" {
 				msg = fmt.Sprintf("%s: %s", c.Reason, c.Message)
 			}

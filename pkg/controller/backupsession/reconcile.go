@@ -265,6 +265,13 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	// The Job ended, or the deadline passed, while a component was
 	// unfinished: that component will never finish.
 	ended, why := executor.Ended(job, "backup")
+	if ended && job.Status.Failed > 0 {
+		// How the container ended (OOMKilled, a signal, the agent's own
+		// message) says more than the Job's backoff limit.
+		if pf := executor.PodFailure(ctx, r.Kube, job); pf != "" {
+			why += ": " + pf
+		}
+	}
 	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
 		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})

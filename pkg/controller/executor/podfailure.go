@@ -25,14 +25,17 @@ const maxMessage = 512
 // Pods are gone or tell nothing; errors listing them are not reported
 // (the message is a courtesy).
 func PodFailure(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
-	if job.Spec.Selector == nil {
-		return ""
+	// The Job controller labels its pods with the Job's name; the
+	// selector it sets is the same set, plus the Job's UID.
+	selector := batchv1.JobNameLabel + "=" + job.Name
+	if job.Spec.Selector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+		if err != nil {
+			return ""
+		}
+		selector = sel.String()
 	}
-	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-	if err != nil {
-		return ""
-	}
-	pods, err := kube.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	pods, err := kube.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return ""
 	}

@@ -159,6 +159,13 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 		}
 	}
 	ended, why := executor.Ended(job, "restore")
+	if ended && job.Status.Failed > 0 {
+		// How the container ended (OOMKilled, a signal, the agent's own
+		// message) says more than the Job's backoff limit.
+		if pf := executor.PodFailure(ctx, r.Kube, job); pf != "" {
+			why += ": " + pf
+		}
+	}
 	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
 		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
 		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
