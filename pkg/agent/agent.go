@@ -29,6 +29,7 @@ import (
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/pathmap"
 	"kubestash.dev/kubestash/pkg/restic"
+	"kubestash.dev/kubestash/pkg/secretenv"
 )
 
 // Defaults of the pvc addon (upstream's Addon pvc-addon).
@@ -42,11 +43,11 @@ const (
 	// ComponentDump is the one component of a stand-alone PVC backup.
 	ComponentDump = "dump"
 	// KeyResticPassword is the key of the encryption Secret.
-	KeyResticPassword = "RESTIC_PASSWORD"
+	KeyResticPassword = secretenv.KeyResticPassword
 	// Keys of an S3 storage Secret.
-	KeyAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	KeySecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	KeyCACertData      = "CA_CERT_DATA"
+	KeyAccessKeyID     = secretenv.KeyAccessKeyID
+	KeySecretAccessKey = secretenv.KeySecretAccessKey
+	KeyCACertData      = secretenv.KeyCACertData
 
 	// MessageTerminated is a component's error when the agent stops
 	// before restic finished: the session's deadline or a signal (the Job
@@ -80,6 +81,9 @@ type Agent struct {
 	// catalog lives in the backup backend, so the outage that failed a
 	// backup often keeps its verdict from being recorded as well.
 	FinalStatusWait time.Duration
+	// LookupEnv reads the environment (Secrets passed by secretKeyRef);
+	// default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -161,7 +165,7 @@ func (a *Agent) repoAccess(ctx context.Context, repo *catalogv1alpha1.Repository
 	if err != nil {
 		return nil, fmt.Errorf("get BackupStorage %s/%s: %w", ref.Namespace, ref.Name, err)
 	}
-	loc, err := a.location(ctx, bs)
+	loc, err := a.location(ctx, bs, repo.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -176,19 +180,51 @@ func (a *Agent) repoAccess(ctx context.Context, repo *catalogv1alpha1.Repository
 	if ns == "" {
 		ns = defaultNS
 	}
-	sec, err := a.Kube.CoreV1().Secrets(ns).Get(ctx, encSecret.Name, metav1.GetOptions{})
+	data, err := a.secretData(ctx, "encryption secret", repo.Name, ns, encSecret.Name, []string{KeyResticPassword}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get encryption secret %s/%s: %w", ns, encSecret.Name, err)
+		return nil, err
 	}
-	pw := string(sec.Data[KeyResticPassword])
+	pw := string(data[KeyResticPassword])
 	if pw == "" {
 		return nil, fmt.Errorf("encryption secret %s/%s has no key %s", ns, encSecret.Name, KeyResticPassword)
 	}
 	return &access{location: loc, password: pw, base: repo.Spec.Path}, nil
 }
 
-// location turns a BackupStorage into a restic location (minus the path).
-func (a *Agent) location(ctx context.Context, bs *storagev1alpha1.BackupStorage) (restic.Location, error) {
+// secretData returns keys (required) and optional keys of Secret ns/name
+// as repository's: from the environment the controller filled by
+// secretKeyRef (pkg/secretenv) when it did, else read through the API (a
+// Secret of another namespace, which no secretKeyRef can name). A missing
+// optional key is left out.
+func (a *Agent) secretData(ctx context.Context, what, repository, ns, name string, keys, optional []string) (map[string][]byte, error) {
+	lookup := a.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	out := map[string][]byte{}
+	if _, ok := lookup(secretenv.Name(keys[0], repository)); ok {
+		for _, k := range append(append([]string(nil), keys...), optional...) {
+			if v, ok := lookup(secretenv.Name(k, repository)); ok {
+				out[k] = []byte(v)
+			}
+		}
+		return out, nil
+	}
+	sec, err := a.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s/%s: %w", what, ns, name, err)
+	}
+	for _, k := range append(append([]string(nil), keys...), optional...) {
+		if v, ok := sec.Data[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// location turns a BackupStorage into a restic location (minus the path)
+// for repository.
+func (a *Agent) location(ctx context.Context, bs *storagev1alpha1.BackupStorage, repository string) (restic.Location, error) {
 	st := bs.Spec.Storage
 	switch st.Provider {
 	case storagev1alpha1.ProviderS3:
@@ -197,15 +233,15 @@ func (a *Agent) location(ctx context.Context, bs *storagev1alpha1.BackupStorage)
 		}
 		s3 := &restic.S3{Endpoint: st.S3.Endpoint, Bucket: st.S3.Bucket, Prefix: st.S3.Prefix, Region: st.S3.Region, InsecureTLS: st.S3.InsecureTLS}
 		if st.S3.SecretName != "" {
-			sec, err := a.Kube.CoreV1().Secrets(bs.Namespace).Get(ctx, st.S3.SecretName, metav1.GetOptions{})
+			data, err := a.secretData(ctx, "storage secret", repository, bs.Namespace, st.S3.SecretName, []string{KeyAccessKeyID, KeySecretAccessKey}, []string{KeyCACertData})
 			if err != nil {
-				return restic.Location{}, fmt.Errorf("get storage secret %s/%s: %w", bs.Namespace, st.S3.SecretName, err)
+				return restic.Location{}, err
 			}
-			s3.AccessKeyID, s3.SecretAccessKey = string(sec.Data[KeyAccessKeyID]), string(sec.Data[KeySecretAccessKey])
+			s3.AccessKeyID, s3.SecretAccessKey = string(data[KeyAccessKeyID]), string(data[KeySecretAccessKey])
 			if s3.AccessKeyID == "" || s3.SecretAccessKey == "" {
 				return restic.Location{}, fmt.Errorf("storage secret %s/%s needs the keys %s and %s", bs.Namespace, st.S3.SecretName, KeyAccessKeyID, KeySecretAccessKey)
 			}
-			s3.CACertPEM = sec.Data[KeyCACertData]
+			s3.CACertPEM = data[KeyCACertData]
 		}
 		return restic.Location{Provider: restic.ProviderS3, S3: s3}, nil
 	case storagev1alpha1.ProviderLocal:

@@ -192,9 +192,11 @@ func (a *Agent) backendOf(ctx context.Context, repo *catalogv1alpha1.Repository)
 	}
 	var secret *corev1.Secret
 	if sn := storages.SecretName(bs); sn != "" {
-		if secret, err = a.Kube.CoreV1().Secrets(bs.Namespace).Get(ctx, sn, metav1.GetOptions{}); err != nil {
-			return nil, fmt.Errorf("get storage secret %s/%s: %w", bs.Namespace, sn, err)
+		data, err := a.secretData(ctx, "storage secret", repo.Name, bs.Namespace, sn, []string{KeyAccessKeyID, KeySecretAccessKey}, []string{KeyCACertData})
+		if err != nil {
+			return nil, err
 		}
+		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: bs.Namespace, Name: sn}, Data: data}
 	}
 	b, err := storages.Build(bs, secret)
 	if err != nil {

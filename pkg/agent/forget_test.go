@@ -87,7 +87,7 @@ func TestForget(t *testing.T) {
 func mustLocation(t *testing.T, a *Agent, f *fixture) (loc restic.Location) {
 	bs, err := f.client.StorageV1alpha1().BackupStorages(ns).Get(context.Background(), "local-storage", metav1.GetOptions{})
 	require.NoError(t, err)
-	loc, err = a.location(context.Background(), bs)
+	loc, err = a.location(context.Background(), bs, repoName)
 	require.NoError(t, err)
 	return loc
 }

@@ -153,11 +153,31 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 		return nil, fmt.Errorf("the controller has no agent image (--agent-image)")
 	}
 	sort.Strings(repos)
+	// As for the backup Job: the Repository's own Secrets, by secretKeyRef.
 	var storageRefs []kmapi.ObjectReference
-	for _, repo := range s.Repositories {
-		if ref, ok := bc.StorageOf(repo); ok {
-			storageRefs = append(storageRefs, ref)
+	var env []corev1.EnvVar
+	for _, name := range repos {
+		repo, err := r.Client.CatalogV1alpha1().Repositories(bs.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("Repository %s/%s: %w", bs.Namespace, name, err)
 		}
+		sref := repo.Spec.StorageRef
+		if sref.Namespace == "" {
+			sref.Namespace = repo.Namespace
+		}
+		storageRefs = append(storageRefs, sref)
+		var enc kmapi.ObjectReference
+		if repo.Spec.EncryptionSecret != nil {
+			enc = *repo.Spec.EncryptionSecret
+			if enc.Namespace == "" {
+				enc.Namespace = repo.Namespace
+			}
+		}
+		e, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, name, enc, sref)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, e...)
 	}
 	pod := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,
@@ -168,6 +188,7 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 			Args: []string{"forget", "--namespace=" + bs.Namespace, "--repository=" + strings.Join(repos, ","),
 				"--scratch-dir=" + scratchDir},
 			VolumeMounts:             []corev1.VolumeMount{{Name: "kubestash-tmp-volume", MountPath: scratchDir}},
+			Env:                      env,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		}},
 		Volumes: []corev1.Volume{{Name: "kubestash-tmp-volume", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},

@@ -511,15 +511,31 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if err != nil {
 		return nil, err
 	}
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
+	// The Secrets go in by secretKeyRef: the Job's account reads none.
+	var storages []kmapi.ObjectReference
+	var env []corev1.EnvVar
+	for _, repo := range s.Repositories {
+		sref, ok := bc.StorageOf(repo)
+		if !ok {
+			continue
+		}
+		storages = append(storages, sref)
+		var enc kmapi.ObjectReference
+		if repo.EncryptionSecret != nil {
+			enc = *repo.EncryptionSecret
+			if enc.Namespace == "" {
+				enc.Namespace = bc.Namespace
+			}
+		}
+		e, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, repo.Name, enc, sref)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, e...)
+	}
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params, Env: env})
 	if err != nil {
 		return nil, err
-	}
-	var storages []kmapi.ObjectReference
-	for _, repo := range s.Repositories {
-		if ref, ok := bc.StorageOf(repo); ok {
-			storages = append(storages, ref)
-		}
 	}
 	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
 		return nil, err

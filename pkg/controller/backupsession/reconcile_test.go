@@ -50,11 +50,11 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "bc"},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target:   &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
-			Backends: []corev1alpha1.BackendReference{{Name: "s3", RetentionPolicy: &kmapi.ObjectReference{Name: "keep-one"}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "s3", StorageRef: &kmapi.ObjectReference{Name: "s3-storage"}, RetentionPolicy: &kmapi.ObjectReference{Name: "keep-one"}}},
 			Sessions: []corev1alpha1.Session{{
 				SessionConfig: corev1alpha1.SessionConfig{Name: "daily", SessionHistoryLimit: 1},
 				Addon:         &corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup"}}},
-				Repositories:  []corev1alpha1.RepositoryInfo{{Name: "repo", Directory: "/r"}},
+				Repositories:  []corev1alpha1.RepositoryInfo{{Name: "repo", Backend: "s3", Directory: "/r", EncryptionSecret: &kmapi.ObjectReference{Name: "encrypt-secret"}}},
 			}},
 		},
 		Status: corev1alpha1.BackupConfigurationStatus{Phase: bcPhase},
@@ -66,8 +66,11 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 	}
 	keepOne := &storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "keep-one"},
 		Spec: storagev1alpha1.RetentionPolicySpec{SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To(int32(1))}}}
-	repo := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "repo"}}
-	objs := []runtime.Object{bc, oldSnap, keepOne, repo, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
+	repo := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "repo"}, Spec: catalogv1alpha1.RepositorySpec{
+		StorageRef: kmapi.ObjectReference{Name: "s3-storage"}, EncryptionSecret: &kmapi.ObjectReference{Name: "encrypt-secret"}}}
+	storage := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s3-storage"}, Spec: storagev1alpha1.BackupStorageSpec{
+		Storage: storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: "s3-secret"}}}}
+	objs := []runtime.Object{bc, oldSnap, keepOne, repo, storage, load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")}
 	for _, s := range sessions {
 		objs = append(objs, s)
 	}
@@ -127,6 +130,7 @@ func TestBackupSucceeds(t *testing.T) {
 	assert.Contains(t, c.Args, "--paths=/kubestash-data")
 	assert.Equal(t, "target-pvc", job.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName)
 	assert.Equal(t, BackupServiceAccount, job.Spec.Template.Spec.ServiceAccountName)
+	assertSecretEnv(t, c.Env)
 	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
 
 	e.report(t, snapName, catalogv1alpha1.ComponentPhaseRunning)
@@ -147,6 +151,7 @@ func TestBackupSucceeds(t *testing.T) {
 	assert.Equal(t, []string{"forget", "--namespace=demo", "--repository=repo", "--scratch-dir=/kubestash-tmp"}, rj.Spec.Template.Spec.Containers[0].Args)
 	assert.Equal(t, "ghcr.io/kubestash/agent:dev", rj.Spec.Template.Spec.Containers[0].Image)
 	assert.Equal(t, BackupServiceAccount, rj.Spec.Template.Spec.ServiceAccountName)
+	assertSecretEnv(t, rj.Spec.Template.Spec.Containers[0].Env)
 	e.endJob(t, rj, batchv1.JobComplete)
 
 	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
@@ -347,4 +352,23 @@ func TestPodPendingTooLong(t *testing.T) {
 	assert.Contains(t, conditions.Get(snap.Status.Conditions, catalogv1alpha1.TypeBackupIncomplete).Message, "node affinity/selector")
 	_, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-2", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "the stuck Job is deleted")
+}
+
+// assertSecretEnv: the repository's Secrets reach the container only by
+// secretKeyRef (pkg/secretenv), never as values.
+func assertSecretEnv(t *testing.T, env []corev1.EnvVar) {
+	t.Helper()
+	refs := map[string]string{}
+	for _, e := range env {
+		assert.Empty(t, e.Value, e.Name)
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			refs[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	assert.Equal(t, map[string]string{
+		"RESTIC_PASSWORD_repo":       "encrypt-secret/RESTIC_PASSWORD",
+		"AWS_ACCESS_KEY_ID_repo":     "s3-secret/AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY_repo": "s3-secret/AWS_SECRET_ACCESS_KEY",
+		"CA_CERT_DATA_repo":          "s3-secret/CA_CERT_DATA",
+	}, refs)
 }

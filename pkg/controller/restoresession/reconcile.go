@@ -364,10 +364,6 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params})
-	if err != nil {
-		return nil, err
-	}
 	repo, err := r.Client.CatalogV1alpha1().Repositories(snap.Namespace).Get(ctx, snap.Spec.Repository, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("Repository %s/%s: %w", snap.Namespace, snap.Spec.Repository, err)
@@ -375,6 +371,30 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	storage := repo.Spec.StorageRef
 	if storage.Namespace == "" {
 		storage.Namespace = repo.Namespace
+	}
+	// The Secrets go in by secretKeyRef: the Job's account reads none. The
+	// RestoreSession's encryption Secret wins over the Repository's, as in
+	// the agent.
+	var enc kmapi.ObjectReference
+	switch {
+	case rs.Spec.DataSource.EncryptionSecret != nil && rs.Spec.DataSource.EncryptionSecret.Name != "":
+		enc = *rs.Spec.DataSource.EncryptionSecret
+		if enc.Namespace == "" {
+			enc.Namespace = rs.Namespace
+		}
+	case repo.Spec.EncryptionSecret != nil:
+		enc = *repo.Spec.EncryptionSecret
+		if enc.Namespace == "" {
+			enc.Namespace = repo.Namespace
+		}
+	}
+	env, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
+	if err != nil {
+		return nil, err
+	}
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params, Env: env})
+	if err != nil {
+		return nil, err
 	}
 	if err := backendmount.Add(ctx, r.Client, &pod, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
