@@ -227,10 +227,16 @@ func TestBackendDownMidBackupThenBack(t *testing.T) {
 	e.addData("large", restictest.Dataset{LargeFiles: 8, LargeSize: 16 << 20, Seed: 31})
 	s2 := e.sessionName(2)
 	e.backupNow(s2)
-	// Freeze restic in the middle of the data, take MinIO away, let
-	// restic go on: it finds the storage gone mid-run.
+	// Freeze restic in the middle of the data, take MinIO away once the
+	// session is recorded as Running, let restic go on: it finds the
+	// storage gone mid-run.
 	p := waitBackupReading(t, e.data, 16<<20)
 	require.NoError(t, syscall.Kill(p.pid, syscall.SIGSTOP))
+	require.Eventually(t, func() bool {
+		bs := e.session(s2)
+		return bs.Status.Phase == catalogv1alpha1.BackupSessionRunning &&
+			conditions.IsTrue(bs.Status.Conditions, catalogv1alpha1.TypeBackupExecutorEnsured)
+	}, time.Minute, 200*time.Millisecond, "the session is recorded Running")
 	stopErr := m.Stop(10 * time.Second)
 	_ = syscall.Kill(p.pid, syscall.SIGCONT)
 	require.NoError(t, stopErr)
