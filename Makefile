@@ -6,7 +6,7 @@ GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 80m
 PKGS ?= ./...
 
-.PHONY: all build tools generate verify vet fmt-check test test-unit bench demo dev-env-up dev-env-down dev-env-status clean
+.PHONY: all build tools generate verify vet fmt-check test test-unit bench bench-system demo dev-env-up dev-env-down dev-env-status clean
 
 all: build
 
@@ -45,6 +45,10 @@ test-unit:
 ## bench: benchmarks of the catalog store over MinIO (figures go in issue notes)
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./test/catalogstore/
+
+## bench-system: ~500 MB backup and restore through the whole system vs restic by hand (several minutes)
+bench-system: tools
+	$(GO) test -run '^$$' -bench BackupRestore -benchtime 1x -timeout 40m ./test/e2e/backup/
 
 ## demo: the main job on the embedded default (see README)
 demo: tools build
