@@ -18,7 +18,13 @@ BOILERPLATE=$ROOT/hack/boilerplate.go.txt
 # they match the pinned code-generator and stay out of the user's GOPATH.
 export GOBIN=$ROOT/bin/codegen
 mkdir -p "$GOBIN"
-CODEGEN_PKG=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+# go list -m leaves Dir empty until the module is in the module cache (a
+# fresh machine); go mod download fetches it and says where it is.
+CODEGEN_PKG=$(go mod download -json k8s.io/code-generator | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+if [[ ! -f $CODEGEN_PKG/kube_codegen.sh ]]; then
+  echo "cannot find kube_codegen.sh of k8s.io/code-generator (got '$CODEGEN_PKG')" >&2
+  exit 1
+fi
 # shellcheck source=/dev/null
 source "$CODEGEN_PKG/kube_codegen.sh"
 
