@@ -141,9 +141,10 @@ func (j *restoreJob) component(ctx context.Context, name string, comp catalogv1a
 	} else {
 		fields["phase"] = catalogv1alpha1.RestoreSucceeded
 	}
-	sctx, cancel := statusContext(ctx)
-	defer cancel()
-	if err := a.patchRestoreComponent(sctx, j.rsNS, j.rsName, name, fields, true); err != nil {
+	err = a.finalWrite(ctx, func(ctx context.Context) error {
+		return a.patchRestoreComponent(ctx, j.rsNS, j.rsName, name, fields, false)
+	})
+	if err != nil {
 		return errors.Join(rerr, err)
 	}
 	logDone("Restore finished", start, "restoreSession", klog.KRef(j.rsNS, j.rsName), "component", name, "phase", fields["phase"])

@@ -139,25 +139,13 @@ func (r *Reconciler) updateStatus(ctx context.Context, bc *corev1alpha1.BackupCo
 	return out, nil
 }
 
-// The Ready condition: whether the configuration can back up now, and if
-// not, everything that stands in the way, by name (a missing Secret, PVC,
-// storage and why it is not Ready). Upstream has no such condition, only
-// the phase and an event; a user who finds the phase NotReady should not
-// have to go through events or every backend's status to learn why.
-// (These belong beside TypeValidationPassed in pkg/apis/core/v1alpha1.)
-const (
-	TypeReady                  = "Ready"
-	ReasonReady                = "Ready"
-	ReasonDependenciesNotReady = "DependenciesNotReady"
-)
-
 // readyCondition sums up why the phase is what it is.
 func readyCondition(st *corev1alpha1.BackupConfigurationStatus, p problems, errs []string) kmapi.Condition {
 	switch st.Phase {
 	case corev1alpha1.BackupInvokerReady:
-		return conditions.True(TypeReady, ReasonReady, "ready to back up")
+		return conditions.True(corev1alpha1.TypeReady, corev1alpha1.ReasonReady, "ready to back up")
 	case corev1alpha1.BackupInvokerInvalid:
-		return conditions.False(TypeReady, corev1alpha1.ReasonResourceValidationFailed, strings.Join(p.invalid, "; "))
+		return conditions.False(corev1alpha1.TypeReady, corev1alpha1.ReasonResourceValidationFailed, strings.Join(p.invalid, "; "))
 	}
 	why := append(append([]string{}, p.notReady...), errs...)
 	for _, r := range st.Repositories {
@@ -168,7 +156,7 @@ func readyCondition(st *corev1alpha1.BackupConfigurationStatus, p problems, errs
 	if len(why) == 0 {
 		why = append(why, "waiting for repositories and schedulers to be in place")
 	}
-	return conditions.False(TypeReady, ReasonDependenciesNotReady, strings.Join(why, "; "))
+	return conditions.False(corev1alpha1.TypeReady, corev1alpha1.ReasonDependenciesNotReady, strings.Join(why, "; "))
 }
 
 // errRequeue asks the caller to look again after a back-off.

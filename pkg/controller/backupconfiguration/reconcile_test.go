@@ -96,7 +96,7 @@ func TestReconcileReady(t *testing.T) {
 	assert.Equal(t, "2026-11-26T10:05:00Z", bc.Status.Sessions[0].NextSchedule)
 	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeSchedulerEnsured))
 	assert.True(t, conditions.IsTrue(bc.Status.Sessions[0].Conditions, corev1alpha1.TypeInitialBackupTriggered))
-	assert.True(t, conditions.IsTrue(bc.Status.Conditions, TypeReady))
+	assert.True(t, conditions.IsTrue(bc.Status.Conditions, corev1alpha1.TypeReady))
 	assert.Contains(t, bc.Status.Dependencies, corev1alpha1.ResourceFoundStatus{Kind: "Secret", Namespace: "demo", Name: "encrypt-secret", Found: ptr.To(true)})
 
 	repo, err := e.ks.CatalogV1alpha1().Repositories("demo").Get(ctx, "s3-repo", metav1.GetOptions{})
@@ -222,11 +222,11 @@ func TestReconcileProblems(t *testing.T) {
 			if c.inMessage != "" {
 				assert.Contains(t, conditions.Get(bc.Status.Conditions, corev1alpha1.TypeValidationPassed).Message, c.inMessage)
 			}
-			ready := conditions.Get(bc.Status.Conditions, TypeReady)
+			ready := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady)
 			require.NotNil(t, ready)
 			assert.Equal(t, metav1.ConditionFalse, ready.Status)
 			if c.notReady != "" {
-				assert.Equal(t, ReasonDependenciesNotReady, ready.Reason)
+				assert.Equal(t, corev1alpha1.ReasonDependenciesNotReady, ready.Reason)
 				assert.Contains(t, ready.Message, c.notReady)
 			}
 			if c.inMessage != "" {

@@ -97,8 +97,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return err
 	case err != nil:
 		r.skip(st, err.Error())
-	case conditions.Get(st.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil:
-		// Before anything is started: may this session run at all?
+	case conditions.Get(st.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil && !r.started(ctx, bs, session):
+		// Before anything is started: may this session run at all? (A
+		// status write lost after the start must not turn a running
+		// session into a Skipped one, hence started.)
 		if reason := r.skipReason(ctx, bs, bc); reason != "" {
 			r.skip(st, reason)
 			break
@@ -208,7 +210,11 @@ func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupS
 		return fmt.Sprintf("BackupConfiguration %s is paused", bc.Name)
 	}
 	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
-		return fmt.Sprintf("BackupConfiguration %s is not Ready (%s)", bc.Name, bc.Status.Phase)
+		why := fmt.Sprintf("BackupConfiguration %s is not Ready (%s)", bc.Name, bc.Status.Phase)
+		if c := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady); c != nil && c.Message != "" {
+			why += ": " + c.Message
+		}
+		return why
 	}
 	others, err := r.sessions(ctx, bs.Namespace, bc.Name, bs.Spec.Session)
 	if err != nil {
@@ -221,6 +227,23 @@ func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupS
 		return fmt.Sprintf("BackupSession %s of the same session is still running", o.Name)
 	}
 	return ""
+}
+
+// started reports whether bs's Job or one of its Snapshots exists: the
+// session was started, whatever its stored status says.
+func (r *Reconciler) started(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session) bool {
+	if _, err := r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, ""), metav1.GetOptions{}); err == nil {
+		return true
+	}
+	if s == nil {
+		return false
+	}
+	for _, repo := range s.Repositories {
+		if _, err := r.Client.CatalogV1alpha1().Snapshots(bs.Namespace).Get(ctx, catalogv1alpha1.GenerateSnapshotName(repo.Name, bs.Name), metav1.GetOptions{}); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // sessions lists the BackupSessions of one session of a configuration.

@@ -372,3 +372,29 @@ func assertSecretEnv(t *testing.T, env []corev1.EnvVar) {
 		"CA_CERT_DATA_repo":          "s3-secret/CA_CERT_DATA",
 	}, refs)
 }
+
+// A session whose status lost SnapshotsEnsured after it started (a status
+// write during an outage) is not Skipped when its configuration turns
+// NotReady meanwhile: its Job runs and its outcome counts.
+func TestStartedSessionIsNotSkipped(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	bs := e.get(t, "bc-daily-2")
+	bs.Status = catalogv1alpha1.BackupSessionStatus{} // the lost write
+	_, err := e.ks.CatalogV1alpha1().BackupSessions("demo").UpdateStatus(ctx, bs, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	bc, err := e.ks.CoreV1alpha1().BackupConfigurations("demo").Get(ctx, "bc", metav1.GetOptions{})
+	require.NoError(t, err)
+	bc.Status.Phase = corev1alpha1.BackupInvokerNotReady
+	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").UpdateStatus(ctx, bc, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	got := e.get(t, "bc-daily-2")
+	assert.NotEqual(t, catalogv1alpha1.BackupSessionSkipped, got.Status.Phase)
+	assert.Nil(t, conditions.Get(got.Status.Conditions, catalogv1alpha1.TypeBackupSkipped))
+	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseFailed)
+	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, e.get(t, "bc-daily-2").Status.Phase, "its outcome counts")
+}

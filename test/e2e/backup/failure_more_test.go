@@ -18,14 +18,13 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
 	"kubestash.dev/kubestash/pkg/restic/restictest"
 )
 
 // readyMessage is the message of the BackupConfiguration's Ready
 // condition when it is False, "" otherwise.
 func readyMessage(bc *corev1alpha1.BackupConfiguration) string {
-	c := conditions.Get(bc.Status.Conditions, backupconfiguration.TypeReady)
+	c := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady)
 	if c == nil || c.Status != metav1.ConditionFalse {
 		return ""
 	}
@@ -33,7 +32,7 @@ func readyMessage(bc *corev1alpha1.BackupConfiguration) string {
 }
 
 func isReady(bc *corev1alpha1.BackupConfiguration) bool {
-	return bc.Status.Phase == corev1alpha1.BackupInvokerReady && conditions.IsTrue(bc.Status.Conditions, backupconfiguration.TypeReady)
+	return bc.Status.Phase == corev1alpha1.BackupInvokerReady && conditions.IsTrue(bc.Status.Conditions, corev1alpha1.TypeReady)
 }
 
 // assertSkippedBeforeBackup: a session started while the configuration is

@@ -400,6 +400,14 @@ const (
 	ReasonResourceValidationPassed = "ResourceValidationPassed"
 	ReasonResourceValidationFailed = "ResourceValidationFailed"
 
+	// TypeReady says whether the configuration can back up now and, if
+	// not, names everything in the way (a missing Secret or PVC, a storage
+	// and why it is not Ready). Not upstream's: there the phase and an
+	// Event are all a user gets.
+	TypeReady                  = "Ready"
+	ReasonReady                = "Ready"
+	ReasonDependenciesNotReady = "DependenciesNotReady"
+
 	// TypeSchedulerEnsured (per session) is True once the CronJob exists.
 	TypeSchedulerEnsured      = "SchedulerEnsured"
 	ReasonSchedulerEnsured    = "SchedulerEnsured"
