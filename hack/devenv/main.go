@@ -99,7 +99,16 @@ func readPids(dev string) ([]entry, error) {
 // by another program counts as gone, so down never signals a stranger.
 func (e entry) alive() bool {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", e.pid))
-	return err == nil && strings.TrimSuffix(exe, " (deleted)") == e.bin
+	if err != nil {
+		return false
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	// The kernel names the resolved file; bin/ may be a symlink (a git
+	// worktree sharing another's tools).
+	if bin, err := filepath.EvalSymlinks(e.bin); err == nil && bin == exe {
+		return true
+	}
+	return exe == e.bin
 }
 
 // exited reports whether pid has ended: gone, or a zombie waiting for
