@@ -76,8 +76,14 @@ func runWithNode(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "local node: %v\n", err)
 		code = 1
 	}
-	// Whatever the tests did, nothing the node started may outlive it.
-	if pids := processesOf(node.Name(), ""); len(pids) > 0 {
+	// Whatever the tests did, nothing the node started may outlive it. A
+	// grandchild killed with its process group may take a moment to exit
+	// after the node has reaped its own children.
+	pids := processesOf(node.Name(), "")
+	for deadline := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(deadline); pids = processesOf(node.Name(), "") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(pids) > 0 {
 		fmt.Fprintf(os.Stderr, "processes of the local node still running after it stopped: %v\n", pids)
 		code = 1
 	}
