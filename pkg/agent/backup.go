@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/restic"
 )
 
@@ -225,8 +227,15 @@ func (j *backupJob) backup(ctx context.Context, snap *catalogv1alpha1.Snapshot) 
 	// gone but a forget or prune would wait for. restic unlock removes
 	// only locks of processes known to be dead or not refreshed for 30
 	// minutes, never a live one; failing to is no reason to fail a backup.
+	// It runs only when the repository has lock files left (a listing,
+	// no key to derive): a third restic beside check and stats costs
+	// every backup a few tenths of a second on a small machine.
 	unlocked := make(chan error, 1)
-	go func() { unlocked <- r.UnlockStale(ctx) }()
+	if a.hasLocks(ctx, repo, j.path) {
+		go func() { unlocked <- r.UnlockStale(ctx) }()
+	} else {
+		unlocked <- nil
+	}
 	var integrity bool
 	var st *restic.Stats
 	g, gctx := errgroup.WithContext(ctx)
@@ -328,4 +337,16 @@ func (a *Agent) waitSnapshot(ctx context.Context, ns, name string) (*catalogv1al
 		return nil, fmt.Errorf("get Snapshot %s/%s: %w", ns, name, err)
 	}
 	return snap, nil
+}
+
+// hasLocks reports whether the restic repository of a component has lock
+// files, looking at the backend directly. When it cannot tell, it says
+// yes: restic unlock will find out.
+func (a *Agent) hasLocks(ctx context.Context, repo *catalogv1alpha1.Repository, componentPath string) bool {
+	b, err := a.backendOf(ctx, repo)
+	if err != nil {
+		return true
+	}
+	res, err := b.List(ctx, strings.Trim(path.Join(repo.Spec.Path, componentPath, "locks"), "/")+"/", backend.ListOptions{})
+	return err != nil || len(res.Objects) > 0
 }
