@@ -44,6 +44,9 @@ type failOptions struct {
 	Data restictest.Dataset
 	// Variables are set on the backup task (the agent's environment).
 	Variables map[string]string
+	// KeepLast is the RetentionPolicy's successfulSnapshots.last and
+	// HistoryLimit the session's sessionHistoryLimit; 0: 10.
+	KeepLast, HistoryLimit int
 }
 
 // failEnv is a namespace set up by newFailEnv, with its initial backup
@@ -71,6 +74,12 @@ func newFailEnv(ctx context.Context, t *testing.T, o failOptions) *failEnv {
 	}
 	if o.Data == (restictest.Dataset{}) {
 		o.Data = restictest.Dataset{SmallFiles: 30, SmallMax: 4 << 10, Seed: 21}
+	}
+	if o.KeepLast == 0 {
+		o.KeepLast = 10
+	}
+	if o.HistoryLimit == 0 {
+		o.HistoryLimit = 10
 	}
 	e := &failEnv{t: t, ctx: ctx, client: client, o: o, data: t.TempDir()}
 	_, err = restictest.Generate(filepath.Join(e.data, "initial"), o.Data)
@@ -104,7 +113,7 @@ apiVersion: storage.kubestash.com/v1alpha1
 kind: RetentionPolicy
 metadata: {name: keep, namespace: %[1]s}
 spec:
-  successfulSnapshots: {last: 10}
+  successfulSnapshots: {last: %[9]d}
   failedSnapshots: {last: 10}
 ---
 apiVersion: core.kubestash.com/v1alpha1
@@ -120,7 +129,7 @@ spec:
   - name: %[6]s
     # Only the initial backup and the sessions the test creates run.
     scheduler: {schedule: "0 0 1 1 *"}
-    sessionHistoryLimit: 10
+    sessionHistoryLimit: %[10]d
     repositories:
     - name: %[7]s
       backend: s3
@@ -130,7 +139,7 @@ spec:
       name: pvc-addon
       tasks:
       - name: logical-backup
-%[8]s`, o.NS, m.Endpoint, m.Bucket, o.BC, o.Directory, failSession, failRepo, vars.String()), "apply", "-f", "-")
+%[8]s`, o.NS, m.Endpoint, m.Bucket, o.BC, o.Directory, failSession, failRepo, vars.String(), o.KeepLast, o.HistoryLimit), "apply", "-f", "-")
 	require.NoError(t, err)
 
 	require.Eventually(t, func() bool {

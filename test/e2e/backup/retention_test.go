@@ -13,13 +13,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
-	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/restic"
 )
 
@@ -33,93 +30,18 @@ func TestRetentionInCatalogAndRestic(t *testing.T) {
 	defer cancel()
 	require.NoError(t, startSystem(ctx))
 	logsOnFailure(t)
-	client, err := versioned.NewForConfig(env.Config)
-	require.NoError(t, err)
+	e := newFailEnv(ctx, t, failOptions{NS: "retention-e2e", BC: "pvc-backup", Directory: "/retention", KeepLast: 2, HistoryLimit: 2})
+	client, ns, prefix, password, m := e.client, e.o.NS, e.o.NS, e.o.Password, env.MinIO
 
-	const ns, prefix, password = "retention-e2e", "retention-e2e", "retention-password"
-	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	data := t.TempDir()
-	pvClaim(ctx, t, ns, "target-pvc", data)
-	m := env.MinIO
-	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: s3-secret, namespace: %[1]s}
-stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: encrypt-secret, namespace: %[1]s}
-stringData: {RESTIC_PASSWORD: %[7]s}
----
-apiVersion: storage.kubestash.com/v1alpha1
-kind: BackupStorage
-metadata: {name: s3-storage, namespace: %[1]s}
-spec:
-  storage:
-    provider: s3
-    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[6]s, secretName: s3-secret}
----
-apiVersion: storage.kubestash.com/v1alpha1
-kind: RetentionPolicy
-metadata: {name: keep-two, namespace: %[1]s}
-spec:
-  successfulSnapshots: {last: 2}
----
-apiVersion: core.kubestash.com/v1alpha1
-kind: BackupConfiguration
-metadata: {name: pvc-backup, namespace: %[1]s}
-spec:
-  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[1]s}
-  backends:
-  - name: s3
-    storageRef: {name: s3-storage}
-    retentionPolicy: {name: keep-two}
-  sessions:
-  - name: manual
-    scheduler: {schedule: "0 0 1 1 *"}
-    sessionHistoryLimit: 2
-    repositories:
-    - name: s3-repo
-      backend: s3
-      directory: /retention
-      encryptionSecret: {name: encrypt-secret}
-    addon:
-      name: pvc-addon
-      tasks:
-      - name: logical-backup
-`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket, prefix, password), "apply", "-f", "-")
-	require.NoError(t, err)
-
-	finished := func(name string) *catalogv1alpha1.BackupSession {
-		var bs *catalogv1alpha1.BackupSession
-		require.Eventually(t, func() bool {
-			bs, err = client.CatalogV1alpha1().BackupSessions(ns).Get(ctx, name, metav1.GetOptions{})
-			return err == nil && bs.Status.Phase.IsTerminal()
-		}, 3*time.Minute, time.Second, "session %s ends", name)
-		require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, bs.Status.Phase, "session %s: %+v", name, bs.Status)
-		return bs
-	}
 	// Each session backs up a change, so every restic snapshot differs.
 	backup := func(i int) *catalogv1alpha1.BackupSession {
-		require.NoError(t, os.WriteFile(filepath.Join(data, fmt.Sprintf("file-%d", i)), []byte(fmt.Sprintf("content %d\n", i)), 0o644))
-		name := fmt.Sprintf("pvc-backup-manual-%d", i)
-		_, err := client.CatalogV1alpha1().BackupSessions(ns).Create(ctx, &catalogv1alpha1.BackupSession{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{catalogv1alpha1.LabelInvokerName: "pvc-backup"}},
-			Spec: catalogv1alpha1.BackupSessionSpec{
-				Invoker: corev1.TypedLocalObjectReference{APIGroup: ptr.To("core.kubestash.com"), Kind: "BackupConfiguration", Name: "pvc-backup"},
-				Session: "manual",
-			},
-		}, metav1.CreateOptions{})
+		require.NoError(t, os.WriteFile(filepath.Join(e.data, fmt.Sprintf("file-%d", i)), []byte(fmt.Sprintf("content %d\n", i)), 0o644))
+		e.backupNow(e.sessionName(i))
+		require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(e.sessionName(i)))
+		bs, err := client.CatalogV1alpha1().BackupSessions(ns).Get(ctx, e.sessionName(i), metav1.GetOptions{})
 		require.NoError(t, err)
-		return finished(name)
+		return bs
 	}
-
-	// The initial backup, so that the ones below run one after the other.
-	require.Eventually(t, func() bool {
-		l, err := client.CatalogV1alpha1().BackupSessions(ns).List(ctx, metav1.ListOptions{})
-		return err == nil && len(l.Items) > 0 && l.Items[0].Status.Phase.IsTerminal()
-	}, 3*time.Minute, time.Second, "the initial backup ends")
 	var last *catalogv1alpha1.BackupSession
 	for i := 2; i <= 4; i++ {
 		last = backup(i)
