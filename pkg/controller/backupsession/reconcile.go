@@ -62,13 +62,6 @@ type Reconciler struct {
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
 }
 
-func (r *Reconciler) pendingTimeout() time.Duration {
-	if r.PendingTimeout > 0 {
-		return r.PendingTimeout
-	}
-	return executor.DefaultPendingTimeout
-}
-
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -300,7 +293,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 	}
 	if !ended {
-		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.pendingTimeout()); stuck {
+		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
 			ended, why = true, msg
 			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, msg))
 			r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)

@@ -59,8 +59,12 @@ func pendingReason(p *corev1.Pod) string {
 
 // Stuck is PendingTooLong for a Job still running, checked only once the
 // Job itself is older than limit so that a healthy session lists no pods.
+// A limit of 0 means DefaultPendingTimeout.
 func Stuck(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job, now time.Time, limit time.Duration) (bool, string) {
-	if limit <= 0 || now.Sub(job.CreationTimestamp.Time) <= limit || job.Status.Succeeded > 0 || job.Status.Failed > 0 {
+	if limit <= 0 {
+		limit = DefaultPendingTimeout
+	}
+	if now.Sub(job.CreationTimestamp.Time) <= limit || job.Status.Succeeded > 0 || job.Status.Failed > 0 {
 		return false, ""
 	}
 	if job.Status.Ready != nil && *job.Status.Ready > 0 {

@@ -52,13 +52,6 @@ type Reconciler struct {
 	PendingTimeout time.Duration
 }
 
-func (r *Reconciler) pendingTimeout() time.Duration {
-	if r.PendingTimeout > 0 {
-		return r.PendingTimeout
-	}
-	return executor.DefaultPendingTimeout
-}
-
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -171,7 +164,7 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 	}
 	if !ended && !done {
-		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.pendingTimeout()); stuck {
+		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
 			ended, why = true, msg
 			r.Recorder.Eventf(rs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
 			_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
