@@ -178,10 +178,12 @@ func readLog(t *testing.T, n *Node, ns, pod, container string) string {
 	return string(b)
 }
 
-// processesOf lists the live processes started by the named node (for the
-// named pod when pod is not empty), found by the variables every container
-// process inherits. Zombies have no environment and are not listed.
-func processesOf(nodeName, pod string) []int {
+// processesOf lists the live processes started by n (for the named pod when
+// pod is not empty), found by the variables every container process
+// inherits. Zombies have no environment and are not listed. Other test
+// packages run nodes of the same name at the same time: the instance, not
+// the name, tells them apart.
+func processesOf(n *Node, pod string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -197,7 +199,7 @@ func processesOf(nodeName, pod string) []int {
 		mine, ofPod := false, pod == ""
 		for _, v := range vars {
 			s := string(v)
-			if s == EnvNodeName+"="+nodeName {
+			if s == EnvNodeInstance+"="+n.Instance() {
 				mine = true
 			}
 			if pod != "" && s == "HOSTNAME="+pod {
@@ -211,10 +213,10 @@ func processesOf(nodeName, pod string) []int {
 	return pids
 }
 
-func requireNoProcesses(t *testing.T, nodeName, pod string) {
+func requireNoProcesses(t *testing.T, n *Node, pod string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return len(processesOf(nodeName, pod)) == 0 }, 10*time.Second, 100*time.Millisecond,
-		"processes of pod %q on node %s remain: %v", pod, nodeName, processesOf(nodeName, pod))
+	require.Eventually(t, func() bool { return len(processesOf(n, pod)) == 0 }, 10*time.Second, 100*time.Millisecond,
+		"processes of pod %q on node %s remain: %v", pod, n.Name(), processesOf(n, pod))
 }
 
 func terminated(s corev1.ContainerStatus) *corev1.ContainerStateTerminated {

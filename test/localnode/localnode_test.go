@@ -179,10 +179,10 @@ func TestDeletingThePodKillsItsProcesses(t *testing.T) {
 	ns := newNamespace(ctx, t)
 	createJob(ctx, t, shellJob(ns, "sleeper", `sleep 300 & sleep 301; wait`))
 	pod, pid := runningPod(ctx, t, node, ns, "sleeper")
-	require.Eventually(t, func() bool { return len(processesOf(node.Name(), pod.Name)) >= 3 }, 10*time.Second, 100*time.Millisecond, "the shell and its two sleeps run")
+	require.Eventually(t, func() bool { return len(processesOf(node, pod.Name)) >= 3 }, 10*time.Second, 100*time.Millisecond, "the shell and its two sleeps run")
 
 	require.NoError(t, env.KubeClient.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)}))
-	requireNoProcesses(t, node.Name(), pod.Name)
+	requireNoProcesses(t, node, pod.Name)
 	// The node reaps the killed shell right after it exits: a zombie may
 	// linger for a moment.
 	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, 10*time.Second, 50*time.Millisecond,
@@ -209,7 +209,7 @@ func TestKilledProcessFailsThePod(t *testing.T) {
 	term := terminated(got.Status.ContainerStatuses[0])
 	assert.Equal(t, int32(137), term.ExitCode)
 	assert.Equal(t, int32(syscall.SIGKILL), term.Signal)
-	requireNoProcesses(t, node.Name(), pod.Name)
+	requireNoProcesses(t, node, pod.Name)
 }
 
 // Pods run at the same time.
@@ -280,7 +280,7 @@ func TestRestartAndDeadline(t *testing.T) {
 
 	got = waitPod(ctx, t, ns, "slow", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed }, "deadline")
 	assert.Equal(t, "DeadlineExceeded", got.Status.Reason)
-	requireNoProcesses(t, node.Name(), "slow")
+	requireNoProcesses(t, node, "slow")
 }
 
 // The real CronJob controller creates a Job every minute; the node runs its
@@ -369,7 +369,7 @@ func TestStopKillsEverything(t *testing.T) {
 		got := waitPod(ctx, t, ns, p, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }, "running")
 		assert.Equal(t, name, got.Spec.NodeName)
 	}
-	require.Eventually(t, func() bool { return len(processesOf(name, "")) >= 6 }, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return len(processesOf(n, "")) >= 6 }, 10*time.Second, 100*time.Millisecond)
 
 	stop()
 	select {
@@ -378,7 +378,7 @@ func TestStopKillsEverything(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Run did not return after its context ended")
 	}
-	assert.Empty(t, processesOf(name, ""), "no process survives the node")
+	assert.Empty(t, processesOf(n, ""), "no process survives the node")
 	for _, p := range []string{"by-label", "by-name"} {
 		got, err := env.KubeClient.CoreV1().Pods(ns).Get(ctx, p, metav1.GetOptions{})
 		require.NoError(t, err)
@@ -425,7 +425,7 @@ func TestDeletingTheJobKillsItsProcesses(t *testing.T) {
 	createJob(ctx, t, shellJob(ns, "doomed", `sleep 300`))
 	pod, _ := runningPod(ctx, t, node, ns, "doomed")
 	require.NoError(t, env.KubeClient.BatchV1().Jobs(ns).Delete(ctx, "doomed", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}))
-	requireNoProcesses(t, node.Name(), pod.Name)
+	requireNoProcesses(t, node, pod.Name)
 	require.Eventually(t, func() bool {
 		_, err := env.KubeClient.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		return err != nil
@@ -471,5 +471,5 @@ func TestRestartedNodeFailsOrphans(t *testing.T) {
 	got := waitPod(ctx, t, ns, "orphan", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed }, "orphan failed")
 	assert.Equal(t, "NodeRestarted", got.Status.Reason)
 	assert.Equal(t, "ContainerStatusUnknown", terminated(got.Status.ContainerStatuses[0]).Reason)
-	assert.Empty(t, processesOf(name, ""), "it was not started again")
+	assert.Empty(t, processesOf(n, ""), "it was not started again")
 }

@@ -79,8 +79,8 @@ func runWithNode(m *testing.M) int {
 	// Whatever the tests did, nothing the node started may outlive it. A
 	// grandchild killed with its process group may take a moment to exit
 	// after the node has reaped its own children.
-	pids := processesOf(node.Name(), "")
-	for deadline := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(deadline); pids = processesOf(node.Name(), "") {
+	pids := processesOf(node, "")
+	for deadline := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(deadline); pids = processesOf(node, "") {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(pids) > 0 {

@@ -63,6 +63,8 @@ package localnode
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -100,6 +102,9 @@ const (
 	// EnvNodeName marks every process (and, through inheritance, every
 	// process it starts) as run by this node, so that tests can find strays.
 	EnvNodeName = "KUBESTASH_LOCALNODE"
+	// EnvNodeInstance tells apart nodes of the same name: test packages
+	// run side by side, each with a node called DefaultNodeName.
+	EnvNodeInstance = "KUBESTASH_LOCALNODE_INSTANCE"
 )
 
 // Options configures a Node. Zero values have the defaults given.
@@ -155,8 +160,9 @@ type Node struct {
 
 	ready chan struct{}
 
-	mu      sync.Mutex
-	workers map[types.UID]*podWorker
+	mu       sync.Mutex
+	workers  map[types.UID]*podWorker
+	instance string
 	// shutdown is closed when Run's context ends; no pod starts after it.
 	shutdown chan struct{}
 	wg       sync.WaitGroup
@@ -201,7 +207,11 @@ func New(cfg *rest.Config, o Options) (*Node, error) {
 	if err != nil || u.Hostname() == "" {
 		return nil, fmt.Errorf("API server address %q: want https://host:port", cfg.Host)
 	}
-	n := &Node{o: o, apiHost: u.Hostname(), apiPort: u.Port(), workers: map[types.UID]*podWorker{}, ready: make(chan struct{}), shutdown: make(chan struct{})}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("node instance id: %w", err)
+	}
+	n := &Node{o: o, instance: hex.EncodeToString(id), apiHost: u.Hostname(), apiPort: u.Port(), workers: map[types.UID]*podWorker{}, ready: make(chan struct{}), shutdown: make(chan struct{})}
 	if n.apiPort == "" {
 		n.apiPort = "443"
 	}
@@ -226,6 +236,10 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // Name is the Node's name.
 func (n *Node) Name() string { return n.o.NodeName }
+
+// Instance is the value of EnvNodeInstance in this Node's processes, unique
+// to this Node value.
+func (n *Node) Instance() string { return n.instance }
 
 // LogDir is the folder of the container logs.
 func (n *Node) LogDir() string { return n.o.LogDir }

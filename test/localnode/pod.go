@@ -545,6 +545,7 @@ func (w *podWorker) execSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		"KUBERNETES_SERVICE_HOST="+w.n.apiHost,
 		"KUBERNETES_SERVICE_PORT="+w.n.apiPort,
 		EnvNodeName+"="+w.n.o.NodeName,
+		EnvNodeInstance+"="+w.n.instance,
 	)
 	base = append(base, w.n.o.Env...)
 	env, err := newEnvResolver(w.n.client, pod, w.n.capacity()).containerEnv(ctx, c, base)

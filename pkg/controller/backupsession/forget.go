@@ -155,6 +155,7 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 	sort.Strings(repos)
 	// As for the backup Job: the Repository's own Secrets, by secretKeyRef.
 	var storageRefs []kmapi.ObjectReference
+	var shared []*storagev1alpha1.BackupStorage
 	var env []corev1.EnvVar
 	for _, name := range repos {
 		repo, err := r.Client.CatalogV1alpha1().Repositories(bs.Namespace).Get(ctx, name, metav1.GetOptions{})
@@ -173,11 +174,14 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 				enc.Namespace = repo.Namespace
 			}
 		}
-		e, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, name, enc, sref)
+		e, sh, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, name, enc, sref)
 		if err != nil {
 			return nil, err
 		}
 		env = append(env, e...)
+		if sh != nil {
+			shared = append(shared, sh)
+		}
 	}
 	pod := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,
@@ -197,6 +201,9 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 		return nil, err
 	}
 	if err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
+		return nil, err
+	}
+	if err := executor.GrantStorageSecrets(ctx, r.Kube, shared, bs.Namespace, BackupServiceAccount); err != nil {
 		return nil, err
 	}
 	name := retentionJobName(bs.Name)

@@ -529,6 +529,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	}
 	// The Secrets go in by secretKeyRef: the Job's account reads none.
 	var storages []kmapi.ObjectReference
+	var shared []*storagev1alpha1.BackupStorage
 	var env []corev1.EnvVar
 	for _, repo := range s.Repositories {
 		sref, ok := bc.StorageOf(repo)
@@ -543,11 +544,14 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 				enc.Namespace = bc.Namespace
 			}
 		}
-		e, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, repo.Name, enc, sref)
+		e, sh, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, repo.Name, enc, sref)
 		if err != nil {
 			return nil, err
 		}
 		env = append(env, e...)
+		if sh != nil {
+			shared = append(shared, sh)
+		}
 	}
 	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params, Env: env})
 	if err != nil {
@@ -570,6 +574,9 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 		if jt.Spec.ServiceAccountName != "" {
 			pod.ServiceAccountName = jt.Spec.ServiceAccountName
 		}
+	}
+	if err := executor.GrantStorageSecrets(ctx, r.Kube, shared, bs.Namespace, pod.ServiceAccountName); err != nil {
+		return nil, err
 	}
 	lbls := map[string]string{
 		storagev1alpha1.LabelManagedBy:   storagev1alpha1.LabelManagedByValue,

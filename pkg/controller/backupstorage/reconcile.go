@@ -19,6 +19,7 @@ import (
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
@@ -35,8 +36,13 @@ type Reconciler struct {
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
-// status. It never deletes anything in the backend.
+// status. It never deletes anything in the backend. It also revokes the
+// access to storage Secrets of the namespace that Jobs elsewhere were
+// granted and no usagePolicy allows any more.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
+	if err := r.revokeGrants(ctx, namespace); err != nil {
+		return err
+	}
 	bs, err := r.Client.StorageV1alpha1().BackupStorages(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -96,6 +102,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	return nil
+}
+
+// revokeGrants applies executor.RevokeStorageSecrets to the namespace.
+func (r *Reconciler) revokeGrants(ctx context.Context, namespace string) error {
+	l, err := r.Client.StorageV1alpha1().BackupStorages(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list BackupStorages of %s: %w", namespace, err)
+	}
+	return executor.RevokeStorageSecrets(ctx, r.Kube, namespace, l.Items)
 }
 
 // reason keeps a Secret lookup error short and free of its content.

@@ -18,19 +18,23 @@ import (
 // through which a pod in podNS gets the Secrets of repository: its
 // encryption Secret enc and the Secret of its BackupStorage storage. Both
 // references must have their namespace set; an empty storage name adds
-// only the encryption Secret.
-func SecretEnv(ctx context.Context, client versioned.Interface, podNS, repository string, enc, storage kmapi.ObjectReference) ([]corev1.EnvVar, error) {
+// only the encryption Secret. shared is the BackupStorage when it is of
+// another namespace and has a Secret, which the pod's ServiceAccount must
+// then be granted (GrantStorageSecrets).
+func SecretEnv(ctx context.Context, client versioned.Interface, podNS, repository string, enc, storage kmapi.ObjectReference) (env []corev1.EnvVar, shared *storagev1alpha1.BackupStorage, err error) {
 	refs := []secretenv.Ref{{Namespace: enc.Namespace, Name: enc.Name, Keys: []string{secretenv.KeyResticPassword}}}
-	if storage.Name == "" {
-		return secretenv.Env(podNS, repository, refs...), nil
+	if storage.Name != "" {
+		bs, err := client.StorageV1alpha1().BackupStorages(storage.Namespace).Get(ctx, storage.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("BackupStorage %s/%s: %w", storage.Namespace, storage.Name, err)
+		}
+		if sn := storages.SecretName(bs); sn != "" && bs.Spec.Storage.Provider == storagev1alpha1.ProviderS3 {
+			refs = append(refs, secretenv.Ref{Namespace: bs.Namespace, Name: sn,
+				Keys: []string{secretenv.KeyAccessKeyID, secretenv.KeySecretAccessKey}, Optional: []string{secretenv.KeyCACertData}})
+			if bs.Namespace != podNS {
+				shared = bs
+			}
+		}
 	}
-	bs, err := client.StorageV1alpha1().BackupStorages(storage.Namespace).Get(ctx, storage.Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("BackupStorage %s/%s: %w", storage.Namespace, storage.Name, err)
-	}
-	if sn := storages.SecretName(bs); sn != "" && bs.Spec.Storage.Provider == storagev1alpha1.ProviderS3 {
-		refs = append(refs, secretenv.Ref{Namespace: bs.Namespace, Name: sn,
-			Keys: []string{secretenv.KeyAccessKeyID, secretenv.KeySecretAccessKey}, Optional: []string{secretenv.KeyCACertData}})
-	}
-	return secretenv.Env(podNS, repository, refs...), nil
+	return secretenv.Env(podNS, repository, refs...), shared, nil
 }

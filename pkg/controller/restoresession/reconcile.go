@@ -381,7 +381,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 			enc.Namespace = repo.Namespace
 		}
 	}
-	env, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
+	env, shared, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
 	if err != nil {
 		return nil, err
 	}
@@ -396,6 +396,11 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 		return nil, err
 	}
 	pod.ServiceAccountName = RestoreServiceAccount
+	if shared != nil {
+		if err := executor.GrantStorageSecrets(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, rs.Namespace, pod.ServiceAccountName); err != nil {
+			return nil, err
+		}
+	}
 	lbls := map[string]string{
 		storagev1alpha1.LabelManagedBy:    storagev1alpha1.LabelManagedByValue,
 		storagev1alpha1.LabelComponent:    "kubestash-restore",

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -116,34 +115,8 @@ spec:
 	snap := waitSnapshot(ctx, t, fresh, ns)
 	t.Logf("the new cluster sees %s from the bucket", snap)
 
-	restored := t.TempDir()
-	pvClaimIn(ctx, t, cp2.KubeClient, ns, "restored-pvc", restored)
-	_, _, err = cp2.Kubectl(ctx, fmt.Sprintf(`apiVersion: catalog.kubestash.com/v1alpha1
-kind: RestoreSession
-metadata: {name: dr-restore, namespace: %s}
-spec:
-  target: {apiGroup: "", kind: PersistentVolumeClaim, name: restored-pvc}
-  dataSource:
-    repository: s3-repo
-    snapshot: latest
-    encryptionSecret: {name: encrypt-secret}
-  addon:
-    name: pvc-addon
-    tasks:
-    - name: logical-backup-restore
-`, ns), "apply", "-f", "-")
-	require.NoError(t, err)
-	var rs *catalogv1alpha1.RestoreSession
-	require.Eventually(t, func() bool {
-		rs, err = fresh.CatalogV1alpha1().RestoreSessions(ns).Get(ctx, "dr-restore", metav1.GetOptions{})
-		return err == nil && rs.Status.Phase.IsTerminal()
-	}, 3*time.Minute, time.Second, "restore in the new cluster ends")
-	require.Equal(t, catalogv1alpha1.RestoreSucceeded, rs.Status.Phase, "%+v", rs.Status)
-	want, err := restictest.Digest(data)
-	require.NoError(t, err)
-	got, err := restictest.Digest(restored)
-	require.NoError(t, err)
-	assert.Empty(t, restictest.Diff(want, got, 10), "the new cluster restored the old cluster's data")
+	// The new cluster restores the old cluster's data, file for file.
+	restoreLatest(ctx, t, cp2, ns, "dr-restore", "s3-repo", data)
 }
 
 // waitSnapshot waits for a Succeeded Snapshot in ns and returns its name.

@@ -23,6 +23,7 @@ import (
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/restic/restictest"
+	"kubestash.dev/kubestash/test/framework"
 )
 
 // The failure tests each get a namespace of their own with one S3
@@ -44,6 +45,9 @@ type failOptions struct {
 	Data restictest.Dataset
 	// Variables are set on the backup task (the agent's environment).
 	Variables map[string]string
+	// StorageNS, when set, is another namespace holding the BackupStorage
+	// and its Secret, shared with NS by usagePolicy from: All.
+	StorageNS string
 	// KeepLast is the RetentionPolicy's successfulSnapshots.last and
 	// HistoryLimit the session's sessionHistoryLimit; 0: 10.
 	KeepLast, HistoryLimit int
@@ -86,6 +90,15 @@ func newFailEnv(ctx context.Context, t *testing.T, o failOptions) *failEnv {
 	require.NoError(t, err)
 	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.NS}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	usage := ""
+	if o.StorageNS == "" {
+		o.StorageNS = o.NS
+	} else {
+		_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.StorageNS}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		usage = "  usagePolicy: {allowedNamespaces: {from: All}}\n"
+	}
+	e.o = o
 	pvClaim(ctx, t, o.NS, "target-pvc", e.data)
 
 	var vars strings.Builder
@@ -103,12 +116,12 @@ func newFailEnv(ctx context.Context, t *testing.T, o failOptions) *failEnv {
 	m := env.MinIO
 	_, _, err = env.Kubectl(ctx, e.secretManifest("s3-secret")+"---\n"+e.secretManifest("encrypt-secret")+"---\n"+fmt.Sprintf(`apiVersion: storage.kubestash.com/v1alpha1
 kind: BackupStorage
-metadata: {name: s3-storage, namespace: %[1]s}
+metadata: {name: s3-storage, namespace: %[11]s}
 spec:
   storage:
     provider: s3
     s3: {endpoint: %[2]s, bucket: %[3]s, region: us-east-1, prefix: %[1]s, secretName: s3-secret}
----
+%[12]s---
 apiVersion: storage.kubestash.com/v1alpha1
 kind: RetentionPolicy
 metadata: {name: keep, namespace: %[1]s}
@@ -123,7 +136,7 @@ spec:
   target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[1]s}
   backends:
   - name: s3
-    storageRef: {name: s3-storage}
+    storageRef: {name: s3-storage, namespace: %[11]s}
     retentionPolicy: {name: keep}
   sessions:
   - name: %[6]s
@@ -139,7 +152,7 @@ spec:
       name: pvc-addon
       tasks:
       - name: logical-backup
-%[8]s`, o.NS, m.Endpoint, m.Bucket, o.BC, o.Directory, failSession, failRepo, vars.String(), o.KeepLast, o.HistoryLimit), "apply", "-f", "-")
+%[8]s`, o.NS, m.Endpoint, m.Bucket, o.BC, o.Directory, failSession, failRepo, vars.String(), o.KeepLast, o.HistoryLimit, o.StorageNS, usage), "apply", "-f", "-")
 	require.NoError(t, err)
 
 	require.Eventually(t, func() bool {
@@ -161,7 +174,11 @@ func (e *failEnv) secretManifest(name string) string {
 	if name == "encrypt-secret" {
 		data = fmt.Sprintf("{RESTIC_PASSWORD: %s}", e.o.Password)
 	}
-	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: %s}\nstringData: %s\n", name, e.o.NS, data)
+	ns := e.o.NS
+	if name == "s3-secret" {
+		ns = e.o.StorageNS
+	}
+	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: %s}\nstringData: %s\n", name, ns, data)
 }
 
 // applySecret (re)creates one of the namespace's Secrets.
@@ -381,4 +398,44 @@ func waitBackupReading(t *testing.T, dir string, n int64) process {
 func waitGone(t *testing.T, what string, match func(args []string) bool, timeout time.Duration) {
 	t.Helper()
 	require.Eventually(t, func() bool { return len(findProcesses(match)) == 0 }, timeout, 100*time.Millisecond, "%s ended", what)
+}
+
+// restoreLatest restores the latest Snapshot of repository repo of ns, in
+// the cluster cp, into a new PVC on an empty folder, with the RestoreSession
+// name, and checks that the folder then equals want byte for byte (modes,
+// mtimes, symlinks, empty folders). It returns the ended RestoreSession.
+func restoreLatest(ctx context.Context, t *testing.T, cp *framework.ControlPlane, ns, name, repo, want string) *catalogv1alpha1.RestoreSession {
+	t.Helper()
+	client, err := versioned.NewForConfig(cp.Config)
+	require.NoError(t, err)
+	restored := t.TempDir()
+	pvc := name + "-pvc"
+	pvClaimIn(ctx, t, cp.KubeClient, ns, pvc, restored)
+	_, _, err = cp.Kubectl(ctx, fmt.Sprintf(`apiVersion: catalog.kubestash.com/v1alpha1
+kind: RestoreSession
+metadata: {name: %s, namespace: %s}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: %s}
+  dataSource:
+    repository: %s
+    snapshot: latest
+    encryptionSecret: {name: encrypt-secret}
+  addon:
+    name: pvc-addon
+    tasks:
+    - name: logical-backup-restore
+`, name, ns, pvc, repo), "apply", "-f", "-")
+	require.NoError(t, err)
+	var rs *catalogv1alpha1.RestoreSession
+	require.Eventually(t, func() bool {
+		rs, err = client.CatalogV1alpha1().RestoreSessions(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && rs.Status.Phase.IsTerminal()
+	}, 3*time.Minute, time.Second, "restore %s/%s ends", ns, name)
+	require.Equal(t, catalogv1alpha1.RestoreSucceeded, rs.Status.Phase, "%+v", rs.Status)
+	wantDigest, err := restictest.Digest(want)
+	require.NoError(t, err)
+	got, err := restictest.Digest(restored)
+	require.NoError(t, err)
+	assert.Empty(t, restictest.Diff(wantDigest, got, 10), "the restored tree differs from %s", want)
+	return rs
 }
