@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -399,6 +400,18 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	}
 
 	b, err := m.build(bs, secret)
+	if err != nil && cur != nil && cur.where == where && !reload {
+		// The same place, but its credentials are gone or broken (a
+		// deleted Secret): losing the objects from the API would look
+		// like lost backups. Serve it as in an outage instead: the stores
+		// keep what they have read, and refuse writes naming the cause.
+		m.mu.Lock()
+		m.failures[id] = &failure{err: err, where: where, creds: creds}
+		m.served[id] = &served{backend: backend.Unavailable(strings.TrimSuffix(cur.backend.String(), backend.UnavailableSuffix), err), where: where, creds: creds}
+		m.mu.Unlock()
+		m.logger.Error(err, "BackupStorage credentials unusable; its catalog is served read-only from memory until they are fixed", "backupStorage", id)
+		return nil
+	}
 	if err != nil {
 		m.mu.Lock()
 		m.failures[id] = &failure{err: err, where: where, creds: creds}

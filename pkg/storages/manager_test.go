@@ -2,9 +2,11 @@ package storages
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
 	ksfake "kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 )
@@ -249,6 +252,32 @@ func TestManagerFollowsBackupStorages(t *testing.T) {
 	_, err = ks.StorageV1alpha1().BackupStorages("a").Update(ctx, bs, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	eventually("add a/s3", "remove a/s3")
+
+	// Its Secret deleted: the storage stays in every store (no remove),
+	// served by a backend that refuses every call naming the cause, so
+	// its objects do not vanish from the API.
+	require.NoError(t, kube.CoreV1().Secrets("a").Delete(ctx, "creds", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		b, _ := m.Backend("a/s3")
+		_, _, gerr := b.Get(ctx, "metadata.yaml")
+		return errors.Is(gerr, backend.ErrUnavailable)
+	}, 10*time.Second, 20*time.Millisecond)
+	b, _ := m.Backend("a/s3")
+	_, err = b.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
+	require.ErrorIs(t, err, backend.ErrUnavailable)
+	assert.Contains(t, err.Error(), "secret a/creds not found")
+	assert.Contains(t, m.Storages(), "a/s3")
+	assert.Contains(t, m.Failures()["a/s3"].Error(), "secret a/creds not found")
+	assert.Empty(t, target.take())
+	// Back: a working backend again, still without a reload.
+	_, err = kube.CoreV1().Secrets("a").Create(ctx, s3Secret("a", "creds", "AKID", "ROTATED"), metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		b, _ := m.Backend("a/s3")
+		return !strings.HasSuffix(b.String(), backend.UnavailableSuffix)
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.NotContains(t, m.Failures(), "a/s3")
+	assert.Empty(t, target.take())
 
 	// A removed BackupStorage leaves every store.
 	require.NoError(t, ks.StorageV1alpha1().BackupStorages("a").Delete(ctx, "local", metav1.DeleteOptions{}))
