@@ -203,7 +203,7 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 	if err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
 		return nil, err
 	}
-	if err := executor.GrantStorageSecrets(ctx, r.Kube, shared, bs.Namespace, BackupServiceAccount); err != nil {
+	if err := executor.GrantStorages(ctx, r.Kube, shared, bs.Namespace, BackupServiceAccount); err != nil {
 		return nil, err
 	}
 	name := retentionJobName(bs.Name)

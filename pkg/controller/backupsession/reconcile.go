@@ -575,7 +575,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 			pod.ServiceAccountName = jt.Spec.ServiceAccountName
 		}
 	}
-	if err := executor.GrantStorageSecrets(ctx, r.Kube, shared, bs.Namespace, pod.ServiceAccountName); err != nil {
+	if err := executor.GrantStorages(ctx, r.Kube, shared, bs.Namespace, pod.ServiceAccountName); err != nil {
 		return nil, err
 	}
 	lbls := map[string]string{

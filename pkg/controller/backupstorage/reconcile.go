@@ -36,19 +36,19 @@ type Reconciler struct {
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
-// status. It never deletes anything in the backend. It also revokes the
-// access to storage Secrets of the namespace that Jobs elsewhere were
-// granted and no usagePolicy allows any more.
+// status. It never deletes anything in the backend. It also revokes what
+// Jobs of other namespaces were granted of it (executor.GrantStorage) and
+// its usagePolicy no longer allows.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	if err := r.revokeGrants(ctx, namespace); err != nil {
-		return err
-	}
 	bs, err := r.Client.StorageV1alpha1().BackupStorages(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("get BackupStorage %s/%s: %w", namespace, name, err)
+	}
+	if err := executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, bs); err != nil {
+		return err
 	}
 	st := bs.Status.DeepCopy()
 
@@ -102,15 +102,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	return nil
-}
-
-// revokeGrants applies executor.RevokeStorageSecrets to the namespace.
-func (r *Reconciler) revokeGrants(ctx context.Context, namespace string) error {
-	l, err := r.Client.StorageV1alpha1().BackupStorages(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list BackupStorages of %s: %w", namespace, err)
-	}
-	return executor.RevokeStorageSecrets(ctx, r.Kube, namespace, l.Items)
 }
 
 // reason keeps a Secret lookup error short and free of its content.

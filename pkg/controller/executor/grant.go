@@ -11,7 +11,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -20,65 +19,59 @@ import (
 	"kubestash.dev/kubestash/pkg/storages"
 )
 
-// Labels of a grant (the Role and RoleBinding GrantSecretRead makes in a
-// Secret's namespace): which Secret, and the namespace of the
-// ServiceAccount it lets read it.
+// Labels of a grant (the Role and RoleBinding GrantStorage makes in a
+// BackupStorage's namespace): which BackupStorage, and the namespace of the
+// ServiceAccount it lets use it.
 const (
-	LabelGrantSecret    = "kubestash.com/secret"
+	LabelGrantStorage   = "kubestash.com/backupstorage"
 	LabelGrantNamespace = "kubestash.com/grantee-namespace"
 )
 
-// GrantSecretRead lets the ServiceAccount saNS/saName get one Secret of
-// another namespace, and nothing else there: a secretKeyRef cannot reach
-// across namespaces, so a Job using a BackupStorage shared from elsewhere
-// reads the storage's Secret through the API (pkg/secretenv).
+// GrantStorage lets the ServiceAccount saNS/saName of another namespace read
+// what its Jobs need of a BackupStorage shared with it by its usagePolicy:
+// the BackupStorage itself and its Secret (a secretKeyRef cannot reach
+// across namespaces, see pkg/secretenv), by name, and nothing else there.
 //
-// The Role (get on that Secret by name) and the RoleBinding live next to
-// the Secret and are owned by it, so they go when it goes; the BackupStorage
-// controller revokes bindings its usagePolicy no longer allows
-// (RevokeSecretReads). A missing Secret grants nothing: the Job then fails
-// naming it, as it would anyway.
-func GrantSecretRead(ctx context.Context, kube kubernetes.Interface, secret types.NamespacedName, saNS, saName string) error {
-	if secret.Namespace == saNS {
+// The Role and RoleBinding live next to the BackupStorage and are owned by
+// it, so they go when it goes; the BackupStorage controller revokes those
+// its usagePolicy no longer allows (RevokeStorageGrants). Only a storage's
+// Secret is ever granted, since its owner shared it through the
+// usagePolicy; an encryption Secret of another namespace is not (nothing
+// says its owner agreed), and a Job needing one fails naming it.
+func GrantStorage(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, saNS, saName string) error {
+	if bs.Namespace == saNS {
 		return nil
 	}
-	sec, err := kube.CoreV1().Secrets(secret.Namespace).Get(ctx, secret.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
+	if err := Allows(ctx, kube, bs, saNS); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("get Secret %s to grant access to it: %w", secret, err)
+	owner := []metav1.OwnerReference{{APIVersion: storagev1alpha1.SchemeGroupVersion.String(), Kind: "BackupStorage", Name: bs.Name, UID: bs.UID, BlockOwnerDeletion: ptr.To(false)}}
+	rules := []rbacv1.PolicyRule{{APIGroups: []string{storagev1alpha1.SchemeGroupVersion.Group}, Resources: []string{"backupstorages"}, Verbs: []string{"get"}, ResourceNames: []string{bs.Name}}}
+	if sn := storages.SecretName(bs); sn != "" {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{sn}})
 	}
-	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: sec.Name, UID: sec.UID, BlockOwnerDeletion: ptr.To(false)}}
-	roleName := grantName(secret.Name, "")
+	roleName := grantName(bs.Name, "")
 	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: secret.Namespace, OwnerReferences: owner,
-			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelGrantSecret: secret.Name}},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{secret.Name}}},
+		ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: bs.Namespace, OwnerReferences: owner,
+			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelGrantStorage: bs.Name}},
+		Rules: rules,
 	}
 	if err := ensureRole(ctx, kube, role); err != nil {
 		return err
 	}
 	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: grantName(secret.Name, saNS+"/"+saName), Namespace: secret.Namespace, OwnerReferences: owner,
-			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelGrantSecret: secret.Name, LabelGrantNamespace: saNS}},
+		ObjectMeta: metav1.ObjectMeta{Name: grantName(bs.Name, saNS+"/"+saName), Namespace: bs.Namespace, OwnerReferences: owner,
+			Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelGrantStorage: bs.Name, LabelGrantNamespace: saNS}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: roleName},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: saName, Namespace: saNS}},
 	}
 	return ensureRoleBinding(ctx, kube, rb)
 }
 
-// GrantStorageSecrets grants saNS/saName the Secret of each BackupStorage
-// of another namespace whose usagePolicy allows saNS. Only a storage's
-// Secret is ever granted: its owner shared it through the usagePolicy. An
-// encryption Secret of another namespace is not (nothing says its owner
-// agreed); a Job needing one fails naming it.
-func GrantStorageSecrets(ctx context.Context, kube kubernetes.Interface, shared []*storagev1alpha1.BackupStorage, saNS, saName string) error {
+// GrantStorages is GrantStorage for each of shared.
+func GrantStorages(ctx context.Context, kube kubernetes.Interface, shared []*storagev1alpha1.BackupStorage, saNS, saName string) error {
 	for _, bs := range shared {
-		if err := Allows(ctx, kube, bs, saNS); err != nil {
-			return err
-		}
-		if err := GrantSecretRead(ctx, kube, types.NamespacedName{Namespace: bs.Namespace, Name: storages.SecretName(bs)}, saNS, saName); err != nil {
+		if err := GrantStorage(ctx, kube, bs, saNS, saName); err != nil {
 			return err
 		}
 	}
@@ -104,48 +97,40 @@ func Allows(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.
 	return nil
 }
 
-// RevokeStorageSecrets deletes the grants (GrantStorageSecrets) of
-// namespace ns that no BackupStorage of ns justifies any more: none that is
-// not being deleted uses that Secret and allows the grantee namespace.
-// storages are the BackupStorages of ns.
-func RevokeStorageSecrets(ctx context.Context, kube kubernetes.Interface, ns string, storageList []storagev1alpha1.BackupStorage) error {
-	l, err := kube.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelGrantSecret + "," + LabelGrantNamespace})
+// RevokeStorageGrants deletes the grants (GrantStorage) on BackupStorage
+// ns/name that it no longer justifies: it is gone, being deleted, or its
+// usagePolicy no longer allows the grantee namespace. bs is nil when the
+// BackupStorage is gone.
+func RevokeStorageGrants(ctx context.Context, kube kubernetes.Interface, ns, name string, bs *storagev1alpha1.BackupStorage) error {
+	l, err := kube.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelGrantStorage + "=" + name + "," + LabelGrantNamespace})
 	if err != nil {
-		return fmt.Errorf("list Secret grants of namespace %s: %w", ns, err)
+		return fmt.Errorf("list grants on BackupStorage %s/%s: %w", ns, name, err)
 	}
 	for _, rb := range l.Items {
-		secret, grantee := rb.Labels[LabelGrantSecret], rb.Labels[LabelGrantNamespace]
-		justified := false
-		for i := range storageList {
-			bs := &storageList[i]
-			if bs.DeletionTimestamp == nil && storages.SecretName(bs) == secret && Allows(ctx, kube, bs, grantee) == nil {
-				justified = true
-				break
-			}
-		}
-		if justified {
+		grantee := rb.Labels[LabelGrantNamespace]
+		if bs != nil && bs.DeletionTimestamp == nil && Allows(ctx, kube, bs, grantee) == nil {
 			continue
 		}
 		err := kube.RbacV1().RoleBindings(ns).Delete(ctx, rb.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rb.UID}})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("revoke RoleBinding %s/%s: %w", ns, rb.Name, err)
 		}
-		klog.FromContext(ctx).V(1).Info("Revoked Secret access", "secret", klog.KRef(ns, secret), "granteeNamespace", grantee, "roleBinding", rb.Name)
+		klog.FromContext(ctx).V(1).Info("Revoked access to a shared BackupStorage", "backupStorage", klog.KRef(ns, name), "granteeNamespace", grantee, "roleBinding", rb.Name)
 	}
 	return nil
 }
 
-// grantName is kubestash-read-<secret>[-<hash of grantee>], cut to fit
+// grantName is kubestash-use-<storage>[-<hash of grantee>], cut to fit
 // the 253 characters of an object name.
-func grantName(secret, grantee string) string {
-	name := "kubestash-read-" + secret
+func grantName(storage, grantee string) string {
+	name := "kubestash-use-" + storage
 	if grantee == "" {
 		if len(name) <= 253 {
 			return name
 		}
 		grantee = "role"
 	}
-	sum := sha256.Sum256([]byte(secret + "\x00" + grantee))
+	sum := sha256.Sum256([]byte(storage + "\x00" + grantee))
 	suffix := "-" + hex.EncodeToString(sum[:5])
 	if len(name)+len(suffix) > 253 {
 		name = name[:253-len(suffix)]

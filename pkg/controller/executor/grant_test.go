@@ -10,7 +10,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
@@ -19,7 +18,7 @@ import (
 
 func sharedStorage(from storagev1alpha1.FromNamespaces, sel *metav1.LabelSelector) *storagev1alpha1.BackupStorage {
 	return &storagev1alpha1.BackupStorage{
-		ObjectMeta: metav1.ObjectMeta{Name: "s3-storage", Namespace: "stash"},
+		ObjectMeta: metav1.ObjectMeta{Name: "s3-storage", Namespace: "stash", UID: "bs-uid"},
 		Spec: storagev1alpha1.BackupStorageSpec{
 			Storage:     storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: "s3-secret"}},
 			UsagePolicy: &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(from), Selector: sel}},
@@ -27,30 +26,33 @@ func sharedStorage(from storagev1alpha1.FromNamespaces, sel *metav1.LabelSelecto
 	}
 }
 
-func TestGrantStorageSecrets(t *testing.T) {
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-secret", Namespace: "stash", UID: "secret-uid"}}
+func TestGrantStorage(t *testing.T) {
 	team := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"team": "a"}}}
+	local := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
+	local.Spec.Storage = storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderLocal, Local: &storagev1alpha1.LocalSpec{MountPath: "/backup"}}
+	storageRule := rbacv1.PolicyRule{APIGroups: []string{"storage.kubestash.com"}, Resources: []string{"backupstorages"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-storage"}}
+	secretRule := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-secret"}}
 	for _, c := range []struct {
-		name    string
-		bs      *storagev1alpha1.BackupStorage
-		objects []runtime.Object
-		wantErr string
-		granted bool
+		name      string
+		bs        *storagev1alpha1.BackupStorage
+		objects   []runtime.Object
+		wantErr   string
+		wantRules []rbacv1.PolicyRule // nil: nothing granted
 	}{
-		{name: "from All", bs: sharedStorage(storagev1alpha1.NamespacesFromAll, nil), objects: []runtime.Object{secret}, granted: true},
+		{name: "from All", bs: sharedStorage(storagev1alpha1.NamespacesFromAll, nil), wantRules: []rbacv1.PolicyRule{storageRule, secretRule}},
 		{name: "selector matches", bs: sharedStorage(storagev1alpha1.NamespacesFromSelector, &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}),
-			objects: []runtime.Object{secret, team}, granted: true},
+			objects: []runtime.Object{team}, wantRules: []rbacv1.PolicyRule{storageRule, secretRule}},
+		{name: "a storage without Secret", bs: local, wantRules: []rbacv1.PolicyRule{storageRule}},
 		{name: "selector does not match", bs: sharedStorage(storagev1alpha1.NamespacesFromSelector, &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}),
-			objects: []runtime.Object{secret, team}, wantErr: "does not match the usagePolicy selector"},
-		{name: "from Same", bs: sharedStorage(storagev1alpha1.NamespacesFromSame, nil), objects: []runtime.Object{secret},
+			objects: []runtime.Object{team}, wantErr: "does not match the usagePolicy selector"},
+		{name: "from Same", bs: sharedStorage(storagev1alpha1.NamespacesFromSame, nil),
 			wantErr: "BackupStorage stash/s3-storage: usagePolicy allows only namespace stash"},
-		{name: "missing Secret grants nothing", bs: sharedStorage(storagev1alpha1.NamespacesFromAll, nil)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			kube := fake.NewClientset(c.objects...)
 			for range 2 { // idempotent
-				err := GrantStorageSecrets(ctx, kube, []*storagev1alpha1.BackupStorage{c.bs}, "demo", "kubestash-backup-job")
+				err := GrantStorages(ctx, kube, []*storagev1alpha1.BackupStorage{c.bs}, "demo", "kubestash-backup")
 				if c.wantErr != "" {
 					require.ErrorContains(t, err, c.wantErr)
 				} else {
@@ -61,7 +63,7 @@ func TestGrantStorageSecrets(t *testing.T) {
 			require.NoError(t, err)
 			roles, err := kube.RbacV1().Roles("stash").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
-			if !c.granted {
+			if c.wantRules == nil {
 				assert.Empty(t, rbs.Items)
 				assert.Empty(t, roles.Items)
 				return
@@ -69,14 +71,13 @@ func TestGrantStorageSecrets(t *testing.T) {
 			require.Len(t, roles.Items, 1)
 			require.Len(t, rbs.Items, 1)
 			role, rb := roles.Items[0], rbs.Items[0]
-			assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-secret"}}}, role.Rules,
-				"get on that one Secret, nothing else")
+			assert.Equal(t, c.wantRules, role.Rules, "get on that storage and its Secret by name, nothing else")
 			assert.Equal(t, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}, rb.RoleRef)
-			assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kubestash-backup-job", Namespace: "demo"}}, rb.Subjects)
+			assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kubestash-backup", Namespace: "demo"}}, rb.Subjects)
 			for _, owners := range [][]metav1.OwnerReference{role.OwnerReferences, rb.OwnerReferences} {
 				require.Len(t, owners, 1)
-				assert.Equal(t, "Secret", owners[0].Kind, "they go with the Secret")
-				assert.EqualValues(t, "secret-uid", owners[0].UID)
+				assert.Equal(t, "BackupStorage", owners[0].Kind, "they go with the BackupStorage")
+				assert.EqualValues(t, "bs-uid", owners[0].UID)
 			}
 		})
 	}
@@ -84,63 +85,58 @@ func TestGrantStorageSecrets(t *testing.T) {
 
 func TestGrantInOwnNamespaceIsNoOp(t *testing.T) {
 	ctx := context.Background()
-	bs := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
-	kube := fake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-secret", Namespace: "stash"}})
-	require.NoError(t, GrantSecretRead(ctx, kube, types.NamespacedName{Namespace: bs.Namespace, Name: "s3-secret"}, "stash", "kubestash-backup-job"))
+	kube := fake.NewClientset()
+	require.NoError(t, GrantStorage(ctx, kube, sharedStorage(storagev1alpha1.NamespacesFromAll, nil), "stash", "kubestash-backup"))
 	rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
-	assert.Empty(t, rbs.Items, "secretKeyRef reaches the Secret; no RBAC needed")
+	assert.Empty(t, rbs.Items, "the Job's own RoleBinding and secretKeyRefs suffice")
 }
 
-func TestRevokeStorageSecrets(t *testing.T) {
+func TestRevokeStorageGrants(t *testing.T) {
 	ctx := context.Background()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-secret", Namespace: "stash", UID: "secret-uid"}}
 	for _, c := range []struct {
-		name     string
-		storages []*storagev1alpha1.BackupStorage
-		kept     []string // grantee namespaces still bound
+		name string
+		now  *storagev1alpha1.BackupStorage // nil: deleted
+		kept []string                       // grantee namespaces still bound
 	}{
-		{name: "policy still allows", storages: []*storagev1alpha1.BackupStorage{sharedStorage(storagev1alpha1.NamespacesFromAll, nil)}, kept: []string{"demo", "other"}},
-		{name: "policy narrowed to Same", storages: []*storagev1alpha1.BackupStorage{sharedStorage(storagev1alpha1.NamespacesFromSame, nil)}},
-		{name: "storage deleted", storages: nil},
-		{name: "storage being deleted", storages: []*storagev1alpha1.BackupStorage{func() *storagev1alpha1.BackupStorage {
+		{name: "policy still allows", now: sharedStorage(storagev1alpha1.NamespacesFromAll, nil), kept: []string{"demo", "other"}},
+		{name: "policy narrowed to a selector", now: sharedStorage(storagev1alpha1.NamespacesFromSelector, &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}), kept: []string{"demo"}},
+		{name: "policy narrowed to Same", now: sharedStorage(storagev1alpha1.NamespacesFromSame, nil)},
+		{name: "storage deleted"},
+		{name: "storage being deleted", now: func() *storagev1alpha1.BackupStorage {
 			bs := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
 			bs.DeletionTimestamp = ptr.To(metav1.Now())
 			return bs
-		}()}},
-		{name: "another storage of the same Secret still shares it", storages: []*storagev1alpha1.BackupStorage{
-			sharedStorage(storagev1alpha1.NamespacesFromSame, nil),
-			func() *storagev1alpha1.BackupStorage {
-				bs := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
-				bs.Name = "second"
-				return bs
-			}(),
-		}, kept: []string{"demo", "other"}},
+		}()},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			kube := fake.NewClientset(secret)
+			kube := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"team": "a"}}})
 			all := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
 			for _, ns := range []string{"demo", "other"} {
-				require.NoError(t, GrantStorageSecrets(ctx, kube, []*storagev1alpha1.BackupStorage{all}, ns, "kubestash-backup-job"))
+				require.NoError(t, GrantStorage(ctx, kube, all, ns, "kubestash-backup"))
 			}
-			var list []storagev1alpha1.BackupStorage
-			for _, bs := range c.storages {
-				list = append(list, *bs)
-			}
-			require.NoError(t, RevokeStorageSecrets(ctx, kube, "stash", list))
-			rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
+			// A grant on another storage of the namespace is not its business.
+			other := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
+			other.Name = "second"
+			require.NoError(t, GrantStorage(ctx, kube, other, "demo", "kubestash-backup"))
+
+			require.NoError(t, RevokeStorageGrants(ctx, kube, "stash", "s3-storage", c.now))
+			rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{LabelSelector: LabelGrantStorage + "=s3-storage"})
 			require.NoError(t, err)
 			var got []string
 			for _, rb := range rbs.Items {
 				got = append(got, rb.Subjects[0].Namespace)
 			}
 			assert.ElementsMatch(t, c.kept, got)
+			rest, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{LabelSelector: LabelGrantStorage + "=second"})
+			require.NoError(t, err)
+			assert.Len(t, rest.Items, 1)
 		})
 	}
 }
 
 func TestGrantName(t *testing.T) {
-	assert.Equal(t, "kubestash-read-s3-secret", grantName("s3-secret", ""))
+	assert.Equal(t, "kubestash-use-s3-storage", grantName("s3-storage", ""))
 	a, b := grantName("a-b", "c/sa"), grantName("a", "b-c/sa")
 	assert.NotEqual(t, a, b, "no collision between look-alike pairs")
 	long := grantName(string(make([]byte, 300)), "ns/sa")

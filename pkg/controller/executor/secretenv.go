@@ -19,8 +19,8 @@ import (
 // encryption Secret enc and the Secret of its BackupStorage storage. Both
 // references must have their namespace set; an empty storage name adds
 // only the encryption Secret. shared is the BackupStorage when it is of
-// another namespace and has a Secret, which the pod's ServiceAccount must
-// then be granted (GrantStorageSecrets).
+// another namespace: the pod's ServiceAccount must then be granted it
+// (GrantStorage).
 func SecretEnv(ctx context.Context, client versioned.Interface, podNS, repository string, enc, storage kmapi.ObjectReference) (env []corev1.EnvVar, shared *storagev1alpha1.BackupStorage, err error) {
 	refs := []secretenv.Ref{{Namespace: enc.Namespace, Name: enc.Name, Keys: []string{secretenv.KeyResticPassword}}}
 	if storage.Name != "" {
@@ -31,9 +31,9 @@ func SecretEnv(ctx context.Context, client versioned.Interface, podNS, repositor
 		if sn := storages.SecretName(bs); sn != "" && bs.Spec.Storage.Provider == storagev1alpha1.ProviderS3 {
 			refs = append(refs, secretenv.Ref{Namespace: bs.Namespace, Name: sn,
 				Keys: []string{secretenv.KeyAccessKeyID, secretenv.KeySecretAccessKey}, Optional: []string{secretenv.KeyCACertData}})
-			if bs.Namespace != podNS {
-				shared = bs
-			}
+		}
+		if bs.Namespace != podNS {
+			shared = bs
 		}
 	}
 	return secretenv.Env(podNS, repository, refs...), shared, nil

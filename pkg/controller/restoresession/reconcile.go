@@ -397,7 +397,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	}
 	pod.ServiceAccountName = RestoreServiceAccount
 	if shared != nil {
-		if err := executor.GrantStorageSecrets(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, rs.Namespace, pod.ServiceAccountName); err != nil {
+		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, rs.Namespace, pod.ServiceAccountName); err != nil {
 			return nil, err
 		}
 	}

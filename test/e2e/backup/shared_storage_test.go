@@ -33,13 +33,14 @@ func TestSharedStorageFromAnotherNamespace(t *testing.T) {
 
 	backupSA := "system:serviceaccount:shared-user:" + backupsession.BackupServiceAccount
 	restoreSA := "system:serviceaccount:shared-user:" + restoresession.RestoreServiceAccount
-	assert.True(t, canGetSecret(ctx, t, backupSA, "shared-storage", "s3-secret"), "the backup Job reads the shared storage's Secret")
-	assert.False(t, canGetSecret(ctx, t, backupSA, "shared-storage", "another-secret"), "and no other Secret of that namespace")
-	assert.False(t, canGetSecret(ctx, t, backupSA, "shared-storage", ""), "nor lists them")
+	assert.True(t, canGet(ctx, t, backupSA, "shared-storage", "secrets", "s3-secret"), "the backup Job reads the shared storage's Secret")
+	assert.True(t, canGet(ctx, t, backupSA, "shared-storage", "backupstorages", "s3-storage"), "and the BackupStorage")
+	assert.False(t, canGet(ctx, t, backupSA, "shared-storage", "secrets", "another-secret"), "and no other Secret of that namespace")
+	assert.False(t, canGet(ctx, t, backupSA, "shared-storage", "secrets", ""), "nor lists them")
 
 	rs := restoreLatest(ctx, t, env, "shared-user", "restore", failRepo, e.data)
 	assert.Empty(t, rs.Status.PausedBackups, "backups resumed")
-	assert.True(t, canGetSecret(ctx, t, restoreSA, "shared-storage", "s3-secret"), "the restore Job was granted the storage's Secret")
+	assert.True(t, canGet(ctx, t, restoreSA, "shared-storage", "secrets", "s3-secret"), "the restore Job was granted the storage's Secret")
 
 	// The storage's owner stops sharing it: the grants go, and the
 	// configuration says why it cannot back up.
@@ -50,7 +51,7 @@ func TestSharedStorageFromAnotherNamespace(t *testing.T) {
 	}
 	setUsage("Same")
 	require.Eventually(t, func() bool {
-		return !canGetSecret(ctx, t, backupSA, "shared-storage", "s3-secret") && !canGetSecret(ctx, t, restoreSA, "shared-storage", "s3-secret")
+		return !canGet(ctx, t, backupSA, "shared-storage", "secrets", "s3-secret") && !canGet(ctx, t, restoreSA, "shared-storage", "secrets", "s3-secret")
 	}, time.Minute, time.Second, "access revoked once the usagePolicy no longer allows the namespace")
 	e.waitBC("NotReady naming the usagePolicy", func(bc *corev1alpha1.BackupConfiguration) bool {
 		return !isReady(bc) && strings.Contains(readyMessage(bc), "usagePolicy")
@@ -62,19 +63,23 @@ func TestSharedStorageFromAnotherNamespace(t *testing.T) {
 	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(e.sessionName(2)), "a backup once the storage is shared again")
 }
 
-// canGetSecret asks the API server whether user may get the Secret ns/name
-// (list Secrets when name is empty).
-func canGetSecret(ctx context.Context, t *testing.T, user, ns, name string) bool {
+// canGet asks the API server whether user may get the object ns/name of
+// resource (of the core group, or storage.kubestash.com for
+// backupstorages); list them when name is empty.
+func canGet(ctx context.Context, t *testing.T, user, ns, resource, name string) bool {
 	t.Helper()
-	verb := "get"
+	verb, group := "get", ""
 	if name == "" {
 		verb = "list"
+	}
+	if resource == "backupstorages" {
+		group = "storage.kubestash.com"
 	}
 	sar, err := env.KubeClient.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:               user,
 			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + strings.Split(user, ":")[2], "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: "secrets", Name: name},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: resource, Name: name},
 		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
