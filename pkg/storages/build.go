@@ -1,11 +1,14 @@
 package storages
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
@@ -99,4 +102,18 @@ func LocalDir(l *storagev1alpha1.LocalSpec) string {
 		return filepath.Join(l.HostPath.Path, l.SubPath)
 	}
 	return l.MountPath
+}
+
+// Open builds bs's backend with its Secret, read through kube: for a
+// controller that looks into a backend itself, rather than through the
+// catalog.
+func Open(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
+	var secret *corev1.Secret
+	if sn := SecretName(bs); sn != "" {
+		var err error
+		if secret, err = kube.CoreV1().Secrets(bs.Namespace).Get(ctx, sn, metav1.GetOptions{}); err != nil {
+			return nil, fmt.Errorf("get Secret %s/%s: %w", bs.Namespace, sn, err)
+		}
+	}
+	return Build(bs, secret)
 }

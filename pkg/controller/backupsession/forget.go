@@ -15,10 +15,8 @@ import (
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
-	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
-	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/storages"
@@ -32,8 +30,13 @@ const (
 	retentionJobPrefix = "retentionpolicy"
 	// RetentionJobComponent is the component label of retention Jobs.
 	RetentionJobComponent = "kubestash-retention-policy"
-	scratchDir            = "/kubestash-tmp"
 )
+
+// forgetPods builds the retention Jobs' pods, run as the namespace's
+// backup ServiceAccount (which may read what forget reads).
+func (r *Reconciler) forgetPods() executor.Forget {
+	return executor.Forget{Client: r.Client, Kube: r.Kube, Image: r.AgentImage, ServiceAccount: BackupServiceAccount, ClusterRole: BackupClusterRole}
+}
 
 // retentionJobName is the name of the retention Job of session bs.
 func retentionJobName(bs string) string {
@@ -73,19 +76,12 @@ func (r *Reconciler) hasForgetMarks(ctx context.Context, bc *corev1alpha1.Backup
 }
 
 // openBackend opens bs's backend from this process: OpenBackend, else
-// storages.Build with the storage's Secret.
+// storages.Open.
 func (r *Reconciler) openBackend(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 	if r.OpenBackend != nil {
 		return r.OpenBackend(ctx, bs)
 	}
-	var secret *corev1.Secret
-	if sn := storages.SecretName(bs); sn != "" {
-		var err error
-		if secret, err = r.Kube.CoreV1().Secrets(bs.Namespace).Get(ctx, sn, metav1.GetOptions{}); err != nil {
-			return nil, fmt.Errorf("get Secret %s/%s: %w", bs.Namespace, sn, err)
-		}
-	}
-	return storages.Build(bs, secret)
+	return storages.Open(ctx, r.Kube, bs)
 }
 
 // forget runs the retention Job for the repositories whose retention is
@@ -149,61 +145,9 @@ func (r *Reconciler) forget(ctx context.Context, bs *catalogv1alpha1.BackupSessi
 // repos, with the mounts of their local storages, as the namespace's
 // backup ServiceAccount (which may read what forget reads).
 func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session, repos []string) (*batchv1.Job, error) {
-	if r.AgentImage == "" {
-		return nil, fmt.Errorf("the controller has no agent image (--agent-image)")
-	}
 	sort.Strings(repos)
-	// As for the backup Job: the Repository's own Secrets, by secretKeyRef.
-	var storageRefs []kmapi.ObjectReference
-	var shared []*storagev1alpha1.BackupStorage
-	var env []corev1.EnvVar
-	for _, name := range repos {
-		repo, err := r.Client.CatalogV1alpha1().Repositories(bs.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("Repository %s/%s: %w", bs.Namespace, name, err)
-		}
-		sref := repo.Spec.StorageRef
-		if sref.Namespace == "" {
-			sref.Namespace = repo.Namespace
-		}
-		storageRefs = append(storageRefs, sref)
-		var enc kmapi.ObjectReference
-		if repo.Spec.EncryptionSecret != nil {
-			enc = *repo.Spec.EncryptionSecret
-			if enc.Namespace == "" {
-				enc.Namespace = repo.Namespace
-			}
-		}
-		e, sh, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, name, enc, sref)
-		if err != nil {
-			return nil, err
-		}
-		env = append(env, e...)
-		if sh != nil {
-			shared = append(shared, sh)
-		}
-	}
-	pod := corev1.PodSpec{
-		RestartPolicy:      corev1.RestartPolicyNever,
-		ServiceAccountName: BackupServiceAccount,
-		Containers: []corev1.Container{{
-			Name:  "forget",
-			Image: r.AgentImage,
-			Args: []string{"forget", "--namespace=" + bs.Namespace, "--repository=" + strings.Join(repos, ","),
-				"--scratch-dir=" + scratchDir},
-			VolumeMounts:             []corev1.VolumeMount{{Name: "kubestash-tmp-volume", MountPath: scratchDir}},
-			Env:                      env,
-			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		}},
-		Volumes: []corev1.Volume{{Name: "kubestash-tmp-volume", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
-	}
-	if err := backendmount.Add(ctx, r.Client, &pod, storageRefs); err != nil {
-		return nil, err
-	}
-	if err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
-		return nil, err
-	}
-	if err := executor.GrantStorages(ctx, r.Kube, shared, bs.Namespace, BackupServiceAccount); err != nil {
+	pod, err := r.forgetPods().PodSpec(ctx, bs.Namespace, repos)
+	if err != nil {
 		return nil, err
 	}
 	name := retentionJobName(bs.Name)

@@ -27,8 +27,10 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/backupstorage"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
+	"kubestash.dev/kubestash/pkg/controller/wipeout"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
 	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
@@ -51,6 +53,10 @@ type Options struct {
 	// PendingTimeout is how long a backup or restore Job's pod may stay
 	// Pending before its session fails; 0: executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// WipeOutDelay is how long after a WipeOut Snapshot is deleted its
+	// Repository is looked at for forget marks to clean up, leaving a
+	// session's own retention Job time to do it; 0: 30s.
+	WipeOutDelay time.Duration
 }
 
 // Run runs the controllers until ctx ends.
@@ -124,6 +130,39 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error(err, "Cannot watch Snapshots")
 			return
 		}
+		// Deleted WipeOut Snapshots: their Repository's forget marks, a
+		// moment later; every Repository once at start, for deletions
+		// made while no controller ran.
+		wipeOutDelay := o.WipeOutDelay
+		if wipeOutDelay == 0 {
+			wipeOutDelay = 30 * time.Second
+		}
+		wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent,
+			Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole}}
+		woLoop := loop.New("wipeout", wor.Reconcile)
+		if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.DeletionPolicy == catalogv1alpha1.DeletionPolicyWipeOut && s.Spec.Repository != "" {
+					woLoop.AddAfter(s.Namespace+"/"+s.Spec.Repository, wipeOutDelay)
+				}
+			},
+		}); err != nil {
+			logger.Error(err, "Cannot watch Snapshots")
+			return
+		}
+		if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) {
+				if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+					woLoop.AddAfter(key, wipeOutDelay)
+				}
+			},
+		}); err != nil {
+			logger.Error(err, "Cannot watch Repositories")
+			return
+		}
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))
@@ -165,6 +204,7 @@ func Run(ctx context.Context, o Options) error {
 		go bsLoop.Run(ctx, o.Workers)
 		go rsLoop.Run(ctx, o.Workers)
 		go stoLoop.Run(ctx, 1)
+		go woLoop.Run(ctx, 1)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()
 		kubeFactory.Shutdown()

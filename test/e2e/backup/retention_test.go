@@ -84,14 +84,33 @@ func TestRetentionInCatalogAndRestic(t *testing.T) {
 	assertKept("s3-repo-pvc-backup-manual-3", "s3-repo-pvc-backup-manual-4")
 
 	// A user deletes a Snapshot with deletionPolicy WipeOut: its data goes
-	// with the next session's retention, which itself removes nothing.
+	// soon after (a clean-up Job, --wipeout-delay after the deletion),
+	// without waiting for another session.
 	gone := "s3-repo-pvc-backup-manual-3"
 	s, err := client.CatalogV1alpha1().Snapshots(ns).Get(ctx, gone, metav1.GetOptions{})
 	require.NoError(t, err)
+	goneID := s.Status.Components["dump"].ResticStats[0].Summary.ID
 	_, err = client.CatalogV1alpha1().Snapshots(ns).Patch(ctx, gone, types.MergePatchType, []byte(`{"spec":{"deletionPolicy":"WipeOut"}}`), metav1.PatchOptions{})
 	require.NoError(t, err)
 	require.NoError(t, client.CatalogV1alpha1().Snapshots(ns).Delete(ctx, gone, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(s.UID))}))
 	assert.NotEmpty(t, forgetMarks(ctx, t, prefix), "the deletion left a forget mark")
+	require.Eventually(t, func() bool {
+		have, err := r.Snapshots(ctx)
+		if err != nil {
+			return false
+		}
+		for _, s := range have {
+			if s.ID == goneID {
+				return false
+			}
+		}
+		return len(forgetMarks(ctx, t, prefix)) == 0
+	}, 3*time.Minute, 2*time.Second, "restic forgets the deleted WipeOut Snapshot without another session")
+	assertKept("s3-repo-pvc-backup-manual-4")
+	wipeJobs, err := env.KubeClient.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=kubestash-wipeout"})
+	require.NoError(t, err)
+	assert.Len(t, wipeJobs.Items, 1, "one clean-up Job did it")
+
 	last = backup(5)
 	assert.Equal(t, catalogv1alpha1.RetentionPolicyApplied, last.Status.RetentionPolicies[0].Phase)
 	assertKept("s3-repo-pvc-backup-manual-4", "s3-repo-pvc-backup-manual-5")
@@ -104,8 +123,9 @@ func TestRetentionInCatalogAndRestic(t *testing.T) {
 	for _, j := range jobs.Items {
 		names = append(names, j.Name)
 	}
-	assert.Contains(t, names, "retentionpolicy-pvc-backup-manual-5")
+	assert.Contains(t, names, "retentionpolicy-pvc-backup-manual-4")
 	assert.NotContains(t, names, "retentionpolicy-pvc-backup-manual-3")
+	assert.NotContains(t, names, "retentionpolicy-pvc-backup-manual-5", "session 5 removed nothing and found no mark: no Job")
 }
 
 // forgetMarks lists the forget marks under prefix in the test bucket.
