@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/klog/v2"
 
@@ -155,6 +156,24 @@ func (r repoLookup) Repository(namespace, name string) (string, string, bool) {
 		return "", "", false
 	}
 	return loc.Storage, dir, true
+}
+
+// SnapshotRepository returns the Repository of Snapshot namespace/name, from
+// the index of the snapshots store: a RestoreSession that names a Snapshot
+// but not its Repository gets it from there.
+func (c *Catalog) SnapshotRepository(namespace, name string) (string, bool) {
+	s := c.store(catalogv1alpha1.ResourcePluralSnapshot)
+	if s == nil || namespace == "" || name == "" {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	var snap catalog.Snapshot
+	key := ResourcePrefix(catalogv1alpha1.ResourcePluralSnapshot) + "/" + namespace + "/" + name
+	if err := s.Get(ctx, key, storage.GetOptions{}, &snap); err != nil {
+		return "", false
+	}
+	return snap.Spec.Repository, snap.Spec.Repository != ""
 }
 
 // repositoryKey is the registry key of a Repository.

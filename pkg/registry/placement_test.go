@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/registry/rest"
 
@@ -18,6 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
 )
@@ -107,4 +109,29 @@ func TestPlacementFollowsTheRepositoryFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(data), "phase: Ready")
 	assert.Contains(t, string(data), "namespace: there", "the storageRef is kept as the other cluster wrote it")
+
+	// A RestoreSession naming the Snapshot alone, as upstream allows, gets
+	// its Repository from it, and its file goes next to it.
+	restores, _, err := restoresession.NewREST(scheme, cat, namespaces)
+	require.NoError(t, err)
+	t.Cleanup(restores.Destroy)
+	out, err := restores.Create(rctx, &catalog.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "restore-1", Namespace: "demo"},
+		Spec:       catalog.RestoreSessionSpec{DataSource: catalog.RestoreDataSource{Snapshot: "snap-1"}},
+	}, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "repo-x", out.(*catalog.RestoreSession).Spec.DataSource.Repository)
+	assert.FileExists(t, filepath.Join(importedDir, "team", "repo-x", "restoresessions", "restore-1.yaml"))
+	_, err = restores.Create(rctx, &catalog.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "restore-2", Namespace: "demo"},
+		Spec:       catalog.RestoreSessionSpec{DataSource: catalog.RestoreDataSource{Snapshot: "no-such-snapshot"}},
+	}, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+	require.True(t, apierrors.IsInvalid(err), "%v", err)
+	assert.Contains(t, err.Error(), "spec.dataSource.repository")
+	assert.Contains(t, err.Error(), "Snapshot demo/no-such-snapshot was not found")
+	_, err = restores.Create(rctx, &catalog.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "restore-3", Namespace: "demo"},
+		Spec:       catalog.RestoreSessionSpec{DataSource: catalog.RestoreDataSource{Snapshot: "latest"}},
+	}, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+	require.True(t, apierrors.IsInvalid(err), "latest needs the Repository: %v", err)
 }

@@ -13,7 +13,18 @@ import (
 // NewREST returns the storage of restoresessions and restoresessions/status:
 // files in the folder of the Repository restored from.
 func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Namespaces) (*registry.REST, *registry.StatusREST, error) {
-	strategy := registry.NewStrategy(scheme, Kind)
+	kind := Kind
+	kind.Default = func(r *catalog.RestoreSession) {
+		Kind.Default(r)
+		// Upstream accepts a Snapshot's name alone; the file goes in its
+		// Repository's folder, so the Repository is looked up.
+		if d := &r.Spec.DataSource; d.Repository == "" && d.PITR == nil && d.Snapshot != "" && d.Snapshot != LatestSnapshot {
+			if repo, ok := c.SnapshotRepository(d.Namespace, d.Snapshot); ok {
+				d.Repository = repo
+			}
+		}
+	}
+	strategy := registry.NewStrategy(scheme, kind)
 	return c.NewREST(registry.Resource{
 		Plural:         catalogv1alpha1.ResourcePluralRestoreSession,
 		Singular:       "restoresession",

@@ -47,9 +47,18 @@ var Kind = registry.Kind[*catalog.RestoreSession]{
 func validateSpec(r *catalog.RestoreSession) field.ErrorList {
 	ds := field.NewPath("spec", "dataSource")
 	d := r.Spec.DataSource
-	// Upstream accepts a snapshot name alone; here the RestoreSession is
-	// kept in its repository's folder, so the repository is always needed.
-	errs := registry.Required(ds.Child("repository"), d.Repository, "the Repository to restore from")
+	// A Snapshot's name alone is enough: NewREST fills the repository in
+	// from it. The RestoreSession is kept in its repository's folder, so
+	// without one (latest, pitr, or a Snapshot that does not exist) it
+	// cannot be placed.
+	var errs field.ErrorList
+	if d.Repository == "" {
+		msg := "the Repository to restore from"
+		if d.PITR == nil && d.Snapshot != "" && d.Snapshot != LatestSnapshot {
+			msg = fmt.Sprintf("the Repository to restore from: Snapshot %s/%s was not found to take it from", d.Namespace, d.Snapshot)
+		}
+		errs = append(errs, field.Required(ds.Child("repository"), msg))
+	}
 	switch {
 	case d.PITR != nil:
 		if d.PITR.TargetTime == nil {
