@@ -323,6 +323,28 @@ func (cp *ControlPlane) UserConfig(user string, groups ...string) (*rest.Config,
 	return c, nil
 }
 
+// UserKubeconfig writes a kubeconfig (file name) for a user and groups,
+// with a client certificate from the cluster CA, and returns its path: to
+// run a component with the rights its RBAC manifest gives it rather than
+// the admin's. A ServiceAccount is user system:serviceaccount:<ns>:<name>
+// in groups system:serviceaccounts and system:serviceaccounts:<ns>.
+func (cp *ControlPlane) UserKubeconfig(name, user string, groups ...string) (string, error) {
+	kp, err := cp.pki.ca.Issue(filepath.Join(cp.Dir, "pki"), "user-"+name, CertOptions{CommonName: user, Organizations: groups, Client: true})
+	if err != nil {
+		return "", err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kubestash"] = &clientcmdapi.Cluster{Server: cp.APIServer.URL, CertificateAuthorityData: cp.pki.ca.CertPEM}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: kp.CertPEM, ClientKeyData: kp.KeyPEM}
+	cfg.Contexts["kubestash"] = &clientcmdapi.Context{Cluster: "kubestash", AuthInfo: name, Namespace: "default"}
+	cfg.CurrentContext = "kubestash"
+	path := filepath.Join(cp.Dir, "kubeconfig-"+name)
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", fmt.Errorf("write kubeconfig for %s: %w", user, err)
+	}
+	return path, nil
+}
+
 // ExtensionsClient returns an apiextensions clientset for the admin.
 func (cp *ControlPlane) ExtensionsClient() (apiextensionsclient.Interface, error) {
 	return apiextensionsclient.NewForConfig(cp.Config)

@@ -77,9 +77,16 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 			return ps, err
 		}
 	}
+	// The controller runs as its ServiceAccount with the rights of
+	// artifacts/controller, not as the admin: a missing rule fails here.
+	controllerKubeconfig, err := cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
+		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
+	if err != nil {
+		return ps, err
+	}
 	for _, p := range []*framework.Process{
 		{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: []string{
-			"--kubeconfig=" + cp.Kubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=ghcr.io/kubestash/agent:dev", "--v=2"}},
+			"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=ghcr.io/kubestash/agent:dev", "--v=2"}},
 		{Name: "localnode", Bin: filepath.Join(binDir, "localnode"), Args: []string{
 			"-kubeconfig=" + cp.Kubeconfig, "-work-dir=" + filepath.Join(cp.Dir, "node"),
 			"-log-dir=" + filepath.Join(cp.Dir, "logs", "pods"), "-image=*kubestash*=" + filepath.Join(binDir, "agent")},
