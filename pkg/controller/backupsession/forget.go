@@ -151,13 +151,7 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 		return nil, err
 	}
 	name := retentionJobName(bs.Name)
-	lbls := map[string]string{
-		storagev1alpha1.LabelManagedBy:   storagev1alpha1.LabelManagedByValue,
-		storagev1alpha1.LabelComponent:   RetentionJobComponent,
-		catalogv1alpha1.LabelInvokerName: bs.Name,
-		labelInvokerNS:                   bs.Namespace,
-		labelSessionName:                 s.Name,
-	}
+	lbls := jobLabels(bs, s, RetentionJobComponent)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: lbls},
 		Spec: batchv1.JobSpec{

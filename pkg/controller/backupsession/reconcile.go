@@ -578,13 +578,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if err := executor.GrantStorages(ctx, r.Kube, shared, bs.Namespace, pod.ServiceAccountName); err != nil {
 		return nil, err
 	}
-	lbls := map[string]string{
-		storagev1alpha1.LabelManagedBy:   storagev1alpha1.LabelManagedByValue,
-		storagev1alpha1.LabelComponent:   "kubestash-backup",
-		catalogv1alpha1.LabelInvokerName: bs.Name,
-		labelInvokerNS:                   bs.Namespace,
-		labelSessionName:                 s.Name,
-	}
+	lbls := jobLabels(bs, s, "kubestash-backup")
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: lbls},
 		Spec: batchv1.JobSpec{
@@ -654,4 +648,16 @@ func (r *Reconciler) cleanHistory(ctx context.Context, bs *catalogv1alpha1.Backu
 		return
 	}
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonSuccessfullyCleanedSessionHistory, fmt.Sprintf("keeping %d sessions", limit)))
+}
+
+// jobLabels are the labels of a Job of session bs (its backup or retention
+// Job, by component), by which the controller finds the session again.
+func jobLabels(bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session, component string) map[string]string {
+	return map[string]string{
+		storagev1alpha1.LabelManagedBy:   storagev1alpha1.LabelManagedByValue,
+		storagev1alpha1.LabelComponent:   component,
+		catalogv1alpha1.LabelInvokerName: bs.Name,
+		labelInvokerNS:                   bs.Namespace,
+		labelSessionName:                 s.Name,
+	}
 }
