@@ -186,35 +186,13 @@ func (r *benchResult) report(b *testing.B, n int) {
 func benchOnce(ctx context.Context, b *testing.B, client versioned.Interface, i int, work, stage string, want map[string]restictest.Entry) benchResult {
 	var res benchResult
 	ns := fmt.Sprintf("bench-%d", i)
-	m := env.MinIO
-	_, _, err := env.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: s3-secret, namespace: %[1]s}
-stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: encrypt-secret, namespace: %[1]s}
-stringData: {RESTIC_PASSWORD: %[6]s}
----
-apiVersion: storage.kubestash.com/v1alpha1
-kind: BackupStorage
-metadata: {name: s3-storage, namespace: %[1]s}
-spec:
-  storage:
-    provider: s3
-    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[1]s, secretName: s3-secret}
----
+	_, _, err := env.Kubectl(ctx, s3StorageManifest(ns, ns, benchPassword)+fmt.Sprintf(`---
 apiVersion: storage.kubestash.com/v1alpha1
 kind: RetentionPolicy
-metadata: {name: keep, namespace: %[1]s}
+metadata: {name: keep, namespace: %s}
 spec:
   successfulSnapshots: {last: 5}
-`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket, benchPassword), "apply", "-f", "-")
+`, ns), "apply", "-f", "-")
 	require.NoError(b, err)
 	target := filepath.Join(work, fmt.Sprintf("target-%d", i))
 	require.NoError(b, os.Mkdir(target, 0o755))

@@ -29,30 +29,8 @@ func TestDisasterRecovery(t *testing.T) {
 	data := t.TempDir()
 	_, err := restictest.Generate(data, restictest.Dataset{SmallFiles: 100, SmallMax: 8 << 10, LargeFiles: 1, LargeSize: 1 << 20, Seed: 11})
 	require.NoError(t, err)
-	m := env.MinIO
 	storage := func(cp *framework.ControlPlane) {
-		_, _, err := cp.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: s3-secret, namespace: %[1]s}
-stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: encrypt-secret, namespace: %[1]s}
-stringData: {RESTIC_PASSWORD: kept-outside-the-cluster}
----
-apiVersion: storage.kubestash.com/v1alpha1
-kind: BackupStorage
-metadata: {name: s3-storage, namespace: %[1]s}
-spec:
-  storage:
-    provider: s3
-    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: dr, secretName: s3-secret}
-`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket), "apply", "-f", "-")
+		_, _, err := cp.Kubectl(ctx, s3StorageManifest(ns, "dr", "kept-outside-the-cluster"), "apply", "-f", "-")
 		require.NoError(t, err)
 	}
 

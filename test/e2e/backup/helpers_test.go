@@ -439,3 +439,33 @@ spec:
 	assert.Empty(t, restictest.Diff(wantDigest, got, 10), "the restored tree differs from %s", want)
 	return rs
 }
+
+// s3StorageManifest is the YAML of a namespace with the storage Secret
+// (s3-secret, the test MinIO's keys), the encryption Secret
+// (encrypt-secret, password) and the BackupStorage s3-storage on the test
+// bucket under prefix.
+func s3StorageManifest(ns, prefix, password string) string {
+	m := env.MinIO
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: %[1]s}
+stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: encrypt-secret, namespace: %[1]s}
+stringData: {RESTIC_PASSWORD: %[6]s}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: s3-storage, namespace: %[1]s}
+spec:
+  storage:
+    provider: s3
+    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[7]s, secretName: s3-secret}
+`, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket, password, prefix)
+}
