@@ -5,19 +5,24 @@ SHELL := /usr/bin/env bash
 GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 80m
 PKGS ?= ./...
+VERSION := $(shell cat VERSION)
 
-.PHONY: all build tools generate verify vet fmt-check test test-unit bench bench-system demo dev-env-up dev-env-down dev-env-status clean
+.PHONY: all build tools images generate verify vet fmt-check test test-unit bench bench-system demo dev-env-up dev-env-down dev-env-status clean
 
 all: build
 
 ## build: compile this project's commands into bin/
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./hack/devenv ./test/localnode/cmd/localnode $(addprefix ./,$(wildcard cmd/*))
+	$(GO) build -o bin/ ./hack/devenv $(addprefix ./,$(wildcard cmd/*))
 
-## tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO and restic into bin/ (cached)
+## tools: build etcd, kube-*, kubelet, kubectl, containerd, crictl, CNI plugins, MinIO and restic into bin/ (cached)
 tools:
 	hack/tools.sh
+
+## images: container images FROM scratch as OCI tarballs in bin/images/ (ghcr.io/kubestash-catalog/*:$(VERSION); builds restic with hack/tools.sh if missing)
+images:
+	hack/images.sh
 
 ## generate: regenerate deepcopy, conversion, defaults, openapi, clients and CRDs
 generate:
@@ -34,8 +39,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## test: build the components, verify, then run every test (unit and end-to-end)
-test: tools verify
+## test: build the components and images, verify, then run every test (unit and end-to-end; the node tests need root)
+test: tools images verify
 	$(GO) test $(GOTEST_FLAGS) $(PKGS)
 
 ## test-unit: tests that need no control plane
@@ -47,11 +52,11 @@ bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./test/catalogstore/
 
 ## bench-system: ~500 MB backup and restore through the whole system vs restic by hand (several minutes)
-bench-system: tools
+bench-system: tools images
 	$(GO) test -run '^$$' -bench BackupRestore -benchtime 1x -timeout 40m ./test/e2e/backup/
 
 ## demo: the main job on the embedded default (see README)
-demo: tools build
+demo: tools build images
 	hack/demo.sh
 
 dev-env-up:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: a stand-alone PVC backed up and restored through the whole
 # system, on a local control plane (etcd, kube-apiserver,
-# kube-controller-manager, the catalog server, the controller, a local node
-# that runs the Jobs' pods, restic and, with BACKEND=s3, MinIO).
+# kube-controller-manager, the catalog server, the controller and, with
+# BACKEND=s3, MinIO) and a real node (containerd, kubelet, kube-proxy,
+# kube-scheduler) that runs the Jobs in containers of our own images.
+# It needs root and cgroups (the node runs a kubelet, containerd and runc).
 #
 #   BACKEND=local (default) | s3    where the backups go
 #   DEMO_KEEP=1 (default) | 0       leave the environment up, or stop it
@@ -16,6 +18,15 @@ KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
 case "$BACKEND" in local|s3) ;; *) fail "BACKEND must be local or s3, not $BACKEND" ;; esac
+CRICTL=("$ROOT/bin/crictl" --runtime-endpoint unix:///run/kubestash-node/containerd.sock)
+
+# The demo runs its Jobs on a real node: say so plainly where one can't run.
+if [[ $(id -u) != 0 ]]; then
+  fail "the demo runs a real Kubernetes node (kubelet, containerd, runc, a bridge and firewall rules) and needs root; run it as root on a Linux machine with cgroups"
+fi
+if [[ ! -d /sys/fs/cgroup/memory && ! -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  fail "the demo runs a real Kubernetes node and needs cgroups (v1 or v2) mounted at /sys/fs/cgroup; this machine has none"
+fi
 
 step "Starting a fresh environment (hack/dev-env.sh up)"
 if [[ -x bin/devenv ]] && bin/devenv status >/dev/null 2>&1; then
@@ -25,6 +36,9 @@ fi
 hack/dev-env.sh up
 set -a; source .dev/minio.env; set +a
 rm -rf "$DEMO" && mkdir -p "$DEMO/data" "$DEMO/backend"
+
+step "The node that runs the Jobs (kubectl get nodes -o wide)"
+"${KUBECTL[@]}" get nodes -o wide
 
 step "Writing sample data into the PVC's volume ($DEMO/data)"
 (
@@ -37,6 +51,8 @@ step "Writing sample data into the PVC's volume ($DEMO/data)"
   ln -s ../db/data.bin docs/link-to-db
   mkdir -p empty/dir
   touch -d '2020-01-02 03:04:05' docs/file-2.txt
+  # Files of other users: ownership is restored too.
+  chown 1234:5678 docs/file-3.txt; chown -R 999:999 photos
 )
 checksums() {
   (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum
@@ -44,7 +60,7 @@ checksums() {
    find . -type d -empty | sort
    # The volume's root is the mount point, not data: its mtime changes
    # when the data is deleted.
-   find . -mindepth 1 -printf '%p %m %Ts\n' | sort)
+   find . -mindepth 1 -printf '%p %m %U:%G %Ts\n' | sort)
 }
 checksums "$DEMO/data" >"$DEMO/before.txt"
 echo "$(find "$DEMO/data" -type f | wc -l) files, $(du -sh "$DEMO/data" | cut -f1)"
@@ -156,6 +172,16 @@ if "${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{.items[*].status.phase}' |
   fail "the backup failed"
 fi
 
+step "The backup ran in a container on the node: its pod, container and logs"
+"${KUBECTL[@]}" get pods -n $NS -o wide
+BACKUP_POD=$("${KUBECTL[@]}" get pods -n $NS -o name | grep -v trigger | head -1)
+echo
+echo "crictl ps -a (containerd on the node):"
+"${CRICTL[@]}" ps -a --label io.kubernetes.pod.namespace=$NS
+echo
+echo "kubectl logs -n $NS $BACKUP_POD (last lines):"
+"${KUBECTL[@]}" logs -n $NS "$BACKUP_POD" | tail -5
+
 step "kubectl get backupconfiguration,repo,snapshots -n $NS"
 "${KUBECTL[@]}" get backupconfiguration,repo,snapshots -n $NS
 echo
@@ -192,7 +218,7 @@ restore_done() {
 wait_for "the restore" 300 restore_done
 "${KUBECTL[@]}" get restoresession -n $NS
 
-step "Verifying every file: content (sha256), links, empty folders, modes and mtimes"
+step "Verifying every file: content (sha256), links, empty folders, modes, owners and mtimes"
 checksums "$DEMO/data" >"$DEMO/after.txt"
 if ! diff -u "$DEMO/before.txt" "$DEMO/after.txt" | head -20; then
   fail "the restored data differs from the original"

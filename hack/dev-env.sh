@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # hack/dev-env.sh up|down|status: the test environment in the background.
-# up builds the components (cached), starts them on 127.0.0.1 and waits until
-# they are ready; down stops exactly what up started.
+# up builds the components and images (cached), starts the control plane, a
+# real node (containerd, kubelet, kube-proxy, kube-scheduler on the bridge
+# ksbr0, 10.88.0.1) and our servers, and waits until they are ready; down
+# stops exactly what up started and puts the host back as it was. It needs
+# root (a kubelet, containerd and runc run here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -13,9 +16,10 @@ case "$cmd" in
 esac
 mkdir -p bin
 if [[ $cmd == up ]]; then
-  # The catalog server, the controller, the agent its Jobs run and the
-  # local node that runs them.
-  go build -o bin/ ./cmd/... ./test/localnode/cmd/localnode
+  # The catalog server and the controller run here; the agent runs in
+  # the Jobs' containers, from the images.
+  go build -o bin/ ./cmd/...
+  hack/images.sh
 fi
 go build -o bin/devenv ./hack/devenv
 exec bin/devenv "$cmd"

@@ -28,7 +28,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/agent"
-	"kubestash.dev/kubestash/pkg/pathmap"
 )
 
 func main() {
@@ -50,17 +49,22 @@ func run() int {
 	return 0
 }
 
+// terminationLog is the container's terminationMessagePath (the
+// default), from which the kubelet takes the termination message.
+const terminationLog = "/dev/termination-log"
+
 // writeTerminationMessage puts the reason of a failure where the kubelet
-// (or the local node) takes the container's termination message from, so
-// the Pod's status says why the Job failed. The file exists only in a
-// container; elsewhere nothing is written. Messages name objects and
-// restic's redacted output, never a secret.
+// takes the container's termination message from, so the Pod's status
+// says why the Job failed. The file exists only in a container (the
+// kubelet mounts it); elsewhere nothing is written, and nothing is
+// created. Messages name objects and restic's redacted output, never a
+// secret.
 func writeTerminationMessage(msg string) {
 	const limit = 4096 // the kubelet keeps at most this much
 	if len(msg) > limit {
 		msg = msg[:limit]
 	}
-	f, err := os.OpenFile(pathmap.Translate("/dev/termination-log"), os.O_WRONLY|os.O_TRUNC, 0)
+	f, err := os.OpenFile(terminationLog, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return
 	}
@@ -111,11 +115,9 @@ func (g *globalFlags) agent() (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Under the local node (tests, demo) the Pod's mounts are host
-	// folders named by KUBESTASH_PATH_MAP; in a Pod the map is empty.
-	if a.PathMap, err = pathmap.FromEnv(); err != nil {
-		return nil, err
-	}
+	// The Pod's own namespace, where the pods named by restic locks are
+	// looked up; empty outside a Pod, which turns that off.
+	a.PodNamespace = podNamespace()
 	a.Restic.Binary = g.resticBinary
 	a.ProgressInterval = g.progressInterval
 	a.SnapshotWait = g.snapshotWait
@@ -123,14 +125,13 @@ func (g *globalFlags) agent() (*agent.Agent, error) {
 	return a, nil
 }
 
-// restConfig: --kubeconfig, else in-cluster (the Job's ServiceAccount,
-// read through the path map under the local node), else the usual
-// kubeconfig lookup for a developer's shell.
+// restConfig: --kubeconfig, else in-cluster (the Job's ServiceAccount),
+// else the usual kubeconfig lookup for a developer's shell.
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
-	cfg, err := pathmap.InClusterConfig()
+	cfg, err := rest.InClusterConfig()
 	if err == nil {
 		return cfg, nil
 	}
@@ -144,13 +145,19 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// defaultNamespace is the Pod's namespace when --namespace is not given.
-func defaultNamespace() string {
+// serviceAccountNamespace is where the kubelet puts the namespace of the
+// Pod's ServiceAccount, which is the Pod's.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// podNamespace is the namespace of the Pod the agent runs in: POD_NAMESPACE
+// (the downward API), else the ServiceAccount's; empty outside a Pod. It is
+// also the default of --namespace.
+func podNamespace() string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
 	}
-	if ns, err := pathmap.InClusterNamespace(); err == nil {
-		return ns
+	if b, err := os.ReadFile(serviceAccountNamespace); err == nil {
+		return strings.TrimSpace(string(b))
 	}
 	return ""
 }
@@ -197,7 +204,7 @@ func newBackupCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "namespace of the BackupSession")
+	f.StringVar(&o.Namespace, "namespace", podNamespace(), "namespace of the BackupSession")
 	f.StringVar(&o.BackupSession, "backupsession", "", "name of the BackupSession")
 	f.StringVar(&enableCache, "enable-cache", "true", "keep restic's cache in the scratch folder")
 	f.StringVar(&o.ScratchDir, "scratch-dir", agent.DefaultScratchDir, "folder for restic's cache and temporary files")
@@ -227,7 +234,7 @@ func newRestoreCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "namespace of the RestoreSession")
+	f.StringVar(&o.Namespace, "namespace", podNamespace(), "namespace of the RestoreSession")
 	f.StringVar(&o.RestoreSession, "restoresession", "", "name of the RestoreSession")
 	f.StringVar(&o.Snapshot, "snapshot", "", "Snapshot to restore (resolved by the controller); empty: the RestoreSession's")
 	f.StringVar(&enableCache, "enable-cache", "true", "keep restic's cache in the scratch folder")
@@ -259,7 +266,7 @@ func newTriggerCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "namespace of the BackupConfiguration")
+	f.StringVar(&o.Namespace, "namespace", podNamespace(), "namespace of the BackupConfiguration")
 	f.StringVar(&o.InvokerName, "invoker-name", "", "name of the BackupConfiguration")
 	f.StringVar(&o.InvokerKind, "invoker-kind", "BackupConfiguration", "kind of the invoker")
 	f.StringVar(&o.SessionName, "session-name", "", "session of the BackupConfiguration")
@@ -281,7 +288,7 @@ func newForgetCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "namespace of the Repositories")
+	f.StringVar(&o.Namespace, "namespace", podNamespace(), "namespace of the Repositories")
 	f.StringSliceVar(&o.Repositories, "repository", nil, "Repository whose forget marks to act on; repeat or comma-separate for more")
 	f.StringVar(&o.ScratchDir, "scratch-dir", agent.DefaultScratchDir, "folder for restic's temporary files")
 	return cmd

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,4 +35,14 @@ func TestFlagHelpers(t *testing.T) {
 	}
 	_, err := boolDefault("maybe", true)
 	assert.Error(t, err)
+}
+
+func TestPodNamespace(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "demo")
+	assert.Equal(t, "demo", podNamespace())
+	if _, err := os.Stat(serviceAccountNamespace); err == nil {
+		t.Skip("running in a Pod: its ServiceAccount namespace would answer")
+	}
+	t.Setenv("POD_NAMESPACE", "")
+	assert.Empty(t, podNamespace(), "outside a Pod")
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/controller/manager"
+	"kubestash.dev/kubestash/pkg/version"
 )
 
 func main() {
@@ -23,7 +24,7 @@ func main() {
 		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file; empty: in-cluster configuration")
 		o          = manager.Options{}
 	)
-	flag.StringVar(&o.AgentImage, "agent-image", "ghcr.io/kubestash/agent:dev", "image of the agent for the trigger CronJobs and the retention Jobs")
+	flag.StringVar(&o.AgentImage, "agent-image", "ghcr.io/kubestash-catalog/agent:"+version.Version, "image of the agent for the trigger CronJobs and the retention Jobs (make images builds it)")
 	flag.IntVar(&o.Workers, "workers", 2, "workers per controller")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "run only while holding the leader Lease")
 	flag.StringVar(&o.LeaseNamespace, "leader-election-namespace", "kubestash", "namespace of the leader Lease")

@@ -146,16 +146,23 @@ func up(dev string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	start := time.Now()
-	fmt.Println("dev-env: starting etcd, kube-apiserver, kube-controller-manager, MinIO and the catalog server on 127.0.0.1 ...")
-	cp, err := framework.Start(ctx, framework.Options{Dir: dev, Detach: true})
-	if err != nil {
-		// Start stops what it started on error.
-		return err
-	}
 	root, err := framework.RepoRoot()
 	if err != nil {
-		cp.Stop()
+		return err
+	}
+	bin := filepath.Join(root, "bin")
+	if err := framework.CanRunNode(bin); err != nil {
+		return fmt.Errorf("%w\nThe dev environment runs Jobs on a real node (kubelet, containerd, runc) and cannot start here", err)
+	}
+	images, err := framework.ImageTarballs(bin)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	fmt.Printf("dev-env: starting etcd, kube-apiserver, kube-controller-manager, MinIO and the catalog server on %s (bridge %s) ...\n", framework.BridgeIP, framework.BridgeName)
+	cp, err := framework.Start(ctx, framework.Options{Dir: dev, Detach: true, Node: true})
+	if err != nil {
+		// Start stops what it started on error.
 		return err
 	}
 	catalog, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{
@@ -179,18 +186,16 @@ func up(dev string) error {
 			return err
 		}
 	}
-	// The controller and the local node, when built (hack/dev-env.sh
-	// builds them; the node runs the Jobs' pods as local processes).
-	bin := filepath.Join(root, "bin")
+	fmt.Println("dev-env: starting the node: containerd, kubelet, kube-proxy, kube-scheduler; importing our images ...")
+	node, err := cp.StartNode(ctx, images)
+	if err != nil {
+		stopAll()
+		return fmt.Errorf("node: %w", err)
+	}
+	// The controller, when built (hack/dev-env.sh builds it).
 	for _, p := range []*framework.Process{
 		{Name: "controller", Bin: filepath.Join(bin, "controller"), Args: []string{
-			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace,
-			"--agent-image=ghcr.io/kubestash/agent:dev", "--resync=10s"}},
-		{Name: "localnode", Bin: filepath.Join(bin, "localnode"), Args: []string{
-			"-kubeconfig=" + cp.Kubeconfig, "-work-dir=" + filepath.Join(dev, "node"), "-log-dir=" + filepath.Join(dev, "logs", "pods"),
-			"-image=*kubestash*=" + filepath.Join(bin, "agent")},
-			// The agent finds restic in bin/.
-			Env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}},
+			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace, "--resync=10s"}},
 	} {
 		if _, err := os.Stat(p.Bin); err != nil {
 			fmt.Printf("dev-env: %s not built, not started\n", p.Name)
@@ -220,6 +225,7 @@ func up(dev string) error {
 	fmt.Printf("  kube-apiserver  %s\n", cp.APIServer.URL)
 	fmt.Printf("  MinIO           %s (bucket %s; keys in .dev/minio.env)\n", m.Endpoint, m.Bucket)
 	fmt.Printf("  catalog server  %s (catalog.kubestash.com, e.g. kubectl get snapshots -A)\n", catalog.URL)
+	fmt.Printf("  node            %s (kubelet, containerd %s; images: %s)\n", node.Name, node.Socket, strings.Join(node.Images, " "))
 	fmt.Printf("  kubeconfig      .dev/kubeconfig   e.g. kubectl --kubeconfig .dev/kubeconfig get crds\n")
 	fmt.Printf("  logs            .dev/logs/\n")
 	fmt.Printf("  stop with       hack/dev-env.sh down\n")
@@ -234,6 +240,15 @@ func down(dev string) error {
 	if len(es) == 0 {
 		fmt.Println("dev-env: nothing to stop")
 		return nil
+	}
+	// The node first: its containers, mounts, firewall rules, bridge,
+	// cgroups and sysctls go back to what they were.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := framework.TeardownLocked(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "dev-env: %v\n", err)
+	} else {
+		fmt.Println("dev-env: stopped the node and put the host back")
 	}
 	// Only what still runs the binary we started is ours to stop.
 	var ours []entry

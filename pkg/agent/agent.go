@@ -27,7 +27,6 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
-	"kubestash.dev/kubestash/pkg/pathmap"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/secretenv"
 )
@@ -62,9 +61,21 @@ type Agent struct {
 	// Client reaches the catalog (catalog.kubestash.com, through the
 	// aggregated server) and the CRDs (core, storage).
 	Client versioned.Interface
-	// PathMap maps in-Pod paths to local ones (pkg/pathmap, set by the
-	// local node); empty in a real Pod.
-	PathMap pathmap.Map
+	// Root, when set, is put before every absolute container path the
+	// agent touches on disk (the data folders, a local BackupStorage's
+	// mountPath, the scratch folder), as if the agent ran chrooted there;
+	// what it records (summary.hostPath) keeps the container path. Unit
+	// tests set it to a temporary folder. Empty, as in a Pod: container
+	// paths are used as they are.
+	Root string
+	// PodNamespace is the namespace of the Pod the agent runs in; restic
+	// locks are checked against the Pods there (removeDeadLocks). Empty
+	// (a developer's shell): no lock is ever taken for dead.
+	PodNamespace string
+	// Hostname is this Pod's hostname, which restic writes into its locks;
+	// default os.Hostname(). A lock of this host is restic's own business
+	// (restic unlock checks its PID).
+	Hostname string
 	// Restic holds restic settings (Binary, ProgressFPS, RetryLock, ...);
 	// the agent fills in location, password, scratch dir and cache.
 	Restic restic.Options
@@ -250,7 +261,7 @@ func (a *Agent) location(ctx context.Context, bs *storagev1alpha1.BackupStorage,
 		}
 		// The Job mounts the backend volume at mountPath (subPath is
 		// applied by the mount).
-		return restic.Location{Provider: restic.ProviderLocal, LocalDir: a.PathMap.Translate(st.Local.MountPath)}, nil
+		return restic.Location{Provider: restic.ProviderLocal, LocalDir: a.onDisk(st.Local.MountPath)}, nil
 	default:
 		return restic.Location{}, fmt.Errorf("BackupStorage %s/%s: provider %q is not supported by the agent (s3 and local are)", bs.Namespace, bs.Name, st.Provider)
 	}
@@ -262,7 +273,7 @@ func (a *Agent) newRestic(acc *access, componentPath, scratchDir string, enableC
 	o.Location = acc.location
 	o.Location.Path = path.Join(acc.base, componentPath)
 	o.Password = acc.password
-	o.ScratchDir = a.PathMap.Translate(scratchDir)
+	o.ScratchDir = a.onDisk(scratchDir)
 	o.EnableCache = enableCache
 	return restic.New(o)
 }

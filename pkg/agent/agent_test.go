@@ -25,7 +25,6 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
-	"kubestash.dev/kubestash/pkg/pathmap"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/restic/restictest"
 )
@@ -52,9 +51,9 @@ type fixture struct {
 	t       *testing.T
 	client  *fake.Clientset
 	kube    *kubefake.Clientset
-	data    string // what /kubestash-data is
-	backend string // what the storage's mountPath is
-	scratch string
+	data    string // what /kubestash-data is for the backups (newVolume)
+	backend string // what the storage's mountPath /safe/data is
+	scratch string // what /kubestash-tmp is
 
 	mu      sync.Mutex
 	patches []patchRecord
@@ -66,7 +65,7 @@ type patchRecord struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, data: filepath.Join(t.TempDir(), "pv-1"), backend: t.TempDir(), scratch: t.TempDir()}
+	f := &fixture{t: t, data: newVolume(t), backend: t.TempDir(), scratch: t.TempDir()}
 	bc := &corev1alpha1.BackupConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: bcName, Namespace: ns},
 		Spec: corev1alpha1.BackupConfigurationSpec{
@@ -86,7 +85,7 @@ func newFixture(t *testing.T) *fixture {
 		ObjectMeta: metav1.ObjectMeta{Name: "local-storage", Namespace: ns},
 		Spec: storagev1alpha1.BackupStorageSpec{Storage: storagev1alpha1.Backend{
 			Provider: storagev1alpha1.ProviderLocal,
-			Local:    &storagev1alpha1.LocalSpec{MountPath: "/safe/data"},
+			Local:    &storagev1alpha1.LocalSpec{MountPath: backendMountPath},
 		}},
 	}
 	repo := &catalogv1alpha1.Repository{
@@ -120,10 +119,33 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// backendMountPath is the local BackupStorage's mountPath.
+const backendMountPath = "/safe/data"
+
+// newVolume is a folder standing for a PVC that a Pod mounts at
+// /kubestash-data: <root>/kubestash-data, <root> being Agent.Root of the
+// agents that mount it (fixture.agent).
+func newVolume(t *testing.T) string {
+	return filepath.Join(t.TempDir(), filepath.FromSlash(DefaultDataDir))
+}
+
+// agent is an Agent as in a Pod that mounts dataDir (from newVolume) at
+// /kubestash-data, the fixture's backend at /safe/data and its scratch
+// folder at /kubestash-tmp: Agent.Root is the folder above dataDir, where
+// the other two appear as symbolic links.
 func (f *fixture) agent(dataDir string) *Agent {
-	pm := pathmap.Map{{MountPath: DefaultDataDir, HostPath: dataDir}, {MountPath: "/safe/data", HostPath: f.backend}, {MountPath: DefaultScratchDir, HostPath: f.scratch}}
+	root := filepath.Dir(dataDir)
+	require.Equal(f.t, filepath.Join(root, filepath.FromSlash(DefaultDataDir)), dataDir, "data folders come from newVolume")
+	for mountPath, dir := range map[string]string{backendMountPath: f.backend, DefaultScratchDir: f.scratch} {
+		at := filepath.Join(root, filepath.FromSlash(mountPath))
+		if _, err := os.Lstat(at); err == nil {
+			continue // the same volume again
+		}
+		require.NoError(f.t, os.MkdirAll(filepath.Dir(at), 0o755))
+		require.NoError(f.t, os.Symlink(dir, at))
+	}
 	return &Agent{
-		Kube: f.kube, Client: f.client, PathMap: pm,
+		Kube: f.kube, Client: f.client, Root: root,
 		Restic:           restic.Options{Binary: restictest.Binary(f.t), ProgressFPS: 20},
 		ProgressInterval: 100 * time.Millisecond,
 		SnapshotWait:     10 * time.Second,
@@ -265,7 +287,7 @@ func TestBackupAndRestore(t *testing.T) {
 	t.Logf("incremental backup: uploaded %s of %s in %v", dump2.ResticStats[0].Summary.Uploaded, dump2.ResticStats[0].Summary.Size, time.Since(start).Round(time.Millisecond))
 
 	// Restore into another volume.
-	target := filepath.Join(t.TempDir(), "pv-2")
+	target := newVolume(t)
 	_, err = f.client.CatalogV1alpha1().RestoreSessions(ns).Create(ctx, &catalogv1alpha1.RestoreSession{
 		ObjectMeta: metav1.ObjectMeta{Name: "restore-1", Namespace: ns},
 		Spec: catalogv1alpha1.RestoreSessionSpec{DataSource: catalogv1alpha1.RestoreDataSource{
@@ -293,7 +315,7 @@ func TestBackupAndRestore(t *testing.T) {
 	assert.Len(t, got, len(want))
 
 	// A partial restore with an in-Pod exclude pattern.
-	partial := filepath.Join(t.TempDir(), "pv-3")
+	partial := newVolume(t)
 	_, err = f.client.CatalogV1alpha1().RestoreSessions(ns).Create(ctx, &catalogv1alpha1.RestoreSession{
 		ObjectMeta: metav1.ObjectMeta{Name: "restore-2", Namespace: ns},
 		Spec:       catalogv1alpha1.RestoreSessionSpec{DataSource: catalogv1alpha1.RestoreDataSource{Repository: repoName, Snapshot: snap1}},

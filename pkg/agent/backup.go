@@ -129,6 +129,7 @@ type backupJob struct {
 	bcNamespace string
 
 	path  string
+	repo  *catalogv1alpha1.Repository
 	stats []catalogv1alpha1.ResticStats
 	start time.Time
 }
@@ -181,9 +182,15 @@ func (j *backupJob) backup(ctx context.Context, snap *catalogv1alpha1.Snapshot) 
 	if err != nil {
 		return false, "", err
 	}
+	j.repo = repo
+	// A dead pod's exclusive lock (a killed prune) would make the backup
+	// wait --retry-lock and fail; its dead non-exclusive locks (a killed
+	// backup) would hold up the next forget. Without lock files this is a
+	// backend listing, no restic run.
+	a.removeDeadLocks(ctx, r, repo, j.path)
 	excludes := make([]string, 0, len(j.opts.Excludes))
 	for _, e := range j.opts.Excludes {
-		excludes = append(excludes, localPattern(a.PathMap, e))
+		excludes = append(excludes, a.onDisk(e))
 	}
 	for i, p := range j.opts.Paths {
 		rep := newReporter(func(ctx context.Context, pr restic.Progress, elapsed time.Duration) error {
@@ -191,7 +198,7 @@ func (j *backupJob) backup(ctx context.Context, snap *catalogv1alpha1.Snapshot) 
 			return a.patchSnapshotComponent(ctx, j.ns, j.snapshot, ComponentDump, map[string]any{"resticStats": stats}, false)
 		})
 		rep.start(ctx, a.progressInterval())
-		sum, err := j.backupPath(ctx, r, a.PathMap.Translate(p), excludes, rep.update)
+		sum, err := j.backupPath(ctx, r, a.onDisk(p), excludes, rep.update)
 		rep.Stop()
 		if sum == nil {
 			return false, "", err
@@ -259,7 +266,9 @@ func (j *backupJob) backup(ctx context.Context, snap *catalogv1alpha1.Snapshot) 
 // is not locked) is a single command, and the rare ones are handled when
 // restic reports them: a missing repository is initialized, and a lock
 // that outlasted --retry-lock is retried once after removing stale locks
-// (a killed prune leaves an exclusive one; a live lock stays).
+// (a killed prune leaves an exclusive one; a live lock stays) and the
+// locks of pods that no longer run (removeDeadLocks: one may have died
+// since the check before the backup).
 func (j *backupJob) backupPath(ctx context.Context, r *restic.Repo, p string, excludes []string, progress func(restic.Progress)) (*restic.BackupSummary, error) {
 	sum, err := r.Backup(ctx, []string{p}, excludes, j.a.host(), progress)
 	switch {
@@ -269,6 +278,7 @@ func (j *backupJob) backupPath(ctx context.Context, r *restic.Repo, p string, ex
 		}
 		klog.InfoS("Initialized restic repository", "repository", r.URL())
 	case errors.Is(err, restic.ErrLocked):
+		j.a.removeDeadLocks(ctx, r, j.repo, j.path)
 		if uerr := r.UnlockStale(ctx); uerr != nil {
 			return nil, errors.Join(err, uerr)
 		}

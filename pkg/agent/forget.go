@@ -109,7 +109,7 @@ func (a *Agent) forgetRepository(ctx context.Context, o ForgetOptions, name stri
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		if err := a.forgetIn(ctx, acc, p, ids[p], o.ScratchDir); err != nil {
+		if err := a.forgetIn(ctx, repo, acc, p, ids[p], o.ScratchDir); err != nil {
 			return 0, err
 		}
 	}
@@ -138,7 +138,7 @@ func (a *Agent) snapshotGone(ctx context.Context, e layout.ForgetSnapshot) (bool
 
 // forgetIn runs restic forget --prune on those of ids that the restic
 // repository at componentPath still has.
-func (a *Agent) forgetIn(ctx context.Context, acc *access, componentPath string, ids []string, scratchDir string) error {
+func (a *Agent) forgetIn(ctx context.Context, repo *catalogv1alpha1.Repository, acc *access, componentPath string, ids []string, scratchDir string) error {
 	if componentPath == "" || len(ids) == 0 {
 		return nil
 	}
@@ -171,6 +171,10 @@ func (a *Agent) forgetIn(ctx context.Context, acc *access, componentPath string,
 	if len(del) == 0 {
 		return nil
 	}
+	// forget --prune needs an exclusive lock, which any lock blocks:
+	// those of pods that no longer run go first (restic's own forget
+	// removes the stale ones it can tell).
+	a.removeDeadLocks(ctx, r, repo, componentPath)
 	klog.InfoS("Forgetting restic snapshots", "component", componentPath, "ids", strings.Join(del, ","))
 	return r.Forget(ctx, del, true)
 }
@@ -188,7 +192,7 @@ func (a *Agent) backendOf(ctx context.Context, repo *catalogv1alpha1.Repository)
 		return nil, fmt.Errorf("get BackupStorage %s/%s: %w", ref.Namespace, ref.Name, err)
 	}
 	if bs.Spec.Storage.Provider == storagev1alpha1.ProviderLocal && bs.Spec.Storage.Local != nil {
-		return backend.NewLocal(a.PathMap.Translate(bs.Spec.Storage.Local.MountPath))
+		return backend.NewLocal(a.onDisk(bs.Spec.Storage.Local.MountPath))
 	}
 	var secret *corev1.Secret
 	if sn := storages.SecretName(bs); sn != "" {

@@ -2,30 +2,27 @@ package agent
 
 import (
 	"path"
+	"path/filepath"
 	"strings"
-
-	"kubestash.dev/kubestash/pkg/pathmap"
 )
 
-// Paths: the agent works with in-Pod paths (/kubestash-data, the mountPath
-// of a local BackupStorage, /kubestash-tmp) and passes each through the
-// Agent's pathmap.Map before touching the disk. In a Pod the map is empty;
-// under the local node (pkg/pathmap) it points at the host folders.
-//
-// What the agent records keeps the in-Pod path (summary.hostPath is
-// "/kubestash-data"), so a Snapshot taken through a map reads like any
-// other and restores anywhere. restic itself records the folder it read;
-// a restore therefore takes the folder restic stored (from `restic
-// snapshots`) and puts its content at the mapped hostPath, which without a
-// map is exactly upstream's `restic restore <id> --target /`.
+// Paths: the agent works with container paths (/kubestash-data, the
+// mountPath of a local BackupStorage, /kubestash-tmp), as a Job's Pod
+// mounts them. What it records keeps them (summary.hostPath is
+// "/kubestash-data"), so a Snapshot restores into any Pod that mounts its
+// target there. restic itself records the folder it read; a restore
+// therefore takes the folder restic stored (from `restic snapshots`) and
+// puts its content at hostPath, which in a Pod is exactly upstream's
+// `restic restore <id> --target /`.
 
-// localPattern maps a restic exclude pattern: an absolute one is an in-Pod
-// path; a relative one matches anywhere and stays.
-func localPattern(m pathmap.Map, p string) string {
-	if !path.IsAbs(p) {
+// onDisk is where container path p is on this machine: p itself in a Pod,
+// below Agent.Root when one is set (unit tests). A relative path (a
+// relative restic exclude pattern matches anywhere) stays as it is.
+func (a *Agent) onDisk(p string) string {
+	if a.Root == "" || !path.IsAbs(p) {
 		return p
 	}
-	return m.Translate(p)
+	return filepath.Join(a.Root, filepath.FromSlash(path.Clean(p)))
 }
 
 // within reports whether p is base or inside it, and the rest of p.

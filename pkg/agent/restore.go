@@ -103,6 +103,8 @@ type restoreJob struct {
 	rsNS   string
 	rsName string
 	snap   *catalogv1alpha1.Snapshot
+	// repo is the Snapshot's Repository, once access found it.
+	repo *catalogv1alpha1.Repository
 }
 
 func (j *restoreJob) access(ctx context.Context, rs *catalogv1alpha1.RestoreSession, dsNS string) (*access, error) {
@@ -114,6 +116,7 @@ func (j *restoreJob) access(ctx context.Context, rs *catalogv1alpha1.RestoreSess
 	if err != nil {
 		return nil, fmt.Errorf("get Repository %s/%s: %w", dsNS, repoName, err)
 	}
+	j.repo = repo
 	return j.a.repoAccess(ctx, repo, rs.Spec.DataSource.EncryptionSecret, rs.Namespace)
 }
 
@@ -173,6 +176,9 @@ func (j *restoreJob) restore(ctx context.Context, name string, comp catalogv1alp
 	if err != nil {
 		return nil, err
 	}
+	// A killed prune's exclusive lock would make the restore wait
+	// --retry-lock and fail.
+	a.removeDeadLocks(ctx, r, j.repo, comp.Path)
 	var last *catalogv1alpha1.RestoreProgress
 	for _, sum := range ids {
 		source, target, includes, excludes, err := j.plan(ctx, r, sum)
@@ -198,9 +204,9 @@ func (j *restoreJob) restore(ctx context.Context, name string, comp catalogv1alp
 }
 
 // plan says what to restore where. restic stored the folder it read
-// (/kubestash-data in a Pod, the mapped folder under a PathMap); its
-// content goes to the in-Pod hostPath, mapped. Without a map this is
-// exactly `restic restore <id> --target /`. Absolute include/exclude
+// (/kubestash-data in a Pod, below Agent.Root in a unit test); its content
+// goes to the in-Pod hostPath (below Agent.Root). In a Pod this is exactly
+// `restic restore <id> --target /`. Absolute include/exclude
 // patterns are in-Pod paths; restic matches them relative to the restored
 // folder, so the folder is cut off.
 func (j *restoreJob) plan(ctx context.Context, r *restic.Repo, sum catalogv1alpha1.ResticSummary) (source, target string, includes, excludes []string, err error) {
@@ -215,7 +221,7 @@ func (j *restoreJob) plan(ctx context.Context, r *restic.Repo, sum catalogv1alph
 	if len(paths) != 1 {
 		// Several folders in one restic snapshot (not written by this
 		// agent): restore it whole at the root, as upstream.
-		return sum.ID, j.a.PathMap.Translate("/"), j.opts.Includes, j.opts.Excludes, nil
+		return sum.ID, j.a.onDisk("/"), j.opts.Includes, j.opts.Excludes, nil
 	}
 	stored := paths[0]
 	hostPath := sum.HostPath
@@ -234,5 +240,5 @@ func (j *restoreJob) plan(ctx context.Context, r *restic.Repo, sum catalogv1alph
 		}
 		return out
 	}
-	return sum.ID + ":" + stored, j.a.PathMap.Translate(hostPath), rel(j.opts.Includes), rel(j.opts.Excludes), nil
+	return sum.ID + ":" + stored, j.a.onDisk(hostPath), rel(j.opts.Includes), rel(j.opts.Excludes), nil
 }

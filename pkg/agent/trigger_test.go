@@ -79,3 +79,23 @@ func TestProgressInStatusWords(t *testing.T) {
 	assert.Equal(t, "0B/s", r.Speed)
 	assert.Equal(t, "393.9MB", r.RestoreDone)
 }
+
+// TestOnDisk: container paths are used as they are in a Pod, and below
+// Agent.Root in unit tests; relative exclude patterns stay.
+func TestOnDisk(t *testing.T) {
+	pod := &Agent{}
+	for _, p := range []string{"/kubestash-data", "/kubestash-data/large", "/", "*.tmp", "cache/"} {
+		assert.Equal(t, p, pod.onDisk(p))
+	}
+	test := &Agent{Root: "/tmp/root"}
+	for in, want := range map[string]string{
+		"/kubestash-data":       "/tmp/root/kubestash-data",
+		"/kubestash-data/large": "/tmp/root/kubestash-data/large",
+		"/safe/data/":           "/tmp/root/safe/data",
+		"/":                     "/tmp/root",
+		"/kubestash-data/*.tmp": "/tmp/root/kubestash-data/*.tmp",
+		"*.tmp":                 "*.tmp",
+	} {
+		assert.Equal(t, want, test.onDisk(in), in)
+	}
+}

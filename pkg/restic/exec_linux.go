@@ -9,8 +9,10 @@ import (
 
 // setSysProcAttr asks the kernel to send restic SIGTERM when the agent
 // dies, even by SIGKILL: restic then removes its lock and exits instead of
-// running on as an orphan (the local node runs Jobs as plain processes, and
-// there is no container to take restic down with the agent).
+// running on as an orphan. In a container whose PID 1 is the agent, the
+// container ends with it anyway and takes restic down by SIGKILL (its lock
+// stays; see the agent's removeDeadLocks); this matters where the agent is
+// not PID 1 (a shell or init in front of it, a developer's shell).
 func setSysProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }

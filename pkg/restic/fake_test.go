@@ -28,6 +28,7 @@ ok)
   stats) echo 'some notice'; echo '{"total_size":1234,"snapshots_count":2}' ;;
   snapshots) echo '[{"id":"abc","paths":["/kubestash-data"],"hostname":"host-0"}]' ;;
   check) echo 'no errors were found' ;;
+  cat) echo '{"time":"2024-01-03T11:25:05.123456789Z","exclusive":true,"hostname":"pvc-backup-x7k2q","username":"root","pid":12,"uid":0,"gid":0}' ;;
   esac
   exit 0 ;;
 leak)

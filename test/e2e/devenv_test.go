@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,8 +24,12 @@ func TestDevEnv(t *testing.T) {
 	root, err := framework.RepoRoot()
 	require.NoError(t, err)
 	dev := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The host has one node: up waits while another package's runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	bin := filepath.Join(root, "bin")
+	before, err := framework.HostSnapshotWithoutNode(ctx, bin)
+	require.NoError(t, err)
 	run := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Dir = root
@@ -45,10 +50,13 @@ func TestDevEnv(t *testing.T) {
 		assert.Contains(t, out, crd)
 	}
 
-	// The local node is Ready and the addons are installed.
-	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "nodes,addons,functions", "-o", "name")
+	// The real node is Ready with containerd 2 and the addons are installed.
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "nodes", "-o", "wide", "--no-headers")
 	require.NoError(t, err, out)
-	for _, n := range []string{"node/local-node", "addon.addons.kubestash.com/pvc-addon", "function.addons.kubestash.com/pvc-backup"} {
+	assert.Regexp(t, `^`+framework.NodeName+`\s+Ready\s.*\sv1\.37\.2\s+`+regexp.QuoteMeta(framework.BridgeIP)+`\s.*containerd://2\.`, out)
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "addons,functions", "-o", "name")
+	require.NoError(t, err, out)
+	for _, n := range []string{"addon.addons.kubestash.com/pvc-addon", "function.addons.kubestash.com/pvc-backup"} {
 		assert.Contains(t, out, n)
 	}
 
@@ -63,7 +71,7 @@ func TestDevEnv(t *testing.T) {
 		k, v, _ := strings.Cut(l, "=")
 		vars[k] = v
 	}
-	assert.Regexp(t, `^http://127\.0\.0\.1:\d+$`, vars["MINIO_ENDPOINT"])
+	assert.Regexp(t, `^http://`+regexp.QuoteMeta(framework.BridgeIP)+`:\d+$`, vars["MINIO_ENDPOINT"], "MinIO listens where pods reach it")
 	for _, k := range []string{"MINIO_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		assert.NotEmpty(t, vars[k], k)
 	}
@@ -73,7 +81,7 @@ func TestDevEnv(t *testing.T) {
 	assert.Contains(t, out, "dev-env: up")
 
 	pids := readDevPids(t, dev)
-	require.Len(t, pids, 7, "catalog server, controller, local node, kube-controller-manager, kube-apiserver, etcd, MinIO")
+	require.Len(t, pids, 10, "catalog server, controller, kube-proxy, kube-scheduler, kubelet, containerd, kube-controller-manager, kube-apiserver, etcd, MinIO")
 	out, err = run("hack/dev-env.sh", "down")
 	require.NoError(t, err, out)
 	for _, pid := range pids {
@@ -84,6 +92,18 @@ func TestDevEnv(t *testing.T) {
 	require.ErrorAs(t, err, &exit, out)
 	assert.Equal(t, 3, exit.ExitCode(), "status exits 3 when down")
 	assert.Contains(t, out, "dev-env: down")
+
+	// down put the host back as it was: no process, mount, link, rule,
+	// cgroup or sysctl of the node is left.
+	after := framework.HostSnapshot(bin)
+	for k, v := range before {
+		assert.Equal(t, v, after[k], "host %s after dev-env down", k)
+	}
+	for k, v := range after {
+		if _, ok := before[k]; !ok {
+			assert.Empty(t, v, "host %s after dev-env down", k)
+		}
+	}
 }
 
 // running reports whether pid is a live process. A detached process that

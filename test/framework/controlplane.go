@@ -50,6 +50,14 @@ type Options struct {
 	// StartTimeout bounds the whole start; default 5 minutes (a cold
 	// kube-apiserver on two busy cores needs well under one).
 	StartTimeout time.Duration
+	// Node readies the host for a real node (StartNode): it takes the
+	// host's node lock, makes our bridge, and serves kube-apiserver and
+	// MinIO on the bridge's host address, where pods reach them. It needs
+	// root.
+	Node bool
+	// Version is the tag of our images (the pause image the node pins);
+	// empty: the VERSION file.
+	Version string
 }
 
 // ControlPlane is a running environment.
@@ -67,9 +75,16 @@ type ControlPlane struct {
 	// CACertPEM is the cluster CA, FrontProxyCACertPEM the requestheader CA.
 	CACertPEM           []byte
 	FrontProxyCACertPEM []byte
+	// Node is the real node started by StartNode, if any.
+	Node *Node
+	// Host is the address servers listen on: 127.0.0.1, or the bridge's
+	// host address with Options.Node.
+	Host string
 
-	ownDir bool
-	pki    *pki
+	opts     Options
+	ownDir   bool
+	hostHeld bool
+	pki      *pki
 }
 
 type envDirs struct{ root, logs, data, pki string }
@@ -79,21 +94,20 @@ type pki struct {
 	caFile, frontProxyCAFile string
 	apiserver, admin         *KeyPair
 	frontProxyClient         *KeyPair
+	kubeletClient            *KeyPair
 	saPub, saKey             string
 	dir                      string
 }
 
 // Start brings up the control plane and waits until every part is ready. On
 // error everything already started is stopped.
-func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
+func Start(parent context.Context, o Options) (cp *ControlPlane, err error) {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 5 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
-	defer cancel()
 
 	root, err := RepoRoot()
-	if err != nil && (o.BinDir == "" || (o.CRDDir == "" && !o.NoCRDs)) {
+	if err != nil && (o.BinDir == "" || (o.CRDDir == "" && !o.NoCRDs) || (o.Node && o.Version == "")) {
 		return nil, err
 	}
 	if o.BinDir == "" {
@@ -108,11 +122,30 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if err := checkBinaries(o); err != nil {
 		return nil, err
 	}
+	if o.Version == "" && root != "" {
+		if b, err := os.ReadFile(filepath.Join(root, "VERSION")); err == nil {
+			o.Version = strings.TrimSpace(string(b))
+		}
+	}
 
-	cp = &ControlPlane{Dir: o.Dir}
+	cp = &ControlPlane{Dir: o.Dir, opts: o, Host: "127.0.0.1"}
+	if o.Node {
+		// Waiting for another package's node is not start time: take the
+		// host before the start timeout runs.
+		if err := CanRunNode(o.BinDir); err != nil {
+			return nil, err
+		}
+		if err := acquireHost(parent, o.BinDir); err != nil {
+			return nil, err
+		}
+		cp.hostHeld, cp.Host = true, BridgeIP
+	}
+	ctx, cancel := context.WithTimeout(parent, o.StartTimeout)
+	defer cancel()
 	if cp.Dir == "" {
 		cp.Dir, err = os.MkdirTemp("", "kubestash-env-")
 		if err != nil {
+			cp.Stop()
 			return nil, err
 		}
 		cp.ownDir = true
@@ -142,7 +175,7 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		if o.MinIOTLS {
 			ca = cp.pki.ca
 		}
-		if cp.MinIO, err = newMinIO(dirs, o.BinDir, o.Detach, ca); err != nil {
+		if cp.MinIO, err = newMinIO(dirs, o.BinDir, cp.Host, o.Detach, ca); err != nil {
 			return cp, err
 		}
 		go func() {
@@ -162,7 +195,7 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if cp.Etcd, err = startEtcd(ctx, dirs, o.BinDir, o.Detach); err != nil {
 		return cp, err
 	}
-	if cp.APIServer, err = startAPIServer(ctx, dirs, cp.pki, o.BinDir, cp.Etcd.ClientURL, o.Detach); err != nil {
+	if cp.APIServer, err = startAPIServer(ctx, dirs, cp.pki, o.BinDir, cp.Etcd.ClientURL, cp.Host, o.Detach); err != nil {
 		return cp, err
 	}
 	cp.Kubeconfig = filepath.Join(cp.Dir, "kubeconfig")
@@ -198,8 +231,13 @@ func (cp *ControlPlane) Stop() {
 	if cp == nil {
 		return
 	}
+	cp.Node.Stop()
 	for _, p := range cp.Processes() {
 		_ = p.Stop(stopGrace)
+	}
+	if cp.hostHeld {
+		releaseHost()
+		cp.hostHeld = false
 	}
 	if cp.ownDir && os.Getenv("KUBESTASH_KEEP_ENV") == "" {
 		_ = os.RemoveAll(cp.Dir)
@@ -209,6 +247,9 @@ func (cp *ControlPlane) Stop() {
 // Processes lists the running components in the order to stop them.
 func (cp *ControlPlane) Processes() []*Process {
 	var ps []*Process
+	if cp.Node != nil {
+		ps = append(ps, cp.Node.Processes()...)
+	}
 	if cp.ControllerManager != nil {
 		ps = append(ps, cp.ControllerManager.Process)
 	}
@@ -265,8 +306,14 @@ func newPKI(dir string) (*pki, error) {
 	if p.apiserver, err = p.ca.Issue(dir, "apiserver", CertOptions{
 		CommonName: "kube-apiserver",
 		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+		IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1"), net.ParseIP(BridgeIP)},
 		Server:     true,
+	}); err != nil {
+		return nil, err
+	}
+	// kube-apiserver's identity towards kubelets (logs, exec).
+	if p.kubeletClient, err = p.ca.Issue(dir, "apiserver-kubelet-client", CertOptions{
+		CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -344,6 +391,9 @@ func (cp *ControlPlane) UserKubeconfig(name, user string, groups ...string) (str
 	}
 	return path, nil
 }
+
+// Version is the tag of our images in this environment.
+func (cp *ControlPlane) Version() string { return cp.opts.Version }
 
 // ExtensionsClient returns an apiextensions clientset for the admin.
 func (cp *ControlPlane) ExtensionsClient() (apiextensionsclient.Interface, error) {

@@ -21,12 +21,12 @@ type APIServer struct {
 // in kube-system/extension-apiserver-authentication.
 const frontProxyClientName = "front-proxy-client"
 
-func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL string, detach bool) (*APIServer, error) {
+func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL, host string, detach bool) (*APIServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d", port)
+	url := "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 	p := &Process{
 		Name:    "kube-apiserver",
 		Bin:     filepath.Join(bin, "kube-apiserver"),
@@ -34,20 +34,22 @@ func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL st
 		Detach:  detach,
 		Args: []string{
 			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
+			"--bind-address=" + host,
+			"--advertise-address=" + host,
 			"--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + pki.apiserver.CertFile,
 			"--tls-private-key-file=" + pki.apiserver.KeyFile,
 			"--client-ca-file=" + pki.caFile,
-			"--authorization-mode=RBAC",
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-client-certificate=" + pki.kubeletClient.CertFile,
+			"--kubelet-client-key=" + pki.kubeletClient.KeyFile,
+			"--kubelet-certificate-authority=" + pki.caFile,
+			"--kubelet-preferred-address-types=InternalIP",
 			"--anonymous-auth=false",
 			"--allow-privileged=true",
 			// A range is required; nothing ever routes to it here.
 			"--service-cluster-ip-range=10.96.0.0/24",
-			// The kubernetes Service would point at 127.0.0.1, which
-			// Endpoints reject; nothing in-cluster needs it routed.
-			"--endpoint-reconciler-type=none",
 			"--service-account-issuer=https://kubernetes.default.svc",
 			"--service-account-key-file=" + pki.saPub,
 			"--service-account-signing-key-file=" + pki.saKey,
@@ -64,6 +66,11 @@ func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL st
 			"--profiling=false",
 			"--v=0",
 		},
+	}
+	if host == "127.0.0.1" {
+		// The kubernetes Service would point at 127.0.0.1, which
+		// Endpoints reject; without a node nothing in-cluster needs it.
+		p.Args = append(p.Args, "--endpoint-reconciler-type=none")
 	}
 	if err := p.Start(); err != nil {
 		return nil, err
@@ -107,6 +114,11 @@ var Controllers = []string{
 	"persistentvolume-protection-controller",
 	"ttl-after-finished-controller",
 	"root-ca-certificate-publisher-controller",
+	// A real node: Ready taints lifted, the kubernetes Service's
+	// endpoints, finished pods of deleted nodes collected.
+	"node-lifecycle-controller",
+	"endpointslice-controller",
+	"pod-garbage-collector-controller",
 }
 
 func startControllerManager(ctx context.Context, env *envDirs, pki *pki, bin, kubeconfig string, detach bool) (*ControllerManager, error) {

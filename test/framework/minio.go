@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -33,13 +34,13 @@ type MinIO struct {
 	CACertPEM []byte
 }
 
-func newMinIO(env *envDirs, bin string, detach bool, ca *CA) (*MinIO, error) {
+func newMinIO(env *envDirs, bin, host string, detach bool, ca *CA) (*MinIO, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
 	m := &MinIO{
-		Host:      fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		Host:      net.JoinHostPort(host, strconv.Itoa(ports[0])),
 		Bucket:    "kubestash",
 		AccessKey: "ks" + randomHex(8),
 		SecretKey: randomHex(20),
@@ -52,7 +53,7 @@ func newMinIO(env *envDirs, bin string, detach bool, ca *CA) (*MinIO, error) {
 		if err := os.MkdirAll(certsDir, 0o700); err != nil {
 			return nil, err
 		}
-		kp, err := ca.Issue(certsDir, "server", CertOptions{CommonName: "minio", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+		kp, err := ca.Issue(certsDir, "server", CertOptions{CommonName: "minio", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(BridgeIP)}, Server: true})
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +72,7 @@ func newMinIO(env *envDirs, bin string, detach bool, ca *CA) (*MinIO, error) {
 		LogPath: filepath.Join(env.logs, "minio.log"),
 		Detach:  detach,
 		Args: []string{"server", "--quiet", "--address", m.Host, "--certs-dir", certsDir,
-			"--console-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			"--console-address", net.JoinHostPort(host, strconv.Itoa(ports[1])),
 			filepath.Join(env.data, "minio")},
 		Env: []string{
 			"MINIO_ROOT_USER=" + m.AccessKey,

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,8 +73,9 @@ type Stats struct {
 
 // Generate writes ds under dir: random (incompressible) content, nested
 // folders, symlinks (relative, absolute and dangling), empty folders,
-// files with modes 0600/0640/0755, and distinct past mtimes on files and
-// folders, so that a restore that loses any of these shows.
+// files with modes 0600/0640/0755, owners other than root's (when run as
+// root), and distinct past mtimes on files and folders, so that a restore
+// that loses any of these shows.
 func Generate(dir string, ds Dataset) (Stats, error) {
 	var st Stats
 	rng := rand.New(rand.NewChaCha8(seed(ds.Seed)))
@@ -156,6 +158,29 @@ func Generate(dir string, ds Dataset) (Stats, error) {
 			return st, err
 		}
 	}
+	// Owners other than the writer's, when the writer may set them (root):
+	// files of two other users, a folder and a symlink of others.
+	if os.Geteuid() == 0 {
+		owners := [][2]int{{0, 0}, {1001, 1001}, {2002, 3003}}
+		n := 0
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Type()&fs.ModeSymlink != 0 {
+				return err
+			}
+			n++
+			o := owners[n%len(owners)]
+			return os.Lchown(p, o[0], o[1])
+		})
+		if err != nil {
+			return st, err
+		}
+		if err := os.Lchown(filepath.Join(dir, "empty"), 1234, 5678); err != nil {
+			return st, err
+		}
+		if err := os.Lchown(filepath.Join(dir, "link-relative"), 4321, 4321); err != nil {
+			return st, err
+		}
+	}
 	// Times last, deepest first, so that writing a child does not bump
 	// the folder's mtime afterwards.
 	i := 0
@@ -211,10 +236,12 @@ type Entry struct {
 	Size    int64
 	SHA256  string // files
 	Link    string // symlinks
+	// UID and GID own the entry.
+	UID, GID uint32
 }
 
 func (e Entry) String() string {
-	return fmt.Sprintf("%s %v %s size=%d sha=%.12s link=%q", e.Type, e.Mode, e.ModTime.Format(time.RFC3339Nano), e.Size, e.SHA256, e.Link)
+	return fmt.Sprintf("%s %v %d:%d %s size=%d sha=%.12s link=%q", e.Type, e.Mode, e.UID, e.GID, e.ModTime.Format(time.RFC3339Nano), e.Size, e.SHA256, e.Link)
 }
 
 // Digest describes every entry below root (root itself excluded: it is the
@@ -235,6 +262,9 @@ func Digest(root string) (map[string]Entry, error) {
 			return err
 		}
 		e := Entry{Mode: fi.Mode()}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			e.UID, e.GID = st.Uid, st.Gid
+		}
 		switch {
 		case fi.Mode()&fs.ModeSymlink != 0:
 			e.Type = "symlink"

@@ -110,6 +110,10 @@ type benchResult struct {
 	restorePre, restorePost         time.Duration
 	agentKiB, resticKiB, handKiB    int64
 	rAgentKiB, rResticKiB, rHandKiB int64
+	// From the session's creation to the agent's container starting.
+	containerStart, rContainerStart time.Duration
+	// The node's daemons' peak resident memory after the run.
+	kubeletKiB, containerdKiB int64
 }
 
 func (r *benchResult) add(o benchResult) {
@@ -127,6 +131,10 @@ func (r *benchResult) add(o benchResult) {
 	r.sysResticRestore += o.sysResticRestore
 	r.restorePre += o.restorePre
 	r.restorePost += o.restorePost
+	r.containerStart += o.containerStart
+	r.rContainerStart += o.rContainerStart
+	r.kubeletKiB = max(r.kubeletKiB, o.kubeletKiB)
+	r.containerdKiB = max(r.containerdKiB, o.containerdKiB)
 	// Peaks are the highest of all iterations.
 	r.agentKiB = max(r.agentKiB, o.agentKiB)
 	r.resticKiB = max(r.resticKiB, o.resticKiB)
@@ -159,6 +167,10 @@ func (r *benchResult) report(b *testing.B, n int) {
 	b.ReportMetric(mib(r.resticKiB<<10), "restic_peak_MiB")
 	b.ReportMetric(mib(r.handKiB<<10), "restic_hand_peak_MiB")
 	b.ReportMetric(mib(r.rAgentKiB<<10), "restore_agent_peak_MiB")
+	b.ReportMetric(avg(r.containerStart), "backup_container_start_s")
+	b.ReportMetric(avg(r.rContainerStart), "restore_container_start_s")
+	b.ReportMetric(mib(r.kubeletKiB<<10), "kubelet_peak_MiB")
+	b.ReportMetric(mib(r.containerdKiB<<10), "containerd_peak_MiB")
 
 	var s strings.Builder
 	fmt.Fprintf(&s, "summary over %d run(s), %d files, %.1f MB per run; restic by hand is the mean of a run before and one after the system:\n", n, r.files/int64(n), float64(r.bytes)/1e6/float64(n))
@@ -174,6 +186,8 @@ func (r *benchResult) report(b *testing.B, n int) {
 		avg(r.restorePre), avg(r.sysResticRestore), avg(r.restorePost), avg(restoreOverhead), ratio(r.handRestore+restoreOverhead, r.handRestore))
 	fmt.Fprintf(&s, "  peak memory (VmHWM): backup agent %.1f MiB, its restic %.1f MiB, restic by hand %.1f MiB (max RSS); restore agent %.1f MiB, its restic %.1f MiB, restic by hand %.1f MiB",
 		mib(r.agentKiB<<10), mib(r.resticKiB<<10), mib(r.handKiB<<10), mib(r.rAgentKiB<<10), mib(r.rResticKiB<<10), mib(r.rHandKiB<<10))
+	fmt.Fprintf(&s, "\n  the node: session created to the agent's container started: backup %.2fs, restore %.2fs; peak RSS kubelet %.1f MiB, containerd %.1f MiB",
+		avg(r.containerStart), avg(r.rContainerStart), mib(r.kubeletKiB<<10), mib(r.containerdKiB<<10))
 	b.Log(s.String())
 }
 
@@ -296,6 +310,7 @@ spec:
 	tl.addProcs(agent)
 	res.backup = tl.since("session Succeeded")
 	res.agentKiB = agent.root.hwmKiB
+	res.containerStart = agent.root.start.Sub(tl.t0)
 	if p := agent.child("backup"); p != nil {
 		res.resticKiB = p.hwmKiB
 		res.sysResticBackup = p.end.Sub(p.start)
@@ -350,6 +365,7 @@ spec:
 	rtl.addProcs(ragent)
 	res.restore = rtl.since("session Succeeded")
 	res.rAgentKiB = ragent.root.hwmKiB
+	res.rContainerStart = ragent.root.start.Sub(rtl.t0)
 	if p := ragent.child("restore"); p != nil {
 		res.rResticKiB = p.hwmKiB
 		res.sysResticRestore = p.end.Sub(p.start)
@@ -363,6 +379,8 @@ spec:
 	res.handRestore = (hands[0].rs.dur + hands[1].rs.dur) / 2
 	res.rHandKiB = max(hands[0].rs.maxRSSKiB, hands[1].rs.maxRSSKiB)
 	benchLog("request latencies now (median / max of 10): %s", probeLatencies(ctx, b, client, ns, bs.Name))
+
+	res.kubeletKiB, res.containerdKiB = readHWM(env.Node.Kubelet.Pid()), readHWM(env.Node.Containerd.Pid())
 
 	for _, d := range []string{sysTarget, hands[0].dir, hands[1].dir} {
 		require.NoError(b, os.RemoveAll(d))

@@ -70,11 +70,21 @@ spec:
 	require.NoError(t, err)
 	waitSnapshot(ctx, t, old, ns)
 
+	// The old cluster's node goes, as in a disaster (and a host has room
+	// for one kubelet); the new cluster gets a node of its own. The old
+	// node comes back for the tests that follow.
+	env.Node.Stop()
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		require.NoError(t, startNode(rctx, env), "the old cluster's node comes back")
+	}()
 	// The new cluster: nothing but the storage, its Secrets and the
 	// password kept outside the old cluster.
-	cp2, err := framework.Start(ctx, framework.Options{NoMinIO: true})
+	cp2, err := framework.Start(ctx, framework.Options{NoMinIO: true, Node: true})
 	require.NoError(t, err)
 	defer cp2.Stop()
+	require.NoError(t, startNode(ctx, cp2))
 	procs2, err := start(ctx, cp2)
 	defer func() {
 		for _, p := range procs2 {

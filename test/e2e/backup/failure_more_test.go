@@ -227,7 +227,7 @@ func TestBackendDownMidBackupThenBack(t *testing.T) {
 	// Freeze restic in the middle of the data, take MinIO away once the
 	// session is recorded as Running, let restic go on: it finds the
 	// storage gone mid-run.
-	p := waitBackupReading(t, e.data, 16<<20)
+	p := waitBackupReading(t, s2, 16<<20)
 	require.NoError(t, syscall.Kill(p.pid, syscall.SIGSTOP))
 	require.Eventually(t, func() bool {
 		bs := e.session(s2)
@@ -245,7 +245,7 @@ func TestBackendDownMidBackupThenBack(t *testing.T) {
 	assert.NotEqual(t, catalogv1alpha1.BackupSessionSucceeded, e.session(s2).Status.Phase)
 
 	// restic gives up after the outage timeout, not after 15 minutes.
-	waitGone(t, "restic", resticBackupOf(e.data), 2*time.Minute)
+	waitGone(t, "restic", resticBackupIn(s2), 2*time.Minute)
 	t.Logf("restic ended %s after MinIO stopped", time.Since(down).Round(time.Second))
 	assert.NotEqual(t, catalogv1alpha1.BackupSessionSucceeded, e.session(s2).Status.Phase)
 
@@ -295,13 +295,9 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	e.addData("large-1", restictest.Dataset{LargeFiles: 8, LargeSize: 16 << 20, Seed: 41})
 	s2 := e.sessionName(2)
 	e.backupNow(s2)
-	waitBackupReading(t, e.data, 16<<20)
-	agents := findProcesses(agentBackupOf(s2))
-	require.Len(t, agents, 1, "the agent of %s", s2)
-	pgid, err := syscall.Getpgid(agents[0].pid)
-	require.NoError(t, err)
-	require.Equal(t, agents[0].pid, pgid, "the agent leads its container's process group")
-	require.NoError(t, syscall.Kill(-pgid, syscall.SIGKILL))
+	waitBackupReading(t, s2, 16<<20)
+	// SIGKILL through the runtime, as the OOM killer or a lost node would.
+	killContainer(ctx, t, e.o.NS, "Job of "+s2)
 
 	require.Equal(t, catalogv1alpha1.BackupSessionFailed, e.waitSession(s2), "the session of the killed Job")
 	snap := e.snapshot(s2)
@@ -329,7 +325,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	e.addData("large-2", restictest.Dataset{LargeFiles: 8, LargeSize: 16 << 20, Seed: 42})
 	s4 := e.sessionName(4)
 	e.backupNow(s4)
-	p := waitBackupReading(t, e.data, 16<<20)
+	p := waitBackupReading(t, s4, 16<<20)
 	require.NoError(t, syscall.Kill(p.pid, syscall.SIGKILL))
 	require.Equal(t, catalogv1alpha1.BackupSessionFailed, e.waitSession(s4), "the session whose restic was killed")
 	dump := e.snapshot(s4).Status.Components["dump"]

@@ -284,36 +284,40 @@ func (e *failEnv) repo() *restic.Repo {
 }
 
 // podLogsOnFailure prints the end of the container logs of the
-// namespace's pods (the agent's) when t failed.
+// namespace's pods (the agent's), read through the kubelet as kubectl
+// logs does, when t failed.
 func podLogsOnFailure(t *testing.T, ns string) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
-		logs, _ := filepath.Glob(filepath.Join(env.Dir, "logs", "pods", ns, "*", "*.log"))
-		for _, l := range logs {
-			b, err := os.ReadFile(l)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pods, err := env.KubeClient.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Logf("list pods of %s: %v", ns, err)
+			return
+		}
+		for _, p := range pods.Items {
+			b, err := env.KubeClient.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To[int64](25)}).DoRaw(ctx)
 			if err != nil {
+				t.Logf("logs of pod %s/%s (%s): %v", ns, p.Name, p.Status.Phase, err)
 				continue
 			}
-			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-			if len(lines) > 25 {
-				lines = lines[len(lines)-25:]
-			}
-			t.Logf("%s:\n%s", strings.TrimPrefix(l, env.Dir+"/"), strings.Join(lines, "\n"))
+			t.Logf("pod %s/%s (%s):\n%s", ns, p.Name, p.Status.Phase, b)
 		}
 	})
 }
 
-// process is a process on this machine: the local node runs each
-// container as one.
+// process is a process on this machine; a container's processes are
+// host processes too, seen in /proc.
 type process struct {
-	pid  int
-	args []string
+	pid, ppid int
+	args      []string
 }
 
-// findProcesses lists the processes whose arguments satisfy match.
-func findProcesses(match func(args []string) bool) []process {
+// findProcesses lists the processes that satisfy match.
+func findProcesses(match func(p process) bool) []process {
 	ents, _ := os.ReadDir("/proc")
 	var out []process
 	for _, d := range ents {
@@ -321,40 +325,50 @@ func findProcesses(match func(args []string) bool) []process {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
-		if match(args) {
-			out = append(out, process{pid: pid, args: args})
+		if p, ok := readProcess(pid); ok && match(p) {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// resticBackupOf matches a restic backup of the folder dir.
-func resticBackupOf(dir string) func(args []string) bool {
-	return func(args []string) bool {
-		if len(args) < 2 || filepath.Base(args[0]) != "restic" || args[1] != "backup" {
-			return false
-		}
-		for _, a := range args {
-			if a == dir {
-				return true
+func readProcess(pid int) (process, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return process{}, false
+	}
+	p := process{pid: pid, args: strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// pid (comm) state ppid ...
+		if i := bytes.LastIndexByte(st, ')'); i > 0 {
+			if f := strings.Fields(string(st[i+1:])); len(f) > 1 {
+				p.ppid, _ = strconv.Atoi(f[1])
 			}
 		}
-		return false
+	}
+	return p, true
+}
+
+// resticBackupIn matches the restic backup that the agent of a session's
+// backup Job runs.
+func resticBackupIn(session string) func(p process) bool {
+	agent := agentBackupOf(session)
+	return func(p process) bool {
+		if len(p.args) < 2 || filepath.Base(p.args[0]) != "restic" || p.args[1] != "backup" {
+			return false
+		}
+		parent, ok := readProcess(p.ppid)
+		return ok && agent(parent)
 	}
 }
 
 // agentBackupOf matches the agent of a session's backup Job.
-func agentBackupOf(session string) func(args []string) bool {
-	return func(args []string) bool {
-		if len(args) < 2 || filepath.Base(args[0]) != "agent" || args[1] != "backup" {
+func agentBackupOf(session string) func(p process) bool {
+	return func(p process) bool {
+		if len(p.args) < 2 || filepath.Base(p.args[0]) != "agent" || p.args[1] != "backup" {
 			return false
 		}
-		for _, a := range args {
+		for _, a := range p.args {
 			if a == "--backupsession="+session {
 				return true
 			}
@@ -378,24 +392,25 @@ func bytesRead(pid int) int64 {
 	return -1
 }
 
-// waitBackupReading waits for restic to back up dir and to have read at
-// least n bytes: it holds its lock and is in the middle of the data.
-func waitBackupReading(t *testing.T, dir string, n int64) process {
+// waitBackupReading waits for the restic of a session's backup to have
+// read at least n bytes: it holds its lock and is in the middle of the
+// data.
+func waitBackupReading(t *testing.T, session string, n int64) process {
 	t.Helper()
 	var p process
 	require.Eventually(t, func() bool {
-		ps := findProcesses(resticBackupOf(dir))
+		ps := findProcesses(resticBackupIn(session))
 		if len(ps) != 1 {
 			return false
 		}
 		p = ps[0]
 		return bytesRead(p.pid) >= n
-	}, 3*time.Minute, 20*time.Millisecond, "restic backs up %s and has read %d bytes", dir, n)
+	}, 3*time.Minute, 20*time.Millisecond, "restic backs up session %s and has read %d bytes", session, n)
 	return p
 }
 
 // waitGone waits until no process satisfies match.
-func waitGone(t *testing.T, what string, match func(args []string) bool, timeout time.Duration) {
+func waitGone(t *testing.T, what string, match func(p process) bool, timeout time.Duration) {
 	t.Helper()
 	require.Eventually(t, func() bool { return len(findProcesses(match)) == 0 }, timeout, 100*time.Millisecond, "%s ended", what)
 }
@@ -468,4 +483,17 @@ spec:
     provider: s3
     s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[7]s, secretName: s3-secret}
 `, ns, m.AccessKey, m.SecretKey, m.Endpoint, m.Bucket, password, prefix)
+}
+
+// killContainer kills the one running container of namespace ns with
+// SIGKILL through the runtime (crictl stop with no grace), as the OOM
+// killer or a lost node would.
+func killContainer(ctx context.Context, t *testing.T, ns, what string) {
+	t.Helper()
+	out, err := env.Node.Crictl(ctx, "ps", "-q", "--state", "running", "--label", "io.kubernetes.pod.namespace="+ns)
+	require.NoError(t, err)
+	ids := strings.Fields(out)
+	require.Len(t, ids, 1, "one running container in %s (%s)", ns, what)
+	_, err = env.Node.Crictl(ctx, "stop", "--timeout", "0", ids[0])
+	require.NoError(t, err, "kill the container of %s", what)
 }

@@ -1,7 +1,8 @@
 // Package backup runs scheduled backups of a stand-alone PVC through the
 // whole system: kube-apiserver with the catalog server behind an
 // APIService, kube-controller-manager's CronJob and Job controllers, this
-// project's controller, the local node running the agent, restic and MinIO.
+// project's controller, a real node (kubelet, containerd, runc) running
+// the agent's image with restic, and MinIO.
 package backup
 
 import (
@@ -23,7 +24,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	framework.RunMain(m, framework.Options{}, &env)
+	framework.RunMain(m, framework.Options{Node: true}, &env)
 }
 
 var system struct {
@@ -32,36 +33,58 @@ var system struct {
 }
 
 // startSystem builds the binaries and starts, once per package, the
-// catalog server, the controller and the local node on env. Its processes
+// real node, the catalog server and the controller on env. Its processes
 // end with the test binary.
 func startSystem(ctx context.Context) error {
 	system.once.Do(func() {
-		if system.err = build(ctx); system.err == nil {
-			procs, system.err = start(ctx, env)
+		if system.err = build(ctx); system.err != nil {
+			return
 		}
+		if system.err = startNode(ctx, env); system.err != nil {
+			return
+		}
+		procs, system.err = start(ctx, env)
 	})
 	return system.err
 }
 
-// build compiles the catalog server, the controller, the agent and the
-// local node into binDir, next to restic.
+// build compiles the catalog server and the controller into binDir, next
+// to restic (for restic by hand), and the images the node runs.
 func build(ctx context.Context) error {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
 	}
 	binDir = filepath.Join(env.Dir, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/apiserver", "./cmd/controller", "./cmd/agent", "./test/localnode/cmd/localnode")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/apiserver", "./cmd/controller")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
-	// The agent execs restic from its own folder.
+	cmd = exec.CommandContext(ctx, "hack/images.sh")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("hack/images.sh: %w\n%s", err, out)
+	}
 	return os.Link(filepath.Join(root, "bin", "restic"), filepath.Join(binDir, "restic"))
 }
 
-// start starts the catalog server, the controller and the local node on
-// cp, and installs the addons and Job roles.
+// startNode starts the real node of cp with our images.
+func startNode(ctx context.Context, cp *framework.ControlPlane) error {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return err
+	}
+	images, err := framework.ImageTarballs(filepath.Join(root, "bin"))
+	if err != nil {
+		return err
+	}
+	_, err = cp.StartNode(ctx, images)
+	return err
+}
+
+// start starts the catalog server and the controller on cp, and installs
+// the addons and Job roles.
 func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Process, error) {
 	root, err := framework.RepoRoot()
 	if err != nil {
@@ -86,11 +109,7 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 	}
 	for _, p := range []*framework.Process{
 		{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: []string{
-			"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=ghcr.io/kubestash/agent:dev", "--v=2"}},
-		{Name: "localnode", Bin: filepath.Join(binDir, "localnode"), Args: []string{
-			"-kubeconfig=" + cp.Kubeconfig, "-work-dir=" + filepath.Join(cp.Dir, "node"),
-			"-log-dir=" + filepath.Join(cp.Dir, "logs", "pods"), "-image=*kubestash*=" + filepath.Join(binDir, "agent")},
-			Env: []string{"PATH=" + binDir + ":" + os.Getenv("PATH")}},
+			"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}},
 	} {
 		p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
 		if err := p.Start(); err != nil {
@@ -102,6 +121,11 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 }
 
 var procs []*framework.Process
+
+// agentImage is the agent's image of this version, as the Functions name it.
+func agentImage(cp *framework.ControlPlane) string {
+	return "ghcr.io/kubestash-catalog/agent:" + cp.Version()
+}
 
 // logsOnFailure prints the end of each process's log when t failed.
 func logsOnFailure(t testing.TB) {
