@@ -18,7 +18,7 @@ KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
 case "$BACKEND" in local|s3) ;; *) fail "BACKEND must be local or s3, not $BACKEND" ;; esac
-CRICTL=("$ROOT/bin/crictl" --runtime-endpoint unix:///run/kubestash-node/containerd.sock)
+CRICTL=("$ROOT/bin/crictl" --config "$ROOT/.dev/node/crictl.yaml")
 
 # The demo runs its Jobs on a real node: say so plainly where one can't run.
 if [[ $(id -u) != 0 ]]; then

@@ -147,7 +147,8 @@ func plantLock(ctx context.Context, t *testing.T, repoDir, host string) string {
 	var id string
 	ok := assert.Eventually(t, func() bool {
 		for _, l := range lockFileIDs(t, repoDir) {
-			if !slices.Contains(before, l) {
+			// restic writes a lock as "<id>-tmp-N" and renames it.
+			if len(l) == 64 && !slices.Contains(before, l) {
 				id = l
 				return true
 			}

@@ -195,6 +195,8 @@ imports = []
 }
 `, BridgeName, PodCIDR, BridgeIP, ServiceCIDR, n.path("cni/ipam")),
 		"resolv.conf": "",
+		// crictl without this file warns on every call.
+		"crictl.yaml": fmt.Sprintf("runtime-endpoint: unix://%[1]s\nimage-endpoint: unix://%[1]s\ntimeout: 20\n", containerdSocket),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(n.path(name), []byte(content), 0o644); err != nil {
@@ -435,25 +437,21 @@ func (n *Node) removeSandboxes() {
 	if exited, _ := n.Containerd.Exited(); exited {
 		return
 	}
-	crictl := filepath.Join(n.bin, "crictl")
-	if _, err := os.Stat(crictl); err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ids, err := exec.CommandContext(ctx, crictl, "--runtime-endpoint", n.Socket, "pods", "-q").Output()
+	ids, err := n.Crictl(ctx, "pods", "-q")
 	if err != nil {
 		return
 	}
-	for _, id := range strings.Fields(string(ids)) {
-		_ = exec.CommandContext(ctx, crictl, "--runtime-endpoint", n.Socket, "stopp", id).Run()
-		_ = exec.CommandContext(ctx, crictl, "--runtime-endpoint", n.Socket, "rmp", "-f", id).Run()
+	for _, id := range strings.Fields(ids) {
+		_, _ = n.Crictl(ctx, "stopp", id)
+		_, _ = n.Crictl(ctx, "rmp", "-f", id)
 	}
 }
 
 // Crictl runs crictl against the node's containerd.
 func (n *Node) Crictl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(n.bin, "crictl"), append([]string{"--runtime-endpoint", n.Socket, "--image-endpoint", n.Socket, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(n.bin, "crictl"), append([]string{"--config", n.path("crictl.yaml")}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

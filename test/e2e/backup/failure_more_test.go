@@ -298,6 +298,11 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	waitBackupReading(t, s2, 16<<20)
 	// SIGKILL through the runtime, as the OOM killer or a lost node would.
 	killContainer(ctx, t, e.o.NS, "Job of "+s2)
+	// Looked at at once: the failed session's retention Job removes a dead
+	// pod's lock soon after.
+	locks, err := e.repo().Locks(ctx)
+	require.NoError(t, err)
+	assert.NotEmpty(t, locks, "the killed restic left its lock")
 
 	require.Equal(t, catalogv1alpha1.BackupSessionFailed, e.waitSession(s2), "the session of the killed Job")
 	snap := e.snapshot(s2)
@@ -309,9 +314,6 @@ func TestAgentKilledMidBackup(t *testing.T) {
 		assert.Contains(t, incomplete.Message, "Job failed")
 		t.Logf("the Snapshot's reason: %s: %s", incomplete.Reason, incomplete.Message)
 	}
-	locks, err := e.repo().Locks(ctx)
-	require.NoError(t, err)
-	assert.NotEmpty(t, locks, "the killed restic left its lock")
 	e.assertFirstUntouched()
 
 	s3 := e.sessionName(3)
