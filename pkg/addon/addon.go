@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
@@ -121,13 +122,32 @@ func Expand(s string, vars map[string]string) string {
 	})
 }
 
+// expandJSON is Expand for JSON text: the values are escaped as JSON
+// string content, so that a parameter (the user's params, a target's name)
+// can only ever become part of the string it was put in, never new keys;
+// a volume source built from a template keeps the kind of its template.
+// Defaults come from the template's own JSON and are already escaped.
+func expandJSON(s string, vars map[string]string) string {
+	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		g := placeholder.FindStringSubmatch(m)
+		if v, ok := vars[g[1]]; ok && v != "" {
+			b, _ := json.Marshal(v) // a string always encodes
+			return string(b[1 : len(b)-1])
+		}
+		return g[2]
+	})
+}
+
 // Input is what a task's pod needs.
 type Input struct {
 	Task     *addonsv1alpha1.Task
 	Function *addonsv1alpha1.Function
 	// Ref is the task as the BackupConfiguration or RestoreSession names
 	// it: params, variables and volume overrides.
-	Ref    *corev1alpha1.TaskReference
+	Ref *corev1alpha1.TaskReference
+	// Field is where Ref is in its object (spec.addon.tasks[0]), to name
+	// the field in errors; nil means tasks[<name>].
+	Field  *field.Path
 	Params map[string]string
 	// Env is added to the container, e.g. secrets by secretKeyRef.
 	Env []corev1.EnvVar
@@ -162,17 +182,35 @@ func PodSpec(in Input) (corev1.PodSpec, error) {
 		c.EnvFrom = append(c.EnvFrom, rs.EnvFrom...)
 	}
 
+	// A user's addonVolumes may replace a volumeTemplate's source only with
+	// a source of their own namespace (UserVolumeSources). The admission
+	// rules say so too (the CRD's CEL rule, the catalog server's
+	// validation); this check is for what was stored before them, so that
+	// no such object ever becomes a Job with a hostPath.
+	fld := in.Field
+	if fld == nil {
+		fld = field.NewPath("tasks").Key(in.Task.Name)
+	}
 	overrides := map[string]*addonsv1alpha1.VolumeSource{}
+	overrideField := map[string]*field.Path{}
 	if in.Ref != nil {
-		for _, v := range in.Ref.AddonVolumes {
+		if errs := ValidateAddonVolumes(fld.Child("addonVolumes"), in.Ref.AddonVolumes); len(errs) > 0 {
+			return corev1.PodSpec{}, fmt.Errorf("task %s: %w", in.Task.Name, errs.ToAggregate())
+		}
+		for i, v := range in.Ref.AddonVolumes {
 			overrides[v.Name] = v.Source
+			overrideField[v.Name] = fld.Child("addonVolumes").Index(i).Child("source")
 		}
 	}
 	var vols []corev1.Volume
-	for _, vt := range in.Task.VolumeTemplate {
+	for i, vt := range in.Task.VolumeTemplate {
 		src := vt.Source
-		if o, ok := overrides[vt.Name]; ok && o != nil {
-			src = o
+		srcField := field.NewPath("volumeTemplate").Index(i).Child("source")
+		o, byUser := overrides[vt.Name]
+		if byUser && o != nil {
+			src, srcField = o, overrideField[vt.Name]
+		} else {
+			byUser = false
 		}
 		if src == nil {
 			return corev1.PodSpec{}, fmt.Errorf("task %s: volume %s has no source", in.Task.Name, vt.Name)
@@ -182,12 +220,16 @@ func PodSpec(in Input) (corev1.PodSpec, error) {
 		}
 		// Substitute in the whole source, as upstream does, so that
 		// claimName: ${PVC_NAME} becomes the target.
-		raw, err := json.Marshal(src.VolumeSource.ToCore())
+		tmpl := src.VolumeSource.ToCore()
+		raw, err := json.Marshal(tmpl)
 		if err != nil {
-			return corev1.PodSpec{}, err
+			return corev1.PodSpec{}, fmt.Errorf("task %s: volume %s: encode source: %w", in.Task.Name, vt.Name, err)
 		}
 		var vs corev1.VolumeSource
-		if err := json.Unmarshal([]byte(Expand(string(raw), in.Params)), &vs); err != nil {
+		if err := json.Unmarshal([]byte(expandJSON(string(raw), in.Params)), &vs); err != nil {
+			return corev1.PodSpec{}, fmt.Errorf("task %s: volume %s: %w", in.Task.Name, vt.Name, err)
+		}
+		if err := checkBuiltSource(srcField, tmpl, vs, byUser); err != nil {
 			return corev1.PodSpec{}, fmt.Errorf("task %s: volume %s: %w", in.Task.Name, vt.Name, err)
 		}
 		vols = append(vols, corev1.Volume{Name: vt.Name, VolumeSource: vs})

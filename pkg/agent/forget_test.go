@@ -61,15 +61,7 @@ func TestForget(t *testing.T) {
 
 	r, err := a.newRestic(&access{location: mustLocation(t, a, f), password: password, base: "/pvc-backup-demo"}, "repository/v1/"+session+"/dump", DefaultScratchDir, false)
 	require.NoError(t, err)
-	ids := func() []string {
-		have, err := r.Snapshots(ctx)
-		require.NoError(t, err)
-		var out []string
-		for _, s := range have {
-			out = append(out, s.ID)
-		}
-		return out
-	}
+	ids := func() []string { return snapshotIDs(ctx, t, r) }
 	got := ids()
 	assert.Len(t, got, 2)
 	assert.NotContains(t, got, deletedID, "the deleted Snapshot's data is forgotten")
@@ -90,4 +82,16 @@ func mustLocation(t *testing.T, a *Agent, f *fixture) (loc restic.Location) {
 	loc, err = a.location(context.Background(), bs, repoName)
 	require.NoError(t, err)
 	return loc
+}
+
+// snapshotIDs lists the ids of the restic snapshots in r.
+func snapshotIDs(ctx context.Context, t *testing.T, r *restic.Repo) []string {
+	t.Helper()
+	have, err := r.Snapshots(ctx)
+	require.NoError(t, err)
+	var out []string
+	for _, s := range have {
+		out = append(out, s.ID)
+	}
+	return out
 }

@@ -241,15 +241,7 @@ func TestDeadLocks(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, f.client.CatalogV1alpha1().Snapshots(ns).Delete(ctx, snaps[0], metav1.DeleteOptions{}))
-	ids := func() []string {
-		have, err := r.Snapshots(ctx)
-		require.NoError(t, err)
-		var out []string
-		for _, s := range have {
-			out = append(out, s.ID)
-		}
-		return out
-	}
+	ids := func() []string { return snapshotIDs(ctx, t, r) }
 	opts := ForgetOptions{Namespace: ns, Repositories: []string{repoName}, ScratchDir: DefaultScratchDir}
 
 	// The running pod's lock stays and blocks the prune.

@@ -26,10 +26,13 @@ import (
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/utils/ptr"
 
+	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/apis/catalog/install"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
@@ -354,6 +357,21 @@ func TestValidation(t *testing.T) {
 		})},
 		{name: "restoresession without repository", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) { r.Spec.DataSource.Repository = "" }),
 			want: []string{"spec.dataSource.repository"}},
+		{name: "restoresession addonVolumes with a claim of its namespace", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) {
+			r.Spec.Addon = addonWithVolume(storagev1alpha1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "scratch"}})
+		})},
+		{name: "restoresession addonVolumes emptyDir", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) {
+			r.Spec.Addon = addonWithVolume(storagev1alpha1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}})
+		})},
+		{name: "restoresession addonVolumes hostPath", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) {
+			r.Spec.Addon = addonWithVolume(storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}})
+		}), want: []string{"spec.addon.tasks[0].addonVolumes[0].source.hostPath"}},
+		{name: "restoresession addonVolumes nfs", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) {
+			r.Spec.Addon = addonWithVolume(storagev1alpha1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}})
+		}), want: []string{"spec.addon.tasks[0].addonVolumes[0].source.nfs"}},
+		{name: "restoresession addonVolumes hostPath on update", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) {
+			r.Spec.Addon = addonWithVolume(storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}})
+		}), old: rsess(func(*catalog.RestoreSession) {}), want: []string{"spec.addon.tasks[0].addonVolumes[0].source.hostPath"}},
 		{name: "restoresession repository is immutable", kind: "RestoreSession", obj: rsess(func(r *catalog.RestoreSession) { r.Spec.DataSource.Repository = "q" }),
 			old: rsess(func(*catalog.RestoreSession) {}), want: []string{"spec.dataSource.repository"}},
 	}
@@ -376,6 +394,13 @@ func TestValidation(t *testing.T) {
 			assert.ElementsMatch(t, c.want, got, "%v", errs)
 		})
 	}
+}
+
+// addonWithVolume is a restore addon whose task replaces the source of its
+// kubestash-tmp-volume.
+func addonWithVolume(src storagev1alpha1.VolumeSource) *corev1alpha1.AddonInfo {
+	return &corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup-restore",
+		AddonVolumes: []corev1alpha1.AddonVolumeInfo{{Name: "kubestash-tmp-volume", Source: &addonsv1alpha1.VolumeSource{VolumeSource: src}}}}}}
 }
 
 // TestRestoreSessionDefaults checks that the data source's namespace is the

@@ -338,6 +338,10 @@ func acquireHost(ctx context.Context, bin string) error {
 	}
 }
 
+// afterTeardown, when set (tests), runs once the host is put back and
+// before the lock goes to another package's node.
+var afterTeardown func()
+
 // releaseHost puts the host back once no control plane of this process
 // uses it.
 func releaseHost() {
@@ -351,6 +355,9 @@ func releaseHost() {
 	}
 	if err := Teardown(); err != nil {
 		fmt.Fprintf(os.Stderr, "put the host back: %v\n", err)
+	}
+	if afterTeardown != nil {
+		afterTeardown()
 	}
 	hostRef.lock.unlock()
 	hostRef.lock, hostRef.state = nil, nil

@@ -95,9 +95,14 @@ spec:
 	require.NoError(t, err)
 	assert.Contains(t, ps, "restic", "crictl lists the Job's container")
 
+	// The host as the node left it, before another package's node may
+	// take the host.
+	var after map[string]string
+	afterTeardown = func() { after = HostSnapshot(bin) }
+	defer func() { afterTeardown = nil }()
 	cp.Stop()
 	stopped = true
-	after := HostSnapshot(bin)
+	require.NotNil(t, after, "the host was put back")
 	for k, v := range before {
 		assert.Equal(t, v, after[k], "host %s after the node stopped", k)
 	}

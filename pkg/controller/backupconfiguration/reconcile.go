@@ -17,17 +17,20 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"kubestash.dev/kubestash/pkg/addon"
 	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
@@ -299,6 +302,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		if s.Addon == nil {
 			continue
 		}
+		p.invalid = append(p.invalid, checkAddonInfo(bc, &s)...)
 		a, ok := addons[s.Addon.Name]
 		if !ok {
 			var err error
@@ -322,6 +326,36 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		}
 	}
 	return p
+}
+
+// checkAddonInfo checks what a session's addon lets a namespace's user
+// put into the backup Job. The CRD's CEL rule refuses hostPath and other
+// node-level addonVolumes, but not in objects stored before it; and
+// whether a jobTemplate's serviceAccountName may be used depends on where
+// the storages are. The backup session refuses both again when it builds
+// the Job (pkg/addon, executor.CheckUserAccount); here they make the
+// configuration Invalid, naming the field, before any session runs.
+func checkAddonInfo(bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) []string {
+	var out []string
+	fld := field.NewPath("spec", "sessions").Key(s.Name).Child("addon")
+	for i, t := range s.Addon.Tasks {
+		for _, e := range addon.ValidateAddonVolumes(fld.Child("tasks").Index(i).Child("addonVolumes"), t.AddonVolumes) {
+			out = append(out, e.Error())
+		}
+	}
+	if jt := s.Addon.JobTemplate; jt != nil {
+		var storages []kmapi.ObjectReference
+		for _, repo := range s.Repositories {
+			if ref, ok := bc.StorageOf(repo); ok {
+				storages = append(storages, ref)
+			}
+		}
+		if e := executor.CheckUserAccount(fld.Child("jobTemplate", "spec", "serviceAccountName"), jt.Spec.ServiceAccountName,
+			bc.Namespace, backupsession.BackupServiceAccount, storages); e != nil {
+			out = append(out, e.Error())
+		}
+	}
+	return out
 }
 
 // failedConditions joins the messages of a status's False conditions
@@ -432,7 +466,7 @@ func CronJobName(bc, session string) string {
 // ensureSchedulers keeps one CronJob per session, and the ServiceAccount
 // and RoleBinding its Jobs run as.
 func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
-	if err := executor.EnsureAccount(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
+	if _, err := executor.EnsureAccount(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
 		return err
 	}
 	var errs []string

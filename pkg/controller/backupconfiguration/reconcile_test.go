@@ -202,6 +202,30 @@ func TestReconcileProblems(t *testing.T) {
 			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "from: Same",
 		},
 		{
+			// Stored before the CRD's CEL rule refused it.
+			name: "hostPath in addonVolumes",
+			mutate: func(_, ks *[]runtime.Object) {
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Sessions[0].Addon.Tasks[0].AddonVolumes = []corev1alpha1.AddonVolumeInfo{{Name: "kubestash-tmp-volume",
+					Source: &addonsv1alpha1.VolumeSource{VolumeSource: storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}}
+			},
+			phase: corev1alpha1.BackupInvokerInvalid,
+			inMessage: "spec.sessions[frequent-backup].addon.tasks[0].addonVolumes[0].source.hostPath: Forbidden: only persistentVolumeClaim, emptyDir, " +
+				"configMap, secret and volumeClaimTemplate (ephemeral) volumes may be set by a user; hostPath, nfs and other node-level sources only come from the Addon's volumeTemplate",
+		},
+		{
+			name: "the user's ServiceAccount with a shared storage",
+			mutate: func(_, ks *[]runtime.Object) {
+				(*ks)[0].(*storagev1alpha1.BackupStorage).Namespace = "stash"
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
+				bc.Spec.Sessions[0].Addon.JobTemplate = &storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{ServiceAccountName: "my-sa"}}
+			},
+			phase: corev1alpha1.BackupInvokerInvalid,
+			inMessage: `spec.sessions[frequent-backup].addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage ` +
+				`of another namespace only to the ServiceAccount it makes for its Jobs (kubestash-backup), not to ServiceAccount "my-sa"`,
+		},
+		{
 			name: "addon without the task",
 			mutate: func(_, ks *[]runtime.Object) {
 				(*ks)[2].(*addonsv1alpha1.Addon).Spec.BackupTasks[0].Name = "other"
@@ -239,6 +263,33 @@ func TestReconcileProblems(t *testing.T) {
 			sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			assert.Empty(t, sessions.Items, "no backup is triggered")
+		})
+	}
+}
+
+// TestUserServiceAccountWithOwnStorage: a jobTemplate's serviceAccountName
+// is fine while every storage is of the configuration's namespace (the
+// Job's Secrets come by secretKeyRef; nothing is granted), and also with a
+// shared storage when it names the controller's own backup account.
+func TestUserServiceAccountWithOwnStorage(t *testing.T) {
+	for _, c := range []struct {
+		name, sa string
+		shared   bool
+	}{
+		{name: "the user's account, own storage", sa: "my-sa"},
+		{name: "the controller's account, shared storage", sa: "kubestash-backup", shared: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(_, ks *[]runtime.Object) {
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Sessions[0].Addon.JobTemplate = &storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{ServiceAccountName: c.sa}}
+				if c.shared {
+					(*ks)[0].(*storagev1alpha1.BackupStorage).Namespace = "stash"
+					bc.Spec.Backends[0].StorageRef.Namespace = "stash"
+				}
+			})
+			require.NoError(t, e.r.Reconcile(context.Background(), "demo", "pvc-backup"))
+			assert.Equal(t, corev1alpha1.BackupInvokerReady, e.bc(t).Status.Phase)
 		})
 	}
 }

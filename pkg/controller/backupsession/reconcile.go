@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -553,17 +554,19 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 			shared = append(shared, sh)
 		}
 	}
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params, Env: env})
+	addonField := sessionField(s).Child("addon")
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Field: addonField.Child("tasks").Index(0), Params: params, Env: env})
 	if err != nil {
 		return nil, err
 	}
 	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
 		return nil, err
 	}
-	if err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole); err != nil {
+	acct, err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole)
+	if err != nil {
 		return nil, err
 	}
-	pod.ServiceAccountName = BackupServiceAccount
+	pod.ServiceAccountName = acct.Name()
 	if jt := s.Addon.JobTemplate; jt != nil {
 		pod.NodeSelector = jt.Spec.NodeSelector
 		pod.Tolerations = jt.Spec.Tolerations
@@ -571,11 +574,18 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 		pod.SecurityContext = jt.Spec.SecurityContext
 		pod.PriorityClassName = jt.Spec.PriorityClassName
 		pod.ImagePullSecrets = jt.Spec.ImagePullSecrets
+		// The Job may run as the user's account, but a shared storage is
+		// granted only to ours: refuse rather than bind the storage
+		// owner's Secret to any account the user names.
+		if ferr := executor.CheckUserAccount(addonField.Child("jobTemplate", "spec", "serviceAccountName"), jt.Spec.ServiceAccountName, acct.Namespace(), acct.Name(), storages); ferr != nil {
+			return nil, ferr
+		}
 		if jt.Spec.ServiceAccountName != "" {
 			pod.ServiceAccountName = jt.Spec.ServiceAccountName
 		}
 	}
-	if err := executor.GrantStorages(ctx, r.Kube, shared, bs.Namespace, pod.ServiceAccountName); err != nil {
+	// After CheckUserAccount, a Job with a shared storage runs as acct.
+	if err := executor.GrantStorages(ctx, r.Kube, shared, acct); err != nil {
 		return nil, err
 	}
 	lbls := jobLabels(bs, s, "kubestash-backup")
@@ -648,6 +658,13 @@ func (r *Reconciler) cleanHistory(ctx context.Context, bs *catalogv1alpha1.Backu
 		return
 	}
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeSessionHistoryCleaned, catalogv1alpha1.ReasonSuccessfullyCleanedSessionHistory, fmt.Sprintf("keeping %d sessions", limit)))
+}
+
+// sessionField is the path of a session in its BackupConfiguration, by
+// name as the configuration's status messages have it, for errors that
+// name a field.
+func sessionField(s *corev1alpha1.Session) *field.Path {
+	return field.NewPath("spec", "sessions").Key(s.Name)
 }
 
 // jobLabels are the labels of a Job of session bs (its backup or retention

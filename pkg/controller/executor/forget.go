@@ -88,10 +88,11 @@ func (f Forget) PodSpec(ctx context.Context, ns string, repos []string) (corev1.
 	if err := backendmount.Add(ctx, f.Client, &pod, storageRefs); err != nil {
 		return corev1.PodSpec{}, err
 	}
-	if err := EnsureAccount(ctx, f.Kube, ns, f.ServiceAccount, f.ClusterRole); err != nil {
+	acct, err := EnsureAccount(ctx, f.Kube, ns, f.ServiceAccount, f.ClusterRole)
+	if err != nil {
 		return corev1.PodSpec{}, err
 	}
-	if err := GrantStorages(ctx, f.Kube, shared, ns, f.ServiceAccount); err != nil {
+	if err := GrantStorages(ctx, f.Kube, shared, acct); err != nil {
 		return corev1.PodSpec{}, err
 	}
 	return pod, nil

@@ -27,7 +27,7 @@ const (
 	LabelGrantNamespace = "kubestash.com/grantee-namespace"
 )
 
-// GrantStorage lets the ServiceAccount saNS/saName of another namespace read
+// GrantStorage lets the ServiceAccount sa of another namespace read
 // what its Jobs need of a BackupStorage shared with it by its usagePolicy:
 // the BackupStorage itself and its Secret (a secretKeyRef cannot reach
 // across namespaces, see pkg/secretenv), by name, and nothing else there.
@@ -37,8 +37,15 @@ const (
 // its usagePolicy no longer allows (RevokeStorageGrants). Only a storage's
 // Secret is ever granted, since its owner shared it through the
 // usagePolicy; an encryption Secret of another namespace is not (nothing
-// says its owner agreed), and a Job needing one fails naming it.
-func GrantStorage(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, saNS, saName string) error {
+// says its owner agreed), and a Job needing one fails naming it. The
+// owner shared it with a namespace's backups, not with any account there:
+// sa is an Account, which only EnsureAccount makes, so a ServiceAccount a
+// user named in a jobTemplate is never bound (see CheckUserAccount).
+func GrantStorage(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, sa Account) error {
+	saNS, saName := sa.namespace, sa.name
+	if saNS == "" || saName == "" {
+		return fmt.Errorf("BackupStorage %s/%s: no ServiceAccount of the controller's own to grant it to", bs.Namespace, bs.Name)
+	}
 	if bs.Namespace == saNS {
 		return nil
 	}
@@ -69,9 +76,9 @@ func GrantStorage(ctx context.Context, kube kubernetes.Interface, bs *storagev1a
 }
 
 // GrantStorages is GrantStorage for each of shared.
-func GrantStorages(ctx context.Context, kube kubernetes.Interface, shared []*storagev1alpha1.BackupStorage, saNS, saName string) error {
+func GrantStorages(ctx context.Context, kube kubernetes.Interface, shared []*storagev1alpha1.BackupStorage, sa Account) error {
 	for _, bs := range shared {
-		if err := GrantStorage(ctx, kube, bs, saNS, saName); err != nil {
+		if err := GrantStorage(ctx, kube, bs, sa); err != nil {
 			return err
 		}
 	}

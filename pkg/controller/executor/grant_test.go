@@ -10,9 +10,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 )
 
@@ -52,7 +54,7 @@ func TestGrantStorage(t *testing.T) {
 			ctx := context.Background()
 			kube := fake.NewClientset(c.objects...)
 			for range 2 { // idempotent
-				err := GrantStorages(ctx, kube, []*storagev1alpha1.BackupStorage{c.bs}, "demo", "kubestash-backup")
+				err := GrantStorages(ctx, kube, []*storagev1alpha1.BackupStorage{c.bs}, Account{"demo", "kubestash-backup"})
 				if c.wantErr != "" {
 					require.ErrorContains(t, err, c.wantErr)
 				} else {
@@ -86,7 +88,7 @@ func TestGrantStorage(t *testing.T) {
 func TestGrantInOwnNamespaceIsNoOp(t *testing.T) {
 	ctx := context.Background()
 	kube := fake.NewClientset()
-	require.NoError(t, GrantStorage(ctx, kube, sharedStorage(storagev1alpha1.NamespacesFromAll, nil), "stash", "kubestash-backup"))
+	require.NoError(t, GrantStorage(ctx, kube, sharedStorage(storagev1alpha1.NamespacesFromAll, nil), Account{"stash", "kubestash-backup"}))
 	rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, rbs.Items, "the Job's own RoleBinding and secretKeyRefs suffice")
@@ -113,12 +115,12 @@ func TestRevokeStorageGrants(t *testing.T) {
 			kube := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"team": "a"}}})
 			all := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
 			for _, ns := range []string{"demo", "other"} {
-				require.NoError(t, GrantStorage(ctx, kube, all, ns, "kubestash-backup"))
+				require.NoError(t, GrantStorage(ctx, kube, all, Account{ns, "kubestash-backup"}))
 			}
 			// A grant on another storage of the namespace is not its business.
 			other := sharedStorage(storagev1alpha1.NamespacesFromAll, nil)
 			other.Name = "second"
-			require.NoError(t, GrantStorage(ctx, kube, other, "demo", "kubestash-backup"))
+			require.NoError(t, GrantStorage(ctx, kube, other, Account{"demo", "kubestash-backup"}))
 
 			require.NoError(t, RevokeStorageGrants(ctx, kube, "stash", "s3-storage", c.now))
 			rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{LabelSelector: LabelGrantStorage + "=s3-storage"})
@@ -141,4 +143,57 @@ func TestGrantName(t *testing.T) {
 	assert.NotEqual(t, a, b, "no collision between look-alike pairs")
 	long := grantName(string(make([]byte, 300)), "ns/sa")
 	assert.LessOrEqual(t, len(long), 253)
+}
+
+// TestGrantOnlyToOwnAccounts: an account is granted a shared storage only
+// as an Account, which EnsureAccount makes; a zero Account (what code
+// outside the package can write) is refused and binds nothing.
+func TestGrantOnlyToOwnAccounts(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset()
+	acct, err := EnsureAccount(ctx, kube, "demo", "kubestash-backup", "kubestash-backup-job")
+	require.NoError(t, err)
+	assert.Equal(t, Account{"demo", "kubestash-backup"}, acct)
+	require.NoError(t, GrantStorage(ctx, kube, sharedStorage(storagev1alpha1.NamespacesFromAll, nil), acct))
+
+	kube = fake.NewClientset()
+	err = GrantStorage(ctx, kube, sharedStorage(storagev1alpha1.NamespacesFromAll, nil), Account{})
+	require.EqualError(t, err, "BackupStorage stash/s3-storage: no ServiceAccount of the controller's own to grant it to")
+	rbs, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, rbs.Items)
+}
+
+func TestCheckUserAccount(t *testing.T) {
+	fld := field.NewPath("spec", "addon", "jobTemplate", "spec", "serviceAccountName")
+	local := kmapi.ObjectReference{Namespace: "demo", Name: "local-storage"}
+	shared := kmapi.ObjectReference{Namespace: "stash", Name: "s3-storage"}
+	for _, c := range []struct {
+		name     string
+		userSA   string
+		storages []kmapi.ObjectReference
+		wantErr  string
+	}{
+		{name: "no account named", storages: []kmapi.ObjectReference{shared}},
+		{name: "the controller's own account named", userSA: "kubestash-backup", storages: []kmapi.ObjectReference{shared}},
+		{name: "a user's account with a storage of its namespace", userSA: "my-sa", storages: []kmapi.ObjectReference{local}},
+		{name: "a user's account without storage", userSA: "my-sa"},
+		{name: "a user's account with a shared storage", userSA: "my-sa", storages: []kmapi.ObjectReference{local, shared},
+			wantErr: `spec.addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace ` +
+				`only to the ServiceAccount it makes for its Jobs (kubestash-backup), not to ServiceAccount "my-sa"; ` +
+				`leave serviceAccountName unset, or use a BackupStorage in namespace demo`},
+		{name: "default, which every pod runs as", userSA: "default", storages: []kmapi.ObjectReference{shared}, wantErr: `not to ServiceAccount "default"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := CheckUserAccount(fld, c.userSA, "demo", "kubestash-backup", c.storages)
+			if c.wantErr == "" {
+				assert.Nil(t, err)
+				return
+			}
+			require.NotNil(t, err)
+			assert.Equal(t, field.ErrorTypeForbidden, err.Type)
+			assert.Equal(t, fld.String(), err.Field)
+			assert.Contains(t, err.Error(), c.wantErr)
+		})
+	}
 }

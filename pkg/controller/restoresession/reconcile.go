@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -385,19 +386,23 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Params: params, Env: env})
+	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Field: field.NewPath("spec", "addon", "tasks").Index(0), Params: params, Env: env})
 	if err != nil {
 		return nil, err
 	}
 	if err := backendmount.Add(ctx, r.Client, &pod, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
 	}
-	if err := executor.EnsureAccount(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole); err != nil {
+	acct, err := executor.EnsureAccount(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole)
+	if err != nil {
 		return nil, err
 	}
-	pod.ServiceAccountName = RestoreServiceAccount
+	// The restore Job always runs as the controller's own account:
+	// spec.addon.jobTemplate is not applied to it, so a serviceAccountName
+	// there is neither used nor granted anything.
+	pod.ServiceAccountName = acct.Name()
 	if shared != nil {
-		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, rs.Namespace, pod.ServiceAccountName); err != nil {
+		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, acct); err != nil {
 			return nil, err
 		}
 	}

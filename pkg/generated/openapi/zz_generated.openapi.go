@@ -20001,7 +20001,7 @@ func schema_pkg_apis_core_v1alpha1_AddonVolumeInfo(ref common.ReferenceCallback)
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "AddonVolumeInfo replaces the source of an Addon volumeTemplate entry.",
+				Description: "AddonVolumeInfo replaces the source of an Addon volumeTemplate entry. The source may only be a persistentVolumeClaim, emptyDir, configMap, secret or volumeClaimTemplate; hostPath, nfs and other node-level sources only come from the Addon.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"name": {

@@ -294,15 +294,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	// The whole container.
 	e.addData("large-1", restictest.Dataset{LargeFiles: 8, LargeSize: 16 << 20, Seed: 41})
 	s2 := e.sessionName(2)
-	e.backupNow(s2)
-	waitBackupReading(t, s2, 16<<20)
-	// SIGKILL through the runtime, as the OOM killer or a lost node would.
-	killContainer(ctx, t, e.o.NS, "Job of "+s2)
-	// Looked at at once: the failed session's retention Job removes a dead
-	// pod's lock soon after.
-	locks, err := e.repo().Locks(ctx)
-	require.NoError(t, err)
-	assert.NotEmpty(t, locks, "the killed restic left its lock")
+	e.killBackupMidway(s2)
 
 	require.Equal(t, catalogv1alpha1.BackupSessionFailed, e.waitSession(s2), "the session of the killed Job")
 	snap := e.snapshot(s2)
@@ -319,7 +311,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	s3 := e.sessionName(3)
 	e.backupNow(s3)
 	require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(s3), "the next backup succeeds, no manual unlock")
-	locks, err = e.repo().Locks(ctx)
+	locks, err := e.repo().Locks(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, locks, "the agent removed the stale lock")
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,4 +497,23 @@ func killContainer(ctx context.Context, t *testing.T, ns, what string) {
 	require.Len(t, ids, 1, "one running container in %s (%s)", ns, what)
 	_, err = env.Node.Crictl(ctx, "stop", "--timeout", "0", ids[0])
 	require.NoError(t, err, "kill the container of %s", what)
+}
+
+// killBackupMidway starts a session, waits for its restic to be in the
+// middle of the data and kills the container through the runtime
+// (SIGKILL, as the OOM killer or a lost node would); restic's lock is left
+// behind. It is looked at at once: the failed session's retention Job
+// removes a dead pod's lock soon after.
+func (e *failEnv) killBackupMidway(session string) {
+	e.t.Helper()
+	e.backupNow(session)
+	p := waitBackupReading(e.t, session, 16<<20)
+	// Frozen first, so that it is still in the middle of the data (and
+	// holds its lock) when the runtime's SIGKILL comes, however slow the
+	// machine is.
+	require.NoError(e.t, syscall.Kill(p.pid, syscall.SIGSTOP))
+	killContainer(e.ctx, e.t, e.o.NS, "Job of "+session)
+	locks, err := e.repo().Locks(e.ctx)
+	require.NoError(e.t, err)
+	require.NotEmpty(e.t, locks, "the killed restic left its lock")
 }

@@ -94,7 +94,22 @@ type TargetVolumeInfo struct {
 	VolumeClaimTemplates []storagev1alpha1.PersistentVolumeClaimTemplate `json:"volumeClaimTemplates,omitempty"`
 }
 
+// The rule on AddonVolumeInfo: whoever may edit a BackupConfiguration or
+// RestoreSession in a namespace writes it, so its source may only be one
+// of that namespace's own (pkg/addon.UserVolumeSources). A hostPath or nfs
+// here would run the Job, as root for a restore, on the node's files or on
+// another tenant's storage; such sources only come from the Addon
+// (cluster-scoped, written by an admin). The source's own rule
+// (addonsv1alpha1.VolumeSource) makes it set exactly one member, so this
+// is an allow-list. The catalog's RestoreSession is not a CRD: the catalog
+// server applies the same rule in Go (pkg/registry/catalog/restoresession),
+// and so does the Job's builder (pkg/addon) for objects stored before.
+
 // AddonVolumeInfo replaces the source of an Addon volumeTemplate entry.
+// The source may only be a persistentVolumeClaim, emptyDir, configMap,
+// secret or volumeClaimTemplate; hostPath, nfs and other node-level
+// sources only come from the Addon.
+// +kubebuilder:validation:XValidation:rule="!has(self.source) || (!has(self.source.hostPath) && !has(self.source.nfs) && [has(self.source.persistentVolumeClaim), has(self.source.emptyDir), has(self.source.configMap), has(self.source.secret), has(self.source.volumeClaimTemplate)].exists(x, x))",message="only persistentVolumeClaim, emptyDir, configMap, secret and volumeClaimTemplate (ephemeral) volumes may be set by a user; hostPath, nfs and other node-level sources only come from the Addon's volumeTemplate",fieldPath=".source"
 type AddonVolumeInfo struct {
 	// Name of the volumeTemplate entry to override.
 	// +kubebuilder:validation:MinLength=1

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 
+	"kubestash.dev/kubestash/pkg/addon"
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/registry"
 )
@@ -72,6 +73,17 @@ func validateSpec(r *catalog.RestoreSession) field.ErrorList {
 	}
 	if r.Spec.Target != nil {
 		errs = append(errs, registry.Required(field.NewPath("spec", "target", "name"), r.Spec.Target.Name, "the object to restore into")...)
+	}
+	// A RestoreSession is written by whoever may edit its namespace: its
+	// addonVolumes may not put a hostPath (or any source outside that
+	// namespace) into the restore Job, which runs as root. The
+	// BackupConfiguration CRD has the same rule in CEL; a RestoreSession is
+	// not a CRD, so it is here.
+	if a := r.Spec.Addon; a != nil {
+		tasks := field.NewPath("spec", "addon", "tasks")
+		for i, t := range a.Tasks {
+			errs = append(errs, addon.ValidateAddonVolumes(tasks.Index(i).Child("addonVolumes"), t.AddonVolumes)...)
+		}
 	}
 	return errs
 }

@@ -25,7 +25,20 @@ import (
 // AddonVolumeInfoApplyConfiguration represents a declarative configuration of the AddonVolumeInfo type for use
 // with apply.
 //
+// The rule on AddonVolumeInfo: whoever may edit a BackupConfiguration or
+// RestoreSession in a namespace writes it, so its source may only be one
+// of that namespace's own (pkg/addon.UserVolumeSources). A hostPath or nfs
+// here would run the Job, as root for a restore, on the node's files or on
+// another tenant's storage; such sources only come from the Addon
+// (cluster-scoped, written by an admin). The source's own rule
+// (addonsv1alpha1.VolumeSource) makes it set exactly one member, so this
+// is an allow-list. The catalog's RestoreSession is not a CRD: the catalog
+// server applies the same rule in Go (pkg/registry/catalog/restoresession),
+// and so does the Job's builder (pkg/addon) for objects stored before.
 // AddonVolumeInfo replaces the source of an Addon volumeTemplate entry.
+// The source may only be a persistentVolumeClaim, emptyDir, configMap,
+// secret or volumeClaimTemplate; hostPath, nfs and other node-level
+// sources only come from the Addon.
 type AddonVolumeInfoApplyConfiguration struct {
 	// Name of the volumeTemplate entry to override.
 	Name *string `json:"name,omitempty"`
