@@ -33,6 +33,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/controller/restoresession"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
 
@@ -79,6 +80,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return fmt.Errorf("get BackupConfiguration %s/%s: %w", namespace, name, err)
 	}
 	logger := klog.FromContext(ctx).WithValues("backupConfiguration", klog.KObj(bc))
+	if bc, err = r.releaseOrphanedPause(ctx, bc); err != nil {
+		return err
+	}
 	status := bc.Status.DeepCopy()
 
 	problems := r.check(ctx, bc, status)
@@ -125,6 +129,32 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return errRequeue
 	}
 	return nil
+}
+
+// foreignRefusal is why a reference to another namespace's object cannot
+// be used, in words that do not tell whether it exists.
+func foreignRefusal(kind string, ref kmapi.ObjectReference, ns string) string {
+	return fmt.Sprintf("%s %s/%s does not exist or its usagePolicy does not allow namespace %q", kind, ref.Namespace, ref.Name, ns)
+}
+
+// releaseOrphanedPause resumes a configuration that a restore paused when
+// that restore has ended or its RestoreSession is gone: a deleted
+// RestoreSession must not leave backups paused for ever.
+func (r *Reconciler) releaseOrphanedPause(ctx context.Context, bc *corev1alpha1.BackupConfiguration) (*corev1alpha1.BackupConfiguration, error) {
+	mark, ok := bc.Annotations[restoresession.PausedByAnnotation]
+	if !ok {
+		return bc, nil
+	}
+	orphaned, err := restoresession.PauseOrphaned(ctx, r.Client, mark)
+	if err != nil || !orphaned {
+		return bc, err
+	}
+	out, err := restoresession.Resume(ctx, r.Client, bc)
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).Info("Resumed backups paused by a restore that is over", "backupConfiguration", klog.KObj(bc), "pausedBy", mark)
+	return out, nil
 }
 
 // updateStatus writes status if it differs from bc's and returns the
@@ -186,11 +216,12 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 
 	// Target.
 	found := false
-	if t := bc.Spec.Target; t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" {
-		tns := t.Namespace
-		if tns == "" {
-			tns = ns
-		}
+	if t := bc.Spec.Target; t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" && t.Namespace != "" && t.Namespace != ns {
+		// The backup pod runs here and can mount only claims of this
+		// namespace; nor may the status tell what exists elsewhere.
+		p.invalid = append(p.invalid, fmt.Sprintf("spec.target.namespace: %q is not the configuration's namespace %q: a BackupConfiguration backs up only PersistentVolumeClaims of its own namespace", t.Namespace, ns))
+	} else if t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" {
+		tns := ns
 		pvc, err := r.Kube.CoreV1().PersistentVolumeClaims(tns).Get(ctx, t.Name, metav1.GetOptions{})
 		found = err == nil
 		switch {
@@ -222,15 +253,29 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 			ref := withNamespace(*b.StorageRef, ns)
 			st.Storage = &corev1alpha1.StorageStatus{Ref: ref}
 			bs, err := r.Client.StorageV1alpha1().BackupStorages(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			var refused error
+			if err == nil {
+				refused = bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj)
+			}
 			switch {
-			case err != nil:
+			case ref.Namespace != ns && (apierrors.IsNotFound(err) || refused != nil):
+				// The same words for missing and refused: a tenant learns
+				// nothing of another namespace's storages.
+				st.Storage.Reason = foreignRefusal("BackupStorage", ref, ns)
+				p.notReady = append(p.notReady, st.Storage.Reason)
+				ready = false
+			case apierrors.IsNotFound(err):
 				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s not found", ref.Namespace, ref.Name)
+				p.notReady = append(p.notReady, st.Storage.Reason)
+				ready = false
+			case err != nil:
+				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
 				p.notReady = append(p.notReady, st.Storage.Reason)
 				ready = false
 			default:
 				st.Storage.Phase = bs.Status.Phase
-				if err := bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj); err != nil {
-					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s: %v", ref.Namespace, ref.Name, err)
+				if refused != nil {
+					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s: %v", ref.Namespace, ref.Name, refused)
 					p.invalid = append(p.invalid, st.Storage.Reason)
 					ready = false
 				} else if bs.Status.Phase != storagev1alpha1.BackupStoragePhaseReady {
@@ -250,15 +295,27 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 			ref := withNamespace(*b.RetentionPolicy, ns)
 			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Ref: ref, Found: ptr.To(false)}
 			rp, err := r.Client.StorageV1alpha1().RetentionPolicies(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			var refused error
+			if err == nil {
+				refused = rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj)
+			}
 			switch {
-			case err != nil:
+			case ref.Namespace != ns && (apierrors.IsNotFound(err) || refused != nil):
+				st.RetentionPolicy.Reason = foreignRefusal("RetentionPolicy", ref, ns)
+				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
+				ready = false
+			case apierrors.IsNotFound(err):
 				st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s not found", ref.Namespace, ref.Name)
+				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
+				ready = false
+			case err != nil:
+				st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
 				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
 				ready = false
 			default:
 				st.RetentionPolicy.Found = ptr.To(true)
-				if err := rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj); err != nil {
-					st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s: %v", ref.Namespace, ref.Name, err)
+				if refused != nil {
+					st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s: %v", ref.Namespace, ref.Name, refused)
 					p.invalid = append(p.invalid, st.RetentionPolicy.Reason)
 					ready = false
 				}
@@ -285,8 +342,17 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 				continue
 			}
 			ref := withNamespace(*repo.EncryptionSecret, ns)
+			if ref.Namespace != ns {
+				// Never read: the backup Job could not either (nothing
+				// grants it another namespace's Secret), and the status
+				// would tell whether it exists.
+				p.invalid = append(p.invalid, fmt.Sprintf("spec.sessions[%s].repositories[%s].encryptionSecret.namespace: %q is not the configuration's namespace %q: the encryption Secret must be in the configuration's namespace", s.Name, repo.Name, ref.Namespace, ns))
+				continue
+			}
 			sec, err := r.Kube.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 			switch {
+			case err != nil && !apierrors.IsNotFound(err):
+				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s of repository %s could not be read: %v", ref.Namespace, ref.Name, repo.Name, err))
 			case err != nil:
 				p.notReady = append(p.notReady, fmt.Sprintf("encryption Secret %s/%s of repository %s not found", ref.Namespace, ref.Name, repo.Name))
 			case len(sec.Data[storagev1alpha1.ResticPassword]) == 0:

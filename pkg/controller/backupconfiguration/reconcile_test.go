@@ -199,7 +199,42 @@ func TestReconcileProblems(t *testing.T) {
 				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
 				(*ks)[0].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy = nil
 			},
-			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "from: Same",
+			// The same words as for a storage that does not exist.
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: `BackupStorage stash/s3-storage does not exist or its usagePolicy does not allow namespace "demo"`,
+		},
+		{
+			name: "storage of another namespace that does not exist",
+			mutate: func(_, ks *[]runtime.Object) {
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
+			},
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			notReady: `BackupStorage stash/s3-storage does not exist or its usagePolicy does not allow namespace "demo"`,
+		},
+		{
+			name: "own storage not usable: the owner sees why",
+			mutate: func(_, ks *[]runtime.Object) {
+				(*ks)[0].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromSelector)}}
+			},
+			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "BackupStorage demo/s3-storage:",
+		},
+		{
+			name: "target in another namespace",
+			mutate: func(_, ks *[]runtime.Object) {
+				(*ks)[3].(*corev1alpha1.BackupConfiguration).Spec.Target.Namespace = "other"
+			},
+			phase:     corev1alpha1.BackupInvokerInvalid,
+			inMessage: `spec.target.namespace: "other" is not the configuration's namespace "demo"`,
+		},
+		{
+			name: "encryption secret in another namespace",
+			mutate: func(_, ks *[]runtime.Object) {
+				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
+				bc.Spec.Sessions[0].Repositories[0].EncryptionSecret.Namespace = "other"
+			},
+			phase:     corev1alpha1.BackupInvokerInvalid,
+			inMessage: `spec.sessions[frequent-backup].repositories[s3-repo].encryptionSecret.namespace: "other" is not the configuration's namespace "demo"`,
 		},
 		{
 			// Stored before the CRD's CEL rule refused it.

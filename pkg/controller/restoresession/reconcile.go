@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -33,6 +34,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/sharing"
 )
 
 // Names of the identity the restore Jobs run as.
@@ -85,7 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if st.Duration == "" {
 			st.Duration = r.now().Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 		}
-		if err := r.resumeBackups(ctx, st); err != nil {
+		if err := r.resumeBackups(ctx, rs, st); err != nil {
 			requeue = true
 		}
 	}
@@ -107,6 +109,21 @@ func (r *Reconciler) invalid(st *catalogv1alpha1.RestoreSessionStatus, msg strin
 }
 
 func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession, st *catalogv1alpha1.RestoreSessionStatus) (bool, error) {
+	// Tenancy first, before anything of another namespace is looked at:
+	// neither the status nor the phase may tell a tenant what exists there.
+	if t := rs.Spec.Target; t != nil && t.Namespace != "" && t.Namespace != rs.Namespace {
+		r.invalid(st, fmt.Sprintf("spec.target.namespace: %q is not the RestoreSession's namespace %q: a RestoreSession restores only into its own namespace", t.Namespace, rs.Namespace))
+		return false, nil
+	}
+	refused, err := sharing.Check(ctx, r.Kube, rs.Namespace, dataNamespace(rs))
+	if err != nil {
+		return false, err
+	}
+	if refused != nil {
+		r.invalid(st, "spec.dataSource.namespace: "+refused.Error())
+		return false, nil
+	}
+
 	snap, err := r.resolveSnapshot(ctx, rs)
 	found := err == nil
 	st.Dependencies = []catalogv1alpha1.ResourceFoundStatus{{APIGroup: catalogv1alpha1.GroupName, Kind: "Snapshot", Namespace: dataNamespace(rs), Name: snapshotName(rs, snap), Found: ptr.To(found)}}
@@ -128,7 +145,7 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreTargetFound, "TargetAvailable", "PersistentVolumeClaim "+target.Name+" found"))
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeValidationPassed, catalogv1alpha1.ReasonResourceValidationPassed, "restoring Snapshot "+snap.Name))
 
-	if err := r.pauseBackups(ctx, target, st); err != nil {
+	if err := r.pauseBackups(ctx, rs, target, st); err != nil {
 		return false, err
 	}
 	if st.TotalComponents == 0 {
@@ -257,9 +274,9 @@ func restoreTarget(rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Sna
 	if rs.Spec.Target != nil {
 		t = *rs.Spec.Target
 	}
-	if t.Namespace == "" {
-		t.Namespace = rs.Namespace
-	}
+	// Into the RestoreSession's own namespace, whatever namespace the
+	// backup came from (run refuses a spec.target of another one).
+	t.Namespace = rs.Namespace
 	return t
 }
 
@@ -274,9 +291,39 @@ func components(rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapsh
 	return out
 }
 
+// PausedByAnnotation marks a BackupConfiguration paused by a restore with
+// "<namespace>/<name>/<uid>" of its RestoreSession. The mark, not the
+// RestoreSession's status, is what undoes the pause: the BackupConfiguration
+// controller resumes a configuration whose RestoreSession has ended or is
+// gone, even when it was deleted while no controller ran.
+const PausedByAnnotation = "catalog.kubestash.com/paused-by-restore"
+
+func pauseMark(rs *catalogv1alpha1.RestoreSession) string {
+	return rs.Namespace + "/" + rs.Name + "/" + string(rs.UID)
+}
+
+// PauseOrphaned reports whether the restore that paused a configuration
+// with mark has ended or no longer exists. A failed lookup is an error, not
+// an orphan: a catalog outage must not resume backups during a restore.
+func PauseOrphaned(ctx context.Context, client versioned.Interface, mark string) (bool, error) {
+	parts := strings.SplitN(mark, "/", 3)
+	if len(parts) != 3 {
+		return true, nil // not a mark of ours: nobody will ever undo it
+	}
+	rs, err := client.CatalogV1alpha1().RestoreSessions(parts[0]).Get(ctx, parts[1], metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get RestoreSession %s/%s: %w", parts[0], parts[1], err)
+	}
+	return string(rs.UID) != parts[2] || rs.Status.Phase.IsTerminal(), nil
+}
+
 // pauseBackups pauses the BackupConfigurations of the target that are not
-// paused already, and records them so that only those are resumed.
-func (r *Reconciler) pauseBackups(ctx context.Context, target kmapi.TypedObjectReference, st *catalogv1alpha1.RestoreSessionStatus) error {
+// paused already, marks and records them so that only those are resumed. A
+// configuration paused by a restore that is over is taken over.
+func (r *Reconciler) pauseBackups(ctx context.Context, rs *catalogv1alpha1.RestoreSession, target kmapi.TypedObjectReference, st *catalogv1alpha1.RestoreSessionStatus) error {
 	bcs, err := r.Client.CoreV1alpha1().BackupConfigurations(target.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list BackupConfigurations: %w", err)
@@ -285,28 +332,48 @@ func (r *Reconciler) pauseBackups(ctx context.Context, target kmapi.TypedObjectR
 	for _, p := range st.PausedBackups {
 		recorded[p.Namespace+"/"+p.Name] = true
 	}
+	mine := pauseMark(rs)
 	for _, bc := range bcs.Items {
 		t := bc.Spec.Target
 		if t == nil || t.Kind != target.Kind || t.Name != target.Name || (t.Namespace != "" && t.Namespace != target.Namespace) {
 			continue
 		}
-		if recorded[bc.Namespace+"/"+bc.Name] || bc.Spec.Paused {
+		if recorded[bc.Namespace+"/"+bc.Name] {
 			continue
+		}
+		ref := kmapi.TypedObjectReference{APIGroup: corev1alpha1.SchemeGroupVersion.Group, Kind: "BackupConfiguration", Namespace: bc.Namespace, Name: bc.Name}
+		if bc.Spec.Paused {
+			mark, byRestore := bc.Annotations[PausedByAnnotation]
+			if mark == mine {
+				// Paused by this restore, but the status that said so was
+				// not written.
+				st.PausedBackups = append(st.PausedBackups, ref)
+				continue
+			}
+			if !byRestore {
+				continue // paused by its owner: theirs to resume
+			}
+			if orphaned, err := PauseOrphaned(ctx, r.Client, mark); err != nil || !orphaned {
+				continue // another restore runs: it resumes when done
+			}
 		}
 		bc := bc.DeepCopy()
 		bc.Spec.Paused = true
+		if bc.Annotations == nil {
+			bc.Annotations = map[string]string{}
+		}
+		bc.Annotations[PausedByAnnotation] = mine
 		if _, err := r.Client.CoreV1alpha1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("pause BackupConfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
 		}
-		st.PausedBackups = append(st.PausedBackups, kmapi.TypedObjectReference{
-			APIGroup: corev1alpha1.SchemeGroupVersion.Group, Kind: "BackupConfiguration", Namespace: bc.Namespace, Name: bc.Name})
+		st.PausedBackups = append(st.PausedBackups, ref)
 	}
 	return nil
 }
 
-// resumeBackups unpauses what pauseBackups paused and forgets each one
-// resumed.
-func (r *Reconciler) resumeBackups(ctx context.Context, st *catalogv1alpha1.RestoreSessionStatus) error {
+// resumeBackups unpauses what pauseBackups paused, if it still carries this
+// restore's mark, and forgets each one resumed.
+func (r *Reconciler) resumeBackups(ctx context.Context, rs *catalogv1alpha1.RestoreSession, st *catalogv1alpha1.RestoreSessionStatus) error {
 	var left []kmapi.TypedObjectReference
 	var errs []error
 	for _, p := range st.PausedBackups {
@@ -314,10 +381,8 @@ func (r *Reconciler) resumeBackups(ctx context.Context, st *catalogv1alpha1.Rest
 		if apierrors.IsNotFound(err) {
 			continue
 		}
-		if err == nil && bc.Spec.Paused {
-			bc = bc.DeepCopy()
-			bc.Spec.Paused = false
-			_, err = r.Client.CoreV1alpha1().BackupConfigurations(p.Namespace).Update(ctx, bc, metav1.UpdateOptions{})
+		if err == nil && bc.Annotations[PausedByAnnotation] == pauseMark(rs) {
+			_, err = Resume(ctx, r.Client, bc)
 		}
 		if err != nil {
 			left = append(left, p)
@@ -326,6 +391,18 @@ func (r *Reconciler) resumeBackups(ctx context.Context, st *catalogv1alpha1.Rest
 	}
 	st.PausedBackups = left
 	return errors.Join(errs...)
+}
+
+// Resume unpauses a configuration a restore paused and removes the mark.
+func Resume(ctx context.Context, client versioned.Interface, bc *corev1alpha1.BackupConfiguration) (*corev1alpha1.BackupConfiguration, error) {
+	bc = bc.DeepCopy()
+	bc.Spec.Paused = false
+	delete(bc.Annotations, PausedByAnnotation)
+	out, err := client.CoreV1alpha1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("resume BackupConfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
+	}
+	return out, nil
 }
 
 func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot, target kmapi.TypedObjectReference) (*batchv1.Job, error) {
