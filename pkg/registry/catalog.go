@@ -176,79 +176,89 @@ func (c *Catalog) SnapshotRepository(namespace, name string) (string, bool) {
 	return snap.Spec.Repository, snap.Spec.Repository != ""
 }
 
+// UsableSnapshotRepository is SnapshotRepository for an object of
+// namespace from: a Snapshot of another namespace counts only if the
+// storage its Repository is read through lets from use it, so that one
+// that exists answers like one that does not.
+func (c *Catalog) UsableSnapshotRepository(from, namespace, name string) (string, bool) {
+	repo, ok := c.SnapshotRepository(namespace, name)
+	if !ok || from == namespace {
+		return repo, ok
+	}
+	storage, _, ok := c.Repositories().Repository(namespace, repo)
+	if !ok || (c.Allowed != nil && c.Allowed(storage, from) != nil) {
+		return "", false
+	}
+	return repo, true
+}
+
 // repositoryKey is the registry key of a Repository.
 func repositoryKey(namespace, name string) string {
 	return ResourcePrefix(catalogv1alpha1.ResourcePluralRepository) + "/" + namespace + "/" + name
 }
 
-// RepositoryLocator places a Repository (placement.RepositoryLocator) and
-// makes sure the backend's metadata.yaml lists it before its file is
-// written: discovery reads that list, so a repository missing from it would
-// vanish from the catalog at the next restart.
-func (c *Catalog) RepositoryLocator() store.Locator {
-	return &recordingLocator{c: c}
+// repositoryIndexed returns where an indexed Repository is. A Repository
+// that is indexed stays where its file is, whatever its spec.storageRef
+// says (see Repositories): otherwise updating one that is read through a
+// storage of another name would look like moving it. storageRef and path
+// are immutable, so for a Repository written here both agree anyway.
+func (c *Catalog) repositoryIndexed(key string) (store.Location, bool) {
+	s := c.store(catalogv1alpha1.ResourcePluralRepository)
+	if s == nil {
+		return store.Location{}, false
+	}
+	return s.Location(key)
 }
 
-type recordingLocator struct {
+// repositoryRecorder makes sure the backend's metadata.yaml lists a
+// Repository before its file is written: discovery reads that list, so a
+// repository missing from it would vanish from the catalog at the next
+// restart. It runs after the checks of checkedLocator (tenancy among
+// them), on real writes only: nothing is written on behalf of a namespace
+// the storage does not allow, nor for a dry run.
+type repositoryRecorder struct {
 	c     *Catalog
 	known sync.Map // storage + "\x00" + repository dir, recorded already
 }
 
-func (l *recordingLocator) Locate(key string, obj runtime.Object) (store.Location, error) {
-	loc, err := placement.RepositoryLocator{}.Locate(key, obj)
-	if err != nil {
-		return loc, err
-	}
-	// A Repository that is indexed stays where its file is, whatever its
-	// spec.storageRef says (see Repositories): otherwise updating one that
-	// is read through a storage of another name would look like moving it.
-	// storageRef and path are immutable, so for a Repository written here
-	// both agree anyway.
-	if s := l.c.store(catalogv1alpha1.ResourcePluralRepository); s != nil {
-		if cur, ok := s.Location(key); ok {
-			return cur, nil
-		}
-	}
+func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) error {
 	r, ok := obj.(*catalog.Repository)
 	if !ok {
-		return loc, fmt.Errorf("want a Repository, got %T", obj)
+		return fmt.Errorf("want a Repository, got %T", obj)
 	}
 	dir, err := layout.RepoDir(r.Spec.Path)
 	if err != nil {
-		return loc, err // RepositoryLocator checked it already
+		return err // placement checked it already
 	}
 	known := loc.Storage + "\x00" + dir
 	if _, ok := l.known.Load(known); ok {
-		return loc, nil
-	}
-	if l.c.Allowed != nil && l.c.Allowed(loc.Storage, r.Namespace) != nil {
-		// Not this namespace's storage: the store refuses the write, and
-		// nothing may be written there on its behalf either.
-		return loc, nil
+		return nil
 	}
 	b, ok := l.c.Backends.Backend(loc.Storage)
 	if !ok {
-		return loc, nil // the store explains that the storage is not served
+		return nil // the store explains that the storage is not served
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
 	if _, err := layout.EnsureMeta(ctx, b, l.c.Version); err != nil {
-		return loc, backendUnavailable(loc.Storage, "initialize", err)
+		return backendUnavailable(loc.Storage, "initialize", err)
 	}
 	info := layout.RepositoryInfo{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path}
 	if err := layout.AddRepository(ctx, b, info); err != nil {
-		return loc, backendUnavailable(loc.Storage, "record the repository in "+layout.MetadataFile+" of", err)
+		return backendUnavailable(loc.Storage, "record the repository in "+layout.MetadataFile+" of", err)
 	}
 	if l.c.Discovery != nil {
 		l.c.Discovery.Invalidate(loc.Storage)
 	}
 	l.known.Store(known, true)
-	return loc, nil
+	return nil
 }
 
+// backendUnavailable is a 503 for a failed backend call; the cause goes
+// to the log only, since it may name host paths.
 func backendUnavailable(storage, what string, err error) error {
 	klog.Background().WithName("catalog").Error(err, "Backend call failed", "storage", storage, "op", what)
-	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot %s BackupStorage %s: %v", what, storage, err))
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot %s BackupStorage %s: the backend failed; the catalog server's log has the details", what, storage))
 }
 
 // BackupConfigurationSessions finds the repositories of a session in the

@@ -57,6 +57,8 @@ type REST struct {
 	namespaces Namespaces
 	shortNames []string
 	categories []string
+	// guard runs the store's write checks for dry runs; nil: none.
+	guard *guard
 }
 
 var (
@@ -83,6 +85,11 @@ func (r *REST) terminating(namespace string) bool {
 
 // List leaves out the objects of terminating namespaces.
 func (r *REST) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
+	obj, err := r.doList(ctx, options)
+	return obj, r.publicError(ctx, err)
+}
+
+func (r *REST) doList(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
 	if ns, ok := genericapirequest.NamespaceFrom(ctx); ok && ns != "" && r.terminating(ns) {
 		return r.emptyList(ctx), nil
 	}
@@ -128,6 +135,11 @@ func (r *REST) emptyList(ctx context.Context) runtime.Object {
 // Watch leaves out the events of objects of terminating namespaces, as
 // List does.
 func (r *REST) Watch(ctx context.Context, options *metainternalversion.ListOptions) (watch.Interface, error) {
+	w, err := r.doWatch(ctx, options)
+	return w, r.publicError(ctx, err)
+}
+
+func (r *REST) doWatch(ctx context.Context, options *metainternalversion.ListOptions) (watch.Interface, error) {
 	w, err := r.Store.Watch(ctx, options)
 	if err != nil || r.namespaces == nil {
 		return w, err
@@ -148,6 +160,11 @@ func (r *REST) Watch(ctx context.Context, options *metainternalversion.ListOptio
 // the object and its file alone: the namespace controller is cleaning up,
 // and backups outlive that.
 func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	obj, done, err := r.doDelete(ctx, name, deleteValidation, options)
+	return obj, done, r.publicError(ctx, err)
+}
+
+func (r *REST) doDelete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	ns, _ := genericapirequest.NamespaceFrom(ctx)
 	if !r.terminating(ns) {
 		return r.Store.Delete(ctx, name, deleteValidation, options)
@@ -164,6 +181,11 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 // DeleteCollection in a terminating namespace deletes nothing; across all
 // namespaces it deletes item by item so that terminating ones are spared.
 func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	obj, err := r.doDeleteCollection(ctx, deleteValidation, options, listOptions)
+	return obj, r.publicError(ctx, err)
+}
+
+func (r *REST) doDeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
 	if ns, ok := genericapirequest.NamespaceFrom(ctx); ok && ns != "" {
 		if r.terminating(ns) {
 			klog.FromContext(ctx).V(2).Info("Namespace is terminating: catalog objects kept in the backend",
@@ -242,13 +264,15 @@ func (r *StatusREST) Destroy() {}
 
 // Get retrieves the object; Patch needs it.
 func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
-	return r.store.Get(ctx, name, options)
+	obj, err := r.store.Get(ctx, name, options)
+	return obj, publicError(ctx, r.store.DefaultQualifiedResource.String(), err)
 }
 
 // Update changes the status of an object; a subresource never creates.
 func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
 	updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
+	obj, created, err := r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
+	return obj, created, publicError(ctx, r.store.DefaultQualifiedResource.String(), err)
 }
 
 // GetResetFields implements rest.ResetFieldsStrategy.

@@ -42,7 +42,11 @@ type Resource struct {
 	Table      rest.TableConvertor
 	ShortNames []string
 	Categories []string
-	Locator    store.Locator
+	// Locator places an object (pkg/placement), without side effects.
+	Locator store.Locator
+	// Reference is what Locator follows: the tenancy checks ask whether
+	// the object's namespace may use it.
+	Reference func(runtime.Object) Reference
 	// DeleteHook, if set, runs before an object's file is removed.
 	DeleteHook store.DeleteHook
 }
@@ -63,9 +67,26 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 
 		TableConvertor: r.Table,
 	}
-	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, r.Locator, r.DeleteHook), AttrFunc: r.GetAttrs}
+	if r.Locator == nil || r.Reference == nil {
+		return nil, nil, fmt.Errorf("storage of %s: Locator and Reference are required", r.Plural)
+	}
+	locator := &checkedLocator{c: c, kind: r.Kind, place: r.Locator, ref: r.Reference}
+	if r.Kind == layout.KindRepository {
+		locator.indexed = c.repositoryIndexed
+		locator.record = (&repositoryRecorder{c: c}).record
+	}
+	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, locator, r.DeleteHook), AttrFunc: r.GetAttrs}
 	if err := s.CompleteWithOptions(opts); err != nil {
 		return nil, nil, fmt.Errorf("storage of %s: %w", r.Plural, err)
 	}
-	return NewREST(s, namespaces, r.ShortNames, r.Categories), NewStatusREST(s, r.StatusStrategy), nil
+	g := &guard{check: locator.Check, location: func(key string) (store.Location, bool) {
+		st := c.store(r.Plural)
+		if st == nil {
+			return store.Location{}, false
+		}
+		return st.Location(key)
+	}}
+	rest := NewREST(s, namespaces, r.ShortNames, r.Categories)
+	rest.guard = g
+	return rest, NewStatusREST(s, r.StatusStrategy), nil
 }

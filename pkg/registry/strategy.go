@@ -12,11 +12,15 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/layout"
 )
 
 // Kind tells the common strategy how to handle one catalog type (a pointer
 // to an internal type such as *catalog.Snapshot).
 type Kind[T runtime.Object] struct {
+	// File is the kind of file the object is stored as; its name is
+	// limited to what the backends store (MaxNameLength).
+	File layout.Kind
 	// Meta returns the object's metadata.
 	Meta func(T) *metav1.ObjectMeta
 	// Spec returns the spec, to tell whether it changed.
@@ -100,6 +104,7 @@ func (s Strategy[T]) PrepareForUpdate(_ context.Context, obj, old runtime.Object
 func (s Strategy[T]) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
 	o := obj.(T)
 	errs := ValidateObjectMeta(s.kind.Meta(o))
+	errs = append(errs, ValidateNameLength(s.kind.File, s.kind.Meta(o).Name)...)
 	errs = append(errs, s.kind.ValidateSpec(o)...)
 	return append(errs, s.kind.ValidateStatus(o)...)
 }

@@ -2,6 +2,7 @@ package backupsession
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -27,5 +28,11 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		Table:          Table,
 		Categories:     registry.Categories,
 		Locator:        placement.BackupSessionLocator{Repos: c.Repositories(), Sessions: sessions},
+		Reference: func(obj runtime.Object) registry.Reference {
+			// The repository is found through the BackupConfiguration of
+			// the session's own namespace.
+			b := obj.(*catalog.BackupSession)
+			return registry.Reference{Field: field.NewPath("spec", "session"), Kind: "Repository", Namespace: b.Namespace, Name: b.Spec.Session}
+		},
 	}, namespaces)
 }

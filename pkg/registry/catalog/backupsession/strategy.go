@@ -15,11 +15,13 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 )
 
 // Kind is how the common strategy handles a BackupSession.
 var Kind = registry.Kind[*catalog.BackupSession]{
+	File:           layout.KindBackupSession,
 	Meta:           func(b *catalog.BackupSession) *metav1.ObjectMeta { return &b.ObjectMeta },
 	Spec:           func(b *catalog.BackupSession) any { return b.Spec },
 	ClearStatus:    func(b *catalog.BackupSession) { b.Status = catalog.BackupSessionStatus{} },

@@ -2,10 +2,12 @@ package repository
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/layout"
+	"kubestash.dev/kubestash/pkg/placement"
 	"kubestash.dev/kubestash/pkg/registry"
 )
 
@@ -26,6 +28,14 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		Table:          Table,
 		ShortNames:     []string{"repo"},
 		Categories:     registry.Categories,
-		Locator:        c.RepositoryLocator(),
+		Locator:        placement.RepositoryLocator{},
+		Reference: func(obj runtime.Object) registry.Reference {
+			r := obj.(*catalog.Repository)
+			ns := r.Spec.StorageRef.Namespace
+			if ns == "" {
+				ns = r.Namespace
+			}
+			return registry.Reference{Field: field.NewPath("spec", "storageRef"), Kind: "BackupStorage", Namespace: ns, Name: r.Spec.StorageRef.Name}
+		},
 	}, namespaces)
 }

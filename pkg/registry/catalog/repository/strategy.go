@@ -20,6 +20,7 @@ import (
 
 // Kind is how the common strategy handles a Repository.
 var Kind = registry.Kind[*catalog.Repository]{
+	File:           layout.KindRepository,
 	Meta:           func(r *catalog.Repository) *metav1.ObjectMeta { return &r.ObjectMeta },
 	Spec:           func(r *catalog.Repository) any { return r.Spec },
 	ClearStatus:    func(r *catalog.Repository) { r.Status = catalog.RepositoryStatus{} },

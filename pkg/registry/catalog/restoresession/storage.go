@@ -2,6 +2,7 @@ package restoresession
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -19,7 +20,9 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		// Upstream accepts a Snapshot's name alone; the file goes in its
 		// Repository's folder, so the Repository is looked up.
 		if d := &r.Spec.DataSource; d.Repository == "" && d.PITR == nil && d.Snapshot != "" && d.Snapshot != LatestSnapshot {
-			if repo, ok := c.SnapshotRepository(d.Namespace, d.Snapshot); ok {
+			// Only from a Snapshot the namespace may use: otherwise
+			// whether one of another namespace exists would show.
+			if repo, ok := c.UsableSnapshotRepository(r.Namespace, d.Namespace, d.Snapshot); ok {
 				d.Repository = repo
 			}
 		}
@@ -38,5 +41,13 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		ShortNames:     []string{"restore"},
 		Categories:     registry.Categories,
 		Locator:        placement.RestoreSessionLocator{Repos: c.Repositories()},
+		Reference: func(obj runtime.Object) registry.Reference {
+			r := obj.(*catalog.RestoreSession)
+			ns := r.Spec.DataSource.Namespace
+			if ns == "" {
+				ns = r.Namespace
+			}
+			return registry.Reference{Field: field.NewPath("spec", "dataSource", "repository"), Kind: "Repository", Namespace: ns, Name: r.Spec.DataSource.Repository}
+		},
 	}, namespaces)
 }

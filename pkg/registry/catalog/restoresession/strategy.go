@@ -15,6 +15,7 @@ import (
 
 	"kubestash.dev/kubestash/pkg/addon"
 	"kubestash.dev/kubestash/pkg/apis/catalog"
+	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 )
 
@@ -23,6 +24,7 @@ const LatestSnapshot = "latest"
 
 // Kind is how the common strategy handles a RestoreSession.
 var Kind = registry.Kind[*catalog.RestoreSession]{
+	File:        layout.KindRestoreSession,
 	Meta:        func(r *catalog.RestoreSession) *metav1.ObjectMeta { return &r.ObjectMeta },
 	Spec:        func(r *catalog.RestoreSession) any { return r.Spec },
 	ClearStatus: func(r *catalog.RestoreSession) { r.Status = catalog.RestoreSessionStatus{} },

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -27,6 +28,10 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		Table:          Table,
 		Categories:     registry.CategoriesNotInAll,
 		Locator:        placement.SnapshotLocator{Repos: c.Repositories()},
-		DeleteHook:     ForgetOnWipeOut{},
+		Reference: func(obj runtime.Object) registry.Reference {
+			s := obj.(*catalog.Snapshot)
+			return registry.Reference{Field: field.NewPath("spec", "repository"), Kind: "Repository", Namespace: s.Namespace, Name: s.Spec.Repository}
+		},
+		DeleteHook: ForgetOnWipeOut{},
 	}, namespaces)
 }

@@ -14,11 +14,13 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
+	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 )
 
 // Kind is how the common strategy handles a Snapshot.
 var Kind = registry.Kind[*catalog.Snapshot]{
+	File:           layout.KindSnapshot,
 	Meta:           func(s *catalog.Snapshot) *metav1.ObjectMeta { return &s.ObjectMeta },
 	Spec:           func(s *catalog.Snapshot) any { return s.Spec },
 	ClearStatus:    func(s *catalog.Snapshot) { s.Status = catalog.SnapshotStatus{} },
