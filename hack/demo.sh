@@ -14,6 +14,9 @@ cd "$ROOT"
 BACKEND=${BACKEND:-local}
 NS=demo
 DEMO=$ROOT/.dev/demo
+# The dev environment lets local backends live only under this directory
+# (the servers' --local-backend-dirs).
+BACKEND_DIR=$ROOT/.dev/local-backends/demo
 KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
@@ -35,7 +38,7 @@ if [[ -x bin/devenv ]] && bin/devenv status >/dev/null 2>&1; then
 fi
 hack/dev-env.sh up
 set -a; source .dev/minio.env; set +a
-rm -rf "$DEMO" && mkdir -p "$DEMO/data" "$DEMO/backend"
+rm -rf "$DEMO" "$BACKEND_DIR" && mkdir -p "$DEMO/data" "$BACKEND_DIR"
 
 step "The node that runs the Jobs (kubectl get nodes -o wide)"
 "${KUBECTL[@]}" get nodes -o wide
@@ -71,7 +74,7 @@ if [[ $BACKEND == s3 ]]; then
     s3: {endpoint: $MINIO_ENDPOINT, bucket: $MINIO_BUCKET, region: us-east-1, prefix: demo, secretName: s3-secret}"
 else
   STORAGE="provider: local
-    local: {mountPath: /safe/data, hostPath: {path: $DEMO/backend}}"
+    local: {mountPath: /safe/data, hostPath: {path: $BACKEND_DIR}}"
 fi
 "${KUBECTL[@]}" apply -f - <<YAML
 apiVersion: v1
@@ -186,7 +189,7 @@ step "kubectl get backupconfiguration,repo,snapshots -n $NS"
 "${KUBECTL[@]}" get backupconfiguration,repo,snapshots -n $NS
 echo
 echo "catalog files in the backend:"
-if [[ $BACKEND == local ]]; then (cd "$DEMO/backend" && find . -name '*.yaml' -not -path '*/repository/*' | sort); fi
+if [[ $BACKEND == local ]]; then (cd "$BACKEND_DIR" && find . -name '*.yaml' -not -path '*/repository/*' | sort); fi
 
 step "Deleting the data in the PVC"
 find "$DEMO/data" -mindepth 1 -delete

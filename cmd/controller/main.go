@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/manager"
 	"kubestash.dev/kubestash/pkg/version"
 )
@@ -34,6 +35,7 @@ func main() {
 	flag.DurationVar(&o.WipeOutDelay, "wipeout-delay", 30*time.Second, "how long after a WipeOut Snapshot is deleted its restic data is cleaned up, unless a session's retention Job does it first")
 	qps := flag.Float64("kube-api-qps", 50, "requests per second to the API server (client-go's default of 5 delays session steps by seconds)")
 	burst := flag.Int("kube-api-burst", 100, "burst of requests to the API server")
+	localDirs := flag.String("local-backend-dirs", "", "comma-separated host directories under which local BackupStorages may be (hostPath, or where their volume is mounted into this controller); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,6 +50,10 @@ func main() {
 	if err != nil {
 		klog.ErrorS(err, "Cannot load the client configuration")
 		os.Exit(1)
+	}
+	if o.LocalBackendDirs, err = backenddirs.Parse(*localDirs); err != nil {
+		klog.ErrorS(err, "Invalid --local-backend-dirs")
+		os.Exit(2)
 	}
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	o.Config = cfg

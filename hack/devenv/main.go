@@ -165,8 +165,16 @@ func up(dev string) error {
 		// Start stops what it started on error.
 		return err
 	}
+	// Local BackupStorages may live only here: the servers run as root on
+	// the host, and a tenant's storage must not name any other directory.
+	localBackends := filepath.Join(dev, "local-backends")
+	if err := os.MkdirAll(localBackends, 0o700); err != nil {
+		cp.Stop()
+		return err
+	}
 	catalog, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{
 		Bin: filepath.Join(root, "bin", "apiserver"), PollInterval: 5 * time.Second, Detach: true,
+		ExtraArgs: []string{"--local-backend-dirs=" + localBackends},
 	})
 	if err != nil {
 		cp.Stop()
@@ -195,7 +203,8 @@ func up(dev string) error {
 	// The controller, when built (hack/dev-env.sh builds it).
 	for _, p := range []*framework.Process{
 		{Name: "controller", Bin: filepath.Join(bin, "controller"), Args: []string{
-			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace, "--resync=10s"}},
+			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace, "--resync=10s",
+			"--local-backend-dirs=" + localBackends}},
 	} {
 		if _, err := os.Stat(p.Bin); err != nil {
 			fmt.Printf("dev-env: %s not built, not started\n", p.Name)

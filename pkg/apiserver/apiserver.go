@@ -24,6 +24,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/apis/catalog/install"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 	"kubestash.dev/kubestash/pkg/layout"
@@ -71,6 +72,9 @@ type ExtraConfig struct {
 	InformerSyncTimeout time.Duration
 	// Workers that reconcile BackupStorages.
 	Workers int
+	// LocalBackendDirs says where local BackupStorages may be; the zero
+	// value allows none.
+	LocalBackendDirs backenddirs.Policy
 }
 
 // Config is the catalog server's configuration.
@@ -146,6 +150,7 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 		BackupStorages: ksInformers.Storage().V1alpha1().BackupStorages(),
 		Namespaces:     nsInformer,
 		Logger:         logger,
+		Build:          storages.Builder{LocalDirs: c.ExtraConfig.LocalBackendDirs}.Build,
 	})
 	if err != nil {
 		return nil, err

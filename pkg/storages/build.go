@@ -12,6 +12,7 @@ import (
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 )
 
 // Keys of a BackupStorage's Secret (upstream's names, see the reference §4.3).
@@ -39,9 +40,28 @@ func SecretName(bs *storagev1alpha1.BackupStorage) string {
 	return ""
 }
 
-// Build is the BuildFunc of the server: S3 from spec.storage.s3 and the
-// Secret's keys, a local directory from spec.storage.local.
+// Builder builds the backends of BackupStorages for the servers.
+type Builder struct {
+	// LocalDirs says where local backends may be; the zero value allows
+	// none, so that a tenant's BackupStorage never opens a directory of
+	// the node that no administrator allowed.
+	LocalDirs backenddirs.Policy
+}
+
+// Build is Builder{}.Build: S3 only, no local backend.
 func Build(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (backend.Backend, error) {
+	return Builder{}.Build(bs, secret)
+}
+
+// Open is Builder{}.Open.
+func Open(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
+	return Builder{}.Open(ctx, kube, bs)
+}
+
+// Build is the BuildFunc of the servers: S3 from spec.storage.s3 and the
+// Secret's keys, a local directory from spec.storage.local where
+// b.LocalDirs allows it.
+func (b Builder) Build(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (backend.Backend, error) {
 	st := bs.Spec.Storage
 	switch st.Provider {
 	case storagev1alpha1.ProviderS3:
@@ -80,11 +100,17 @@ func Build(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (backend.Ba
 		if dir == "" {
 			return nil, errors.New("spec.storage.local has neither a hostPath nor a mountPath")
 		}
-		b, err := backend.NewLocal(dir)
+		if ferr := b.LocalDirs.Check(st.Local); ferr != nil {
+			return nil, ferr
+		}
+		if err := b.LocalDirs.CheckResolved(dir); err != nil {
+			return nil, err
+		}
+		lb, err := backend.NewLocal(dir)
 		if err != nil {
 			return nil, err
 		}
-		return b, nil
+		return lb, nil
 	case "":
 		return nil, errors.New("spec.storage.provider is empty")
 	default:
@@ -107,7 +133,7 @@ func LocalDir(l *storagev1alpha1.LocalSpec) string {
 // Open builds bs's backend with its Secret, read through kube: for a
 // controller that looks into a backend itself, rather than through the
 // catalog.
-func Open(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
+func (b Builder) Open(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 	var secret *corev1.Secret
 	if sn := SecretName(bs); sn != "" {
 		var err error
@@ -115,5 +141,5 @@ func Open(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.Ba
 			return nil, fmt.Errorf("get Secret %s/%s: %w", bs.Namespace, sn, err)
 		}
 	}
-	return Build(bs, secret)
+	return b.Build(bs, secret)
 }

@@ -20,6 +20,7 @@ import (
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apiserver"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
 )
 
@@ -38,6 +39,9 @@ type Options struct {
 	InformerSyncTimeout time.Duration
 	// AlternateDNS are extra names of a self-signed serving certificate.
 	AlternateDNS []string
+	// LocalBackendDirs lists the directories under which local
+	// BackupStorages may be.
+	LocalBackendDirs string
 }
 
 // NewOptions returns the defaults.
@@ -80,6 +84,8 @@ writing them in the buckets and directories of the cluster's BackupStorages.`,
 		"How long to wait at start for the BackupStorages, Namespaces and BackupConfigurations of the cluster.")
 	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns", o.AlternateDNS,
 		"Names of the self-signed serving certificate made when no --tls-cert-file is given.")
+	fs.StringVar(&o.LocalBackendDirs, "local-backend-dirs", o.LocalBackendDirs,
+		"Comma-separated directories under which local BackupStorages may be (their hostPath, as this server runs on the node or mounts the same path, or their mountPath); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says.")
 	return cmd
 }
 
@@ -88,6 +94,9 @@ func (o *Options) Validate() error {
 	errs := o.RecommendedOptions.Validate()
 	if o.PollInterval <= 0 {
 		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	if _, err := backenddirs.Parse(o.LocalBackendDirs); err != nil {
+		errs = append(errs, fmt.Errorf("--local-backend-dirs: %w", err))
 	}
 	return utilerrors.NewAggregate(errs)
 }
@@ -107,11 +116,16 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
+	dirs, err := backenddirs.Parse(o.LocalBackendDirs)
+	if err != nil {
+		return nil, fmt.Errorf("--local-backend-dirs: %w", err)
+	}
 	return &apiserver.Config{
 		GenericConfig: cfg,
 		ExtraConfig: apiserver.ExtraConfig{
 			PollInterval:        o.PollInterval,
 			InformerSyncTimeout: o.InformerSyncTimeout,
+			LocalBackendDirs:    dirs,
 		},
 	}, nil
 }

@@ -12,12 +12,15 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
 
 // Add adds to pod a volume and a mount (in every container) for each
-// distinct local BackupStorage among refs; other providers need none.
-func Add(ctx context.Context, client versioned.Interface, pod *corev1.PodSpec, refs []kmapi.ObjectReference) error {
+// distinct local BackupStorage among refs; other providers need none. A
+// local storage that dirs does not allow is refused: the pod would read
+// and write the node's files as root.
+func Add(ctx context.Context, client versioned.Interface, dirs backenddirs.Policy, pod *corev1.PodSpec, refs []kmapi.ObjectReference) error {
 	seen := map[string]bool{}
 	for _, ref := range refs {
 		key := ref.Namespace + "/" + ref.Name
@@ -32,6 +35,9 @@ func Add(ctx context.Context, client versioned.Interface, pod *corev1.PodSpec, r
 		l := bs.Spec.Storage.Local
 		if bs.Spec.Storage.Provider != storagev1alpha1.ProviderLocal || l == nil {
 			continue
+		}
+		if ferr := dirs.Check(l); ferr != nil {
+			return fmt.Errorf("BackupStorage %s: %w", key, ferr)
 		}
 		name := fmt.Sprintf("kubestash-backend-%d", len(seen))
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: name, VolumeSource: l.VolumeSource.ToCore()})

@@ -35,7 +35,7 @@ const (
 // forgetPods builds the retention Jobs' pods, run as the namespace's
 // backup ServiceAccount (which may read what forget reads).
 func (r *Reconciler) forgetPods() executor.Forget {
-	return executor.Forget{Client: r.Client, Kube: r.Kube, Image: r.AgentImage, ServiceAccount: BackupServiceAccount, ClusterRole: BackupClusterRole}
+	return executor.Forget{Client: r.Client, Kube: r.Kube, Image: r.AgentImage, ServiceAccount: BackupServiceAccount, ClusterRole: BackupClusterRole, LocalDirs: r.LocalDirs}
 }
 
 // retentionJobName is the name of the retention Job of session bs.

@@ -30,6 +30,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
@@ -61,6 +62,8 @@ type Reconciler struct {
 	// OpenBackend opens a BackupStorage's backend from this process, to
 	// look for forget marks; nil means its Secret and storages.Build.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
+	// LocalDirs says where local backends may be mounted from.
+	LocalDirs backenddirs.Policy
 }
 
 func (r *Reconciler) now() time.Time {
@@ -559,7 +562,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if err != nil {
 		return nil, err
 	}
-	if err := backendmount.Add(ctx, r.Client, &pod, storages); err != nil {
+	if err := backendmount.Add(ctx, r.Client, r.LocalDirs, &pod, storages); err != nil {
 		return nil, err
 	}
 	acct, err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole)

@@ -15,8 +15,10 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
+	"kubestash.dev/kubestash/pkg/storages"
 )
 
 func TestLocalStorageBecomesReady(t *testing.T) {
@@ -36,7 +38,7 @@ func TestLocalStorageBecomesReady(t *testing.T) {
 	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
 		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
 	ks := fake.NewSimpleClientset(bs, repo, other)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks}
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
@@ -69,4 +71,46 @@ func TestMissingSecret(t *testing.T) {
 	c := conditions.Get(got.Status.Conditions, storagev1alpha1.TypeBackendSecretFound)
 	require.NotNil(t, c)
 	assert.Contains(t, c.Message, "demo/s3-secret: not found")
+}
+
+// TestLocalStorageWhereNotAllowed: a tenant's local BackupStorage on a
+// directory no administrator allowed, or on a system directory, stays
+// NotReady with the field named, and nothing is written there.
+func TestLocalStorageWhereNotAllowed(t *testing.T) {
+	allowed := t.TempDir()
+	for _, c := range []struct {
+		name, path string
+		allowed    []string
+		wantErr    string
+	}{
+		{name: "outside the allowed directories", path: t.TempDir(), allowed: []string{allowed},
+			wantErr: "spec.storage.local.hostPath.path: Forbidden: "},
+		{name: "nothing allowed", path: t.TempDir(),
+			wantErr: "--local-backend-dirs (none are allowed now)"},
+		{name: "a system directory, even with / allowed", path: "/usr", allowed: []string{"/"},
+			wantErr: "spec.storage.local.hostPath.path: Forbidden: /usr is a system directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			bs := &storagev1alpha1.BackupStorage{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "local"},
+				Spec: storagev1alpha1.BackupStorageSpec{Storage: storagev1alpha1.Backend{
+					Provider: storagev1alpha1.ProviderLocal,
+					Local: &storagev1alpha1.LocalSpec{MountPath: "/safe/data",
+						VolumeSource: storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.path}}},
+				}},
+			}
+			ks := fake.NewSimpleClientset(bs)
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
+			require.NoError(t, r.Reconcile(ctx, "tenant", "local"))
+			got, err := ks.StorageV1alpha1().BackupStorages("tenant").Get(ctx, "local", metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
+			cond := conditions.Get(got.Status.Conditions, storagev1alpha1.TypeBackendInitialized)
+			require.NotNil(t, cond)
+			assert.Contains(t, cond.Message, c.wantErr)
+			_, err = os.Stat(filepath.Join(c.path, "metadata.yaml"))
+			assert.True(t, os.IsNotExist(err), "nothing written: %v", err)
+		})
+	}
 }

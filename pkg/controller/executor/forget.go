@@ -12,6 +12,7 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -31,6 +32,8 @@ type Forget struct {
 	// ServiceAccount the pods run as, bound to ClusterRole in their
 	// namespace (EnsureAccount).
 	ServiceAccount, ClusterRole string
+	// LocalDirs says where local backends may be mounted from.
+	LocalDirs backenddirs.Policy
 }
 
 // PodSpec returns the pod that forgets for the Repositories repos of
@@ -85,7 +88,7 @@ func (f Forget) PodSpec(ctx context.Context, ns string, repos []string) (corev1.
 		}},
 		Volumes: []corev1.Volume{{Name: "kubestash-tmp-volume", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}
-	if err := backendmount.Add(ctx, f.Client, &pod, storageRefs); err != nil {
+	if err := backendmount.Add(ctx, f.Client, f.LocalDirs, &pod, storageRefs); err != nil {
 		return corev1.PodSpec{}, err
 	}
 	acct, err := EnsureAccount(ctx, f.Kube, ns, f.ServiceAccount, f.ClusterRole)

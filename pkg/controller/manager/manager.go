@@ -24,6 +24,8 @@ import (
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/backupconfiguration"
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/backupstorage"
@@ -34,6 +36,7 @@ import (
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
 	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
+	"kubestash.dev/kubestash/pkg/storages"
 )
 
 // Options configure the controller manager.
@@ -57,6 +60,9 @@ type Options struct {
 	// Repository is looked at for forget marks to clean up, leaving a
 	// session's own retention Job time to do it; 0: 30s.
 	WipeOutDelay time.Duration
+	// LocalBackendDirs says where local BackupStorages may be: the
+	// controller writes their metadata.yaml and mounts them into Jobs.
+	LocalBackendDirs backenddirs.Policy
 }
 
 // Run runs the controllers until ctx ends.
@@ -78,6 +84,10 @@ func Run(ctx context.Context, o Options) error {
 	run := func(ctx context.Context) {
 		factory := informers.NewSharedInformerFactory(client, o.Resync)
 		bcInformer := factory.Core().V1alpha1().BackupConfigurations()
+		builder := storages.Builder{LocalDirs: o.LocalBackendDirs}
+		openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
+			return builder.Open(ctx, kube, bs)
+		}
 		bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage}
 		bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
 		if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
@@ -104,7 +114,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupStorages: check and initialize each; the resync refreshes
 		// the repository list.
-		bsto := &backupstorage.Reconciler{Kube: kube, Client: client}
+		bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build}
 		stoLoop := loop.New("backupstorage", bsto.Reconcile)
 		if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupStorages")
@@ -113,7 +123,8 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupSessions: their own changes, their Snapshots' (the agent
 		// reports there) and their Jobs'.
-		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout}
+		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout,
+			OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
 		bsLoop := loop.New("backupsession", bsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupSessions")
@@ -138,7 +149,9 @@ func Run(ctx context.Context, o Options) error {
 			wipeOutDelay = 30 * time.Second
 		}
 		wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent,
-			Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole}}
+			OpenBackend: openBackend,
+			Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
+				LocalDirs: o.LocalBackendDirs}}
 		woLoop := loop.New("wipeout", wor.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			DeleteFunc: func(obj any) {
@@ -166,7 +179,7 @@ func Run(ctx context.Context, o Options) error {
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))
-		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout}
+		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, LocalDirs: o.LocalBackendDirs}
 		rsLoop := loop.New("restoresession", rsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch RestoreSessions")

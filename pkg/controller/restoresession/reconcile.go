@@ -29,6 +29,7 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
@@ -53,6 +54,8 @@ type Reconciler struct {
 	// PendingTimeout is how long a restore Job's pod may stay Pending
 	// before the restore fails; 0 means executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// LocalDirs says where local backends may be mounted from.
+	LocalDirs backenddirs.Policy
 }
 
 func (r *Reconciler) now() time.Time {
@@ -467,7 +470,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	if err := backendmount.Add(ctx, r.Client, &pod, []kmapi.ObjectReference{storage}); err != nil {
+	if err := backendmount.Add(ctx, r.Client, r.LocalDirs, &pod, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
 	}
 	acct, err := executor.EnsureAccount(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole)
