@@ -35,6 +35,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/podsecurity"
 )
 
 // Names of what the controller creates for trigger CronJobs.
@@ -632,6 +633,8 @@ func (r *Reconciler) cronJob(bc *corev1alpha1.BackupConfiguration, s corev1alpha
 									"--invoker-kind=BackupConfiguration",
 									"--session-name=" + s.Name,
 								},
+								// It only creates a BackupSession.
+								SecurityContext: podsecurity.Restricted(),
 							}},
 						},
 					},

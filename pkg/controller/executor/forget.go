@@ -15,6 +15,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
+	"kubestash.dev/kubestash/pkg/podsecurity"
 )
 
 // ForgetScratchDir is where a forget pod's restic keeps its cache.
@@ -85,6 +86,9 @@ func (f Forget) PodSpec(ctx context.Context, ns string, repos []string) (corev1.
 			VolumeMounts:             []corev1.VolumeMount{{Name: "kubestash-tmp-volume", MountPath: ForgetScratchDir}},
 			Env:                      env,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			// Root, as the owner of a local backend's files (the backups
+			// wrote them), with no capability.
+			SecurityContext: podsecurity.Root(),
 		}},
 		Volumes: []corev1.Volume{{Name: "kubestash-tmp-volume", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}

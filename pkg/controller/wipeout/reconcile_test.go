@@ -15,6 +15,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
@@ -45,7 +46,8 @@ func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend
 	client := fake.NewSimpleClientset(repo, bs)
 	return &Reconciler{
 		Kube: kube, Client: client, RetentionComponent: "kubestash-retention-policy",
-		Forget:      executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job"},
+		Forget: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
+			LocalDirs: backenddirs.Policy{Allowed: []string{"/backup"}}},
 		OpenBackend: func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error) { return b, nil },
 	}, b
 }

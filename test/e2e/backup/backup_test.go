@@ -34,7 +34,7 @@ func TestScheduledBackup(t *testing.T) {
 	require.NoError(t, err)
 
 	ns := "backup-e2e"
-	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace(ns), metav1.CreateOptions{})
 	require.NoError(t, err)
 	data := t.TempDir()
 	_, err = restictest.Generate(data, restictest.Dataset{SmallFiles: 200, SmallMax: 16 << 10, LargeFiles: 2, LargeSize: 1 << 20, Seed: 7})

@@ -89,13 +89,13 @@ func newFailEnv(ctx context.Context, t *testing.T, o failOptions) *failEnv {
 	e := &failEnv{t: t, ctx: ctx, client: client, o: o, data: t.TempDir()}
 	_, err = restictest.Generate(filepath.Join(e.data, "initial"), o.Data)
 	require.NoError(t, err)
-	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.NS}}, metav1.CreateOptions{})
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace(o.NS), metav1.CreateOptions{})
 	require.NoError(t, err)
 	usage := ""
 	if o.StorageNS == "" {
 		o.StorageNS = o.NS
 	} else {
-		_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.StorageNS}}, metav1.CreateOptions{})
+		_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace(o.StorageNS), metav1.CreateOptions{})
 		require.NoError(t, err)
 		usage = "  usagePolicy: {allowedNamespaces: {from: All}}\n"
 	}
@@ -422,6 +422,13 @@ func waitGone(t *testing.T, what string, match func(p process) bool, timeout tim
 // mtimes, symlinks, empty folders). It returns the ended RestoreSession.
 func restoreLatest(ctx context.Context, t *testing.T, cp *framework.ControlPlane, ns, name, repo, want string) *catalogv1alpha1.RestoreSession {
 	t.Helper()
+	return restoreLatestFrom(ctx, t, cp, ns, name, ns, repo, want)
+}
+
+// restoreLatestFrom is restoreLatest from repository repo of namespace
+// dataNS, with the encryption Secret of ns.
+func restoreLatestFrom(ctx context.Context, t *testing.T, cp *framework.ControlPlane, ns, name, dataNS, repo, want string) *catalogv1alpha1.RestoreSession {
+	t.Helper()
 	client, err := versioned.NewForConfig(cp.Config)
 	require.NoError(t, err)
 	restored := t.TempDir()
@@ -433,6 +440,7 @@ metadata: {name: %s, namespace: %s}
 spec:
   target: {apiGroup: "", kind: PersistentVolumeClaim, name: %s}
   dataSource:
+    namespace: %s
     repository: %s
     snapshot: latest
     encryptionSecret: {name: encrypt-secret}
@@ -440,7 +448,7 @@ spec:
     name: pvc-addon
     tasks:
     - name: logical-backup-restore
-`, name, ns, pvc, repo), "apply", "-f", "-")
+`, name, ns, pvc, dataNS, repo), "apply", "-f", "-")
 	require.NoError(t, err)
 	var rs *catalogv1alpha1.RestoreSession
 	require.Eventually(t, func() bool {
@@ -456,6 +464,16 @@ spec:
 	return rs
 }
 
+// tenantNamespace is a namespace as a cluster that follows the Pod
+// Security Standards gives its tenants: baseline enforced, so every Job
+// the controller makes there must meet it.
+func tenantNamespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce":         "baseline",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+	}}}
+}
+
 // s3StorageManifest is the YAML of a namespace with the storage Secret
 // (s3-secret, the test MinIO's keys), the encryption Secret
 // (encrypt-secret, password) and the BackupStorage s3-storage on the test
@@ -464,7 +482,7 @@ func s3StorageManifest(ns, prefix, password string) string {
 	m := env.MinIO
 	return fmt.Sprintf(`apiVersion: v1
 kind: Namespace
-metadata: {name: %[1]s}
+metadata: {name: %[1]s, labels: {pod-security.kubernetes.io/enforce: baseline, pod-security.kubernetes.io/enforce-version: latest}}
 ---
 apiVersion: v1
 kind: Secret

@@ -1,0 +1,137 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/controller/restoresession"
+	"kubestash.dev/kubestash/pkg/sharing"
+)
+
+// TestRestoreStaysInItsNamespace is issue 11's probe 3 rerun: a
+// RestoreSession in namespace attacker may neither restore into namespace
+// victim nor read victim's snapshots (although victim's storage is shared
+// with every namespace): it is Invalid naming the field, pauses none of
+// victim's backups and tells nothing of them. Once an administrator lets
+// victim share its snapshots with attacker, the same restore works, into
+// attacker's own PVC. A restore's pause is undone when its RestoreSession
+// is deleted while it runs.
+func TestRestoreStaysInItsNamespace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	podLogsOnFailure(t, "attacker")
+	victim := newFailEnv(ctx, t, failOptions{NS: "victim", StorageNS: "victim-storage", BC: "victim-backup", Directory: "/victim"})
+	snap := victim.snapshot(victim.first)
+	client := victim.client
+
+	for _, ns := range []string{"attacker", "pauser"} {
+		_, err := env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace(ns), metav1.CreateOptions{})
+		require.NoError(t, err)
+		// The attacker knows the password (or guesses it): only the
+		// controller's refusal stands between it and the data.
+		_, _, err = env.Kubectl(ctx, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: encrypt-secret, namespace: %s}\nstringData: {RESTIC_PASSWORD: %s}\n",
+			ns, victim.o.Password), "apply", "-f", "-")
+		require.NoError(t, err)
+	}
+	pvClaim(ctx, t, "attacker", "target-pvc", t.TempDir())
+
+	restore := func(ns, name, target string) {
+		_, _, err := env.Kubectl(ctx, fmt.Sprintf(`apiVersion: catalog.kubestash.com/v1alpha1
+kind: RestoreSession
+metadata: {name: %s, namespace: %s}
+spec:
+  target: %s
+  dataSource: {namespace: victim, repository: %s, snapshot: latest, encryptionSecret: {name: encrypt-secret}}
+  addon: {name: pvc-addon, tasks: [{name: logical-backup-restore}]}
+`, name, ns, target, failRepo), "apply", "-f", "-")
+		require.NoError(t, err)
+	}
+	ended := func(ns, name string) *catalogv1alpha1.RestoreSession {
+		var rs *catalogv1alpha1.RestoreSession
+		require.Eventually(t, func() bool {
+			var err error
+			rs, err = client.CatalogV1alpha1().RestoreSessions(ns).Get(ctx, name, metav1.GetOptions{})
+			return err == nil && rs.Status.Phase.IsTerminal()
+		}, time.Minute, time.Second, "RestoreSession %s/%s ends", ns, name)
+		return rs
+	}
+	assertRefused := func(rs *catalogv1alpha1.RestoreSession, field string) {
+		t.Helper()
+		assert.Equal(t, catalogv1alpha1.RestoreInvalid, rs.Status.Phase)
+		msg := ""
+		for _, c := range rs.Status.Conditions {
+			msg += c.Message + "\n"
+		}
+		assert.Contains(t, msg, field)
+		status, err := json.Marshal(rs.Status)
+		require.NoError(t, err)
+		for _, secret := range []string{snap.Name, "victim-backup"} {
+			assert.NotContains(t, string(status), secret, "the status tells nothing of namespace victim")
+		}
+		assert.Empty(t, rs.Status.PausedBackups)
+	}
+
+	// Into victim's PVC: refused.
+	restore("attacker", "into-victim", `{apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: victim}`)
+	assertRefused(ended("attacker", "into-victim"), `spec.target.namespace: "victim" is not the RestoreSession's namespace "attacker"`)
+	// From victim's snapshots into its own PVC: refused too.
+	restore("attacker", "from-victim", `{apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc}`)
+	assertRefused(ended("attacker", "from-victim"), `spec.dataSource.namespace: namespace "victim" does not share its snapshots with namespace "attacker"`)
+	bc, err := client.CoreV1alpha1().BackupConfigurations("victim").Get(ctx, "victim-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.False(t, bc.Spec.Paused, "victim's backups were never paused")
+
+	// The administrator shares victim's snapshots with attacker and
+	// pauser: the restore works, into attacker's namespace only.
+	_, err = env.KubeClient.CoreV1().Namespaces().Patch(ctx, "victim", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"`+sharing.Annotation+`":"attacker,pauser"}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	rs := restoreLatestFrom(ctx, t, env, "attacker", "shared", "victim", failRepo, victim.data)
+	assert.Equal(t, catalogv1alpha1.RestoreSucceeded, rs.Status.Phase)
+
+	// pauser: a configuration of a PVC that no pod can mount (unbound),
+	// never Ready, and a restore into that PVC that waits for ever. The
+	// restore pauses the configuration; deleting the RestoreSession while
+	// it waits resumes it.
+	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: unbound-pvc, namespace: pauser}
+spec: {accessModes: [ReadWriteOnce], storageClassName: "", resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: unbound-backup, namespace: pauser}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: unbound-pvc}
+  backends: [{name: s3, storageRef: {name: absent}, retentionPolicy: {name: absent}}]
+  sessions:
+  - name: frequent
+    scheduler: {schedule: "0 0 1 1 *"}
+    repositories: [{name: pauser-repo, backend: s3, directory: /pauser, encryptionSecret: {name: encrypt-secret}}]
+    addon: {name: pvc-addon, tasks: [{name: logical-backup}]}
+`), "apply", "-f", "-")
+	require.NoError(t, err)
+	restore("pauser", "waits", `{apiGroup: "", kind: PersistentVolumeClaim, name: unbound-pvc}`)
+	require.Eventually(t, func() bool {
+		bc, err := client.CoreV1alpha1().BackupConfigurations("pauser").Get(ctx, "unbound-backup", metav1.GetOptions{})
+		return err == nil && bc.Spec.Paused && strings.HasPrefix(bc.Annotations[restoresession.PausedByAnnotation], "pauser/waits/")
+	}, time.Minute, time.Second, "the restore pauses the configuration of its target")
+	require.NoError(t, client.CatalogV1alpha1().RestoreSessions("pauser").Delete(ctx, "waits", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		bc, err := client.CoreV1alpha1().BackupConfigurations("pauser").Get(ctx, "unbound-backup", metav1.GetOptions{})
+		_, marked := bc.Annotations[restoresession.PausedByAnnotation]
+		return err == nil && !bc.Spec.Paused && !marked
+	}, time.Minute, time.Second, "deleting the RestoreSession resumes the backups it paused")
+}
