@@ -25,7 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -44,8 +43,13 @@ import (
 	"kubestash.dev/kubestash/pkg/placement"
 )
 
-// secretSyncTimeout bounds the wait for the first list of a Secret.
-const secretSyncTimeout = 30 * time.Second
+// secretGetTimeout bounds the read of a Secret.
+const secretGetTimeout = 30 * time.Second
+
+// DefaultSecretPollInterval is how often every storage's Secret is read
+// again, to notice new or deleted credentials that no BackupStorage event
+// announces.
+const DefaultSecretPollInterval = 10 * time.Second
 
 // Target is a catalog store that serves the Manager's storages.
 type Target interface {
@@ -64,6 +68,9 @@ type Options struct {
 	Namespaces     coreinformers.NamespaceInformer
 	// Build makes a backend; nil means Build.
 	Build BuildFunc
+	// SecretPollInterval is how often the Secrets are read again; zero
+	// means DefaultSecretPollInterval.
+	SecretPollInterval time.Duration
 	// Logger; the zero value means klog.Background().
 	Logger klog.Logger
 }
@@ -78,21 +85,15 @@ type Manager struct {
 	nsLister corelisters.NamespaceLister
 	nsSynced cache.InformerSynced
 	build    BuildFunc
+	poll     time.Duration
 	logger   klog.Logger
 	queue    workqueue.TypedRateLimitingInterface[string]
-
-	// ctx is the lifetime of the Secret informers; Stop (or the end of
-	// Run) cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
 
 	mu       sync.RWMutex
 	served   map[string]*served
 	failures map[string]*failure
 	reload   sets.Set[string] // storages to re-read although unchanged
 	targets  []Target
-	secrets  map[string]*secretWatch // by "namespace/name" of the Secret
-	secretOf map[string]string       // storage id -> the Secret it watches
 	synced   bool
 }
 
@@ -105,19 +106,15 @@ type served struct {
 	// creds identifies the Secret's version; a change only swaps the
 	// backend, the objects stay.
 	creds string
+	// placeholder: the Secret could not be read yet, so nothing has been
+	// read from the storage; the backend refuses every call saying why.
+	placeholder bool
 }
 
 // failure is a storage whose backend could not be built.
 type failure struct {
 	err          error
 	where, creds string
-}
-
-// secretWatch is an informer on one Secret, shared by the storages naming it.
-type secretWatch struct {
-	informer cache.SharedIndexInformer
-	cancel   context.CancelFunc
-	users    sets.Set[string]
 }
 
 // New returns a Manager. Its event handlers are registered at once; start
@@ -133,19 +130,20 @@ func New(o Options) (*Manager, error) {
 		nsLister: o.Namespaces.Lister(),
 		nsSynced: o.Namespaces.Informer().HasSynced,
 		build:    o.Build,
+		poll:     o.SecretPollInterval,
 		logger:   o.Logger,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupstorages"}),
 		served:   map[string]*served{},
 		failures: map[string]*failure{},
 		reload:   sets.New[string](),
-		secrets:  map[string]*secretWatch{},
-		secretOf: map[string]string{},
 	}
 	if m.build == nil {
 		m.build = Build
 	}
-	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if m.poll <= 0 {
+		m.poll = DefaultSecretPollInterval
+	}
 	if m.logger.GetSink() == nil {
 		m.logger = klog.Background()
 	}
@@ -282,19 +280,26 @@ func (m *Manager) Run(ctx context.Context, workers int) {
 	for i := 0; i < workers; i++ {
 		go wait.UntilWithContext(ctx, m.worker, time.Second)
 	}
+	// Secrets are read, never watched (see secret): read them again now
+	// and then.
+	go wait.UntilWithContext(ctx, m.requeueAll, m.poll)
 	<-ctx.Done()
 	m.Stop()
 }
 
-// Stop ends the workers and the Secret informers.
+// Stop ends the workers.
 func (m *Manager) Stop() {
 	m.queue.ShutDown()
-	m.cancel()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for key, w := range m.secrets {
-		w.cancel()
-		delete(m.secrets, key)
+}
+
+// requeueAll queues every BackupStorage, to read its Secret again.
+func (m *Manager) requeueAll(context.Context) {
+	list, err := m.bsLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, bs := range list {
+		m.queue.Add(placement.StorageID(bs.Namespace, bs.Name))
 	}
 }
 
@@ -361,7 +366,6 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	}
 	bs, err := m.bsLister.BackupStorages(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		m.releaseSecret(id)
 		m.mu.Lock()
 		delete(m.failures, id)
 		delete(m.reload, id)
@@ -375,11 +379,9 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 
 	var secret *corev1.Secret
 	if sn := SecretName(bs); sn != "" {
-		if secret, err = m.secret(ctx, id, ns, sn); err != nil {
-			return err
+		if secret, err = m.secret(ctx, ns, sn); err != nil {
+			return m.secretUnreadable(ctx, id, err)
 		}
-	} else {
-		m.releaseSecret(id)
 	}
 	where, creds, err := fingerprints(bs, secret)
 	if err != nil {
@@ -393,7 +395,12 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	m.reload.Delete(id)
 	m.mu.Unlock()
 	switch {
-	case !reload && cur != nil && cur.where == where && cur.creds == creds:
+	case !reload && cur != nil && !cur.placeholder && cur.where == where && cur.creds == creds:
+		m.mu.Lock()
+		if f := m.failures[id]; f != nil && f.where == "" {
+			delete(m.failures, id) // the Secret is readable again
+		}
+		m.mu.Unlock()
 		return nil
 	case !reload && fail != nil && fail.where == where && fail.creds == creds:
 		return nil // reported already; nothing changed since
@@ -466,83 +473,47 @@ func (m *Manager) stopServing(id, why string) {
 	}
 }
 
-// secret returns the Secret name in namespace ns for storage id, nil if it
-// does not exist, from an informer on that Secret alone: the server never
-// caches (or needs to list) the other Secrets of the cluster.
-func (m *Manager) secret(ctx context.Context, id, ns, name string) (*corev1.Secret, error) {
-	key := ns + "/" + name
-	m.mu.Lock()
-	if old := m.secretOf[id]; old != "" && old != key {
-		m.releaseLocked(id)
-	}
-	w := m.secrets[key]
-	if w == nil {
-		inf := coreinformers.NewFilteredSecretInformer(m.client, ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-		})
-		notify := func(any) {
-			m.mu.RLock()
-			defer m.mu.RUnlock()
-			if w := m.secrets[key]; w != nil {
-				for u := range w.users {
-					m.queue.Add(u)
-				}
-			}
-		}
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    notify,
-			UpdateFunc: func(_, obj any) { notify(obj) },
-			DeleteFunc: notify,
-		}); err != nil {
-			m.mu.Unlock()
-			return nil, fmt.Errorf("watch secret %s: %w", key, err)
-		}
-		wctx, cancel := context.WithCancel(m.ctx)
-		w = &secretWatch{informer: inf, cancel: cancel, users: sets.New[string]()}
-		m.secrets[key] = w
-		go inf.RunWithContext(wctx)
-	}
-	w.users.Insert(id)
-	m.secretOf[id] = key
-	m.mu.Unlock()
-
-	sctx, cancel := context.WithTimeout(ctx, secretSyncTimeout)
+// secret reads Secret ns/name; nil if it does not exist. It is read with
+// a GET, each time: the catalog server is granted get on each storage's
+// Secret by name (the controller's Role next to the BackupStorage), and no
+// list or watch of Secrets, which the controller could not grant without
+// holding it cluster-wide.
+func (m *Manager) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	gctx, cancel := context.WithTimeout(ctx, secretGetTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), w.informer.HasSynced) {
-		return nil, fmt.Errorf("secret %s could not be read: %w", key, sctx.Err())
-	}
-	obj, exists, err := w.informer.GetStore().GetByKey(key)
-	if err != nil || !exists {
-		return nil, err
-	}
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		return nil, fmt.Errorf("secret %s: unexpected %T", key, obj)
+	s, err := m.client.CoreV1().Secrets(ns).Get(gctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("secret %s/%s may not be read yet (the controller grants it to the catalog server): %w", ns, name, err)
+	case err != nil:
+		return nil, fmt.Errorf("secret %s/%s could not be read: %w", ns, name, err)
 	}
 	return s, nil
 }
 
-func (m *Manager) releaseSecret(id string) {
+// secretUnreadable handles a Secret that could not be read (forbidden, or
+// the API unavailable), as an outage: a storage served already goes on
+// with the credentials it has; one never read is served by a backend that
+// refuses every call with the cause, so that writes say why. Either way
+// the failure is reported and the storage retried.
+func (m *Manager) secretUnreadable(ctx context.Context, id string, err error) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.releaseLocked(id)
-}
-
-// releaseLocked drops id from the users of its Secret, and stops watching
-// the Secret when nobody uses it anymore.
-func (m *Manager) releaseLocked(id string) {
-	key, ok := m.secretOf[id]
-	if !ok {
-		return
+	cur := m.served[id]
+	m.failures[id] = &failure{err: err}
+	var targets []Target
+	if cur == nil {
+		m.served[id] = &served{backend: backend.Unavailable(id, err), placeholder: true}
+		targets = append(targets, m.targets...)
 	}
-	delete(m.secretOf, id)
-	if w := m.secrets[key]; w != nil {
-		w.users.Delete(id)
-		if w.users.Len() == 0 {
-			w.cancel()
-			delete(m.secrets, key)
+	m.mu.Unlock()
+	for _, t := range targets {
+		if aerr := t.AddStorage(ctx, id); aerr != nil {
+			m.logger.V(2).Info("Storage served as unavailable until its Secret can be read", "backupStorage", id, "err", aerr)
 		}
 	}
+	return err
 }
 
 // fingerprints identify where a storage is and which credentials reach it.

@@ -8,21 +8,25 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/backenddirs"
 	ksfake "kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 )
@@ -82,7 +86,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Build(c.bs, c.secret)
+			b, err := Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build(c.bs, c.secret)
 			if c.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), c.wantErr)
@@ -181,7 +185,11 @@ func newTestManager(t *testing.T, storages []*v1alpha1.BackupStorage, objs []*co
 	ks := ksfake.NewSimpleClientset(sobjs...)
 	kubeInf := informers.NewSharedInformerFactory(kube, 0)
 	ksInf := externalversions.NewSharedInformerFactory(ks, 0)
-	m, err := New(Options{Client: kube, BackupStorages: ksInf.Storage().V1alpha1().BackupStorages(), Namespaces: kubeInf.Core().V1().Namespaces()})
+	m, err := New(Options{Client: kube, BackupStorages: ksInf.Storage().V1alpha1().BackupStorages(), Namespaces: kubeInf.Core().V1().Namespaces(),
+		// The tests' local backends are in t.TempDir().
+		Build: Builder{LocalDirs: backenddirs.Policy{Allowed: []string{os.TempDir()}}}.Build,
+		// Secrets are read again at every poll (no watch).
+		SecretPollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
 	kubeInf.Start(ctx.Done())
 	ksInf.Start(ctx.Done())
@@ -294,5 +302,83 @@ func TestManagerFollowsBackupStorages(t *testing.T) {
 	assert.Contains(t, m.Failures()["a/broken"].Error(), "azure")
 	for _, err := range m.Failures() {
 		assert.NotContains(t, err.Error(), "SECRETVALUE")
+	}
+}
+
+// TestManagerReadsSecretsByGet: the server reads each storage's Secret by
+// name with a GET, never a list or watch (it is granted get on that Secret
+// alone). A Secret it may not read yet is an outage: the storage is served
+// by a backend that refuses calls naming the cause, reported, and retried
+// until the grant is there; changes of the Secret are found by reading it
+// again.
+func TestManagerReadsSecretsByGet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var forbidden atomic.Bool
+	forbidden.Store(true)
+	kube := kubefake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, s3Secret("a", "creds", "AKID", "SECRETVALUE"))
+	kube.PrependReactor("get", "secrets", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if forbidden.Load() {
+			return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), action.(k8stesting.GetAction).GetName(), errors.New("no grant yet"))
+		}
+		return false, nil, nil
+	})
+	ks := ksfake.NewSimpleClientset(s3Storage("a", "s3", "creds"))
+	kubeInf := informers.NewSharedInformerFactory(kube, 0)
+	ksInf := externalversions.NewSharedInformerFactory(ks, 0)
+	m, err := New(Options{Client: kube, BackupStorages: ksInf.Storage().V1alpha1().BackupStorages(), Namespaces: kubeInf.Core().V1().Namespaces(),
+		SecretPollInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	kubeInf.Start(ctx.Done())
+	ksInf.Start(ctx.Done())
+	require.NoError(t, m.Sync(ctx), "a Secret it may not read fails no start")
+	t.Cleanup(m.Stop)
+
+	b, ok := m.Backend("a/s3")
+	require.True(t, ok, "served, as unavailable")
+	_, err = b.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
+	require.ErrorIs(t, err, backend.ErrUnavailable)
+	assert.Contains(t, err.Error(), "secret a/creds may not be read yet")
+	require.Contains(t, m.Failures(), "a/s3")
+
+	target := &fakeTarget{}
+	m.AddTarget(target)
+	go m.Run(ctx, 1)
+
+	// The grant arrives: the storage is read from scratch.
+	forbidden.Store(false)
+	require.Eventually(t, func() bool {
+		b, _ := m.Backend("a/s3")
+		return !strings.HasSuffix(b.String(), backend.UnavailableSuffix)
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.NotContains(t, m.Failures(), "a/s3")
+	assert.Equal(t, []string{"remove a/s3", "add a/s3"}, target.take())
+	first, _ := m.Backend("a/s3")
+
+	// New credentials, announced by no BackupStorage event: found by the
+	// next read, and the backend swapped without a reload.
+	sec := s3Secret("a", "creds", "AKID", "ROTATED")
+	sec.ResourceVersion = "2"
+	_, err = kube.CoreV1().Secrets("a").Update(ctx, sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		b, _ := m.Backend("a/s3")
+		return b != first
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Empty(t, target.take())
+
+	// The grant goes again: the storage goes on with what it has.
+	forbidden.Store(true)
+	require.Eventually(t, func() bool { _, ok := m.Failures()["a/s3"]; return ok }, 10*time.Second, 20*time.Millisecond)
+	b, _ = m.Backend("a/s3")
+	assert.False(t, strings.HasSuffix(b.String(), backend.UnavailableSuffix), "an API outage does not take working credentials away")
+	forbidden.Store(false)
+	require.Eventually(t, func() bool { _, ok := m.Failures()["a/s3"]; return !ok }, 10*time.Second, 20*time.Millisecond)
+	assert.Empty(t, target.take())
+
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource == "secrets" {
+			assert.NotContains(t, []string{"list", "watch"}, a.GetVerb(), "Secrets are only read by name")
+		}
 	}
 }
