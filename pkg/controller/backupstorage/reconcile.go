@@ -33,6 +33,9 @@ type Reconciler struct {
 	Client versioned.Interface
 	// Build makes the backend; nil means storages.Build.
 	Build storages.BuildFunc
+	// CatalogServerAccount ("namespace/name") is granted get on the
+	// storage's Secret; empty: no grant.
+	CatalogServerAccount string
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
@@ -49,6 +52,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	}
 	if err := executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, bs); err != nil {
 		return err
+	}
+	// The catalog server holds no right on Secrets but those granted
+	// here; until it has it, it serves the storage as unavailable.
+	if bs.DeletionTimestamp == nil {
+		if err := executor.GrantCatalogSecret(ctx, r.Kube, bs, r.CatalogServerAccount); err != nil {
+			return fmt.Errorf("grant the catalog server the Secret of BackupStorage %s/%s: %w", namespace, name, err)
+		}
 	}
 	st := bs.Status.DeepCopy()
 

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 
@@ -17,6 +18,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storages"
 )
@@ -113,4 +115,27 @@ func TestLocalStorageWhereNotAllowed(t *testing.T) {
 			assert.True(t, os.IsNotExist(err), "nothing written: %v", err)
 		})
 	}
+}
+
+// TestCatalogServerGrantedTheSecret: reconciling a storage grants the
+// catalog server's account get on its Secret alone (even while the
+// Secret is missing: it may come), next to the storage.
+func TestCatalogServerGrantedTheSecret(t *testing.T) {
+	ctx := context.Background()
+	bs := &storagev1alpha1.BackupStorage{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s3", UID: "bs-uid"},
+		Spec: storagev1alpha1.BackupStorageSpec{Storage: storagev1alpha1.Backend{
+			Provider: storagev1alpha1.ProviderS3,
+			S3:       &storagev1alpha1.S3Spec{Endpoint: "http://127.0.0.1:1", Bucket: "b", SecretName: "s3-secret"},
+		}},
+	}
+	kube := kubefake.NewSimpleClientset()
+	r := &Reconciler{Kube: kube, Client: fake.NewSimpleClientset(bs), CatalogServerAccount: executor.DefaultCatalogServerAccount}
+	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
+	role, err := kube.RbacV1().Roles("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-secret"}}}, role.Rules)
+	rb, err := kube.RbacV1().RoleBindings("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "catalog-apiserver", Namespace: "kubestash"}}, rb.Subjects)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -203,4 +204,69 @@ func ensureRoleBinding(ctx context.Context, kube kubernetes.Interface, want *rba
 		return fmt.Errorf("update RoleBinding %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
+}
+
+// LabelCatalogGrant marks the Role and RoleBinding that let the catalog
+// server read a BackupStorage's Secret (GrantCatalogSecret); its value is
+// the BackupStorage's name.
+const LabelCatalogGrant = "kubestash.com/catalog-secret-of"
+
+// DefaultCatalogServerAccount is the catalog server's ServiceAccount as
+// artifacts/apiserver installs it.
+const DefaultCatalogServerAccount = "kubestash/catalog-apiserver"
+
+// GrantCatalogSecret lets the catalog server's ServiceAccount (account,
+// "namespace/name") get the Secret that bs names, by name, and nothing
+// else: the server reads each storage's Secret with a GET (pkg/storages)
+// and holds no cluster-wide right on Secrets. The Role and RoleBinding
+// are next to the BackupStorage and owned by it, so they go when it goes;
+// a changed Secret name changes the Role, and a storage without Secret (or
+// an empty account) has no grant. Granting get needs the controller to
+// hold get on Secrets (RBAC's escalation check), which it has; a list or
+// watch grant would need list and watch on all of them.
+func GrantCatalogSecret(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, account string) error {
+	name := catalogGrantName(bs.Name)
+	saNS, saName, _ := strings.Cut(account, "/")
+	sn := storages.SecretName(bs)
+	if sn == "" || saNS == "" || saName == "" {
+		return revokeCatalogSecret(ctx, kube, bs.Namespace, name)
+	}
+	owner := []metav1.OwnerReference{{APIVersion: storagev1alpha1.SchemeGroupVersion.String(), Kind: "BackupStorage", Name: bs.Name, UID: bs.UID, BlockOwnerDeletion: ptr.To(false)}}
+	labels := map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelCatalogGrant: bs.Name}
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, OwnerReferences: owner, Labels: labels},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{sn}}},
+	}
+	if err := ensureRole(ctx, kube, role); err != nil {
+		return err
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, OwnerReferences: owner, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: saName, Namespace: saNS}},
+	}
+	return ensureRoleBinding(ctx, kube, rb)
+}
+
+// revokeCatalogSecret deletes the catalog server's grant in ns, if any.
+func revokeCatalogSecret(ctx context.Context, kube kubernetes.Interface, ns, name string) error {
+	if err := kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete RoleBinding %s/%s: %w", ns, name, err)
+	}
+	if err := kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Role %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// catalogGrantName is kubestash-catalog-<storage>, cut to fit the 253
+// characters of an object name.
+func catalogGrantName(storage string) string {
+	name := "kubestash-catalog-" + storage
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(storage))
+	suffix := "-" + hex.EncodeToString(sum[:5])
+	return name[:253-len(suffix)] + suffix
 }

@@ -197,3 +197,67 @@ func TestCheckUserAccount(t *testing.T) {
 		})
 	}
 }
+
+// TestGrantCatalogSecret: the catalog server's account may get the
+// storage's Secret by name and nothing else; the grant follows the Secret
+// name and is owned by the BackupStorage.
+func TestGrantCatalogSecret(t *testing.T) {
+	secretRule := func(name string) []rbacv1.PolicyRule {
+		return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{name}}}
+	}
+	withSecret := func(name string) *storagev1alpha1.BackupStorage {
+		bs := sharedStorage(storagev1alpha1.NamespacesFromSame, nil)
+		bs.Spec.Storage.S3.SecretName = name
+		return bs
+	}
+	for _, c := range []struct {
+		name      string
+		steps     []*storagev1alpha1.BackupStorage // reconciled in turn
+		account   string
+		wantRules []rbacv1.PolicyRule // nil: no grant
+	}{
+		{name: "the storage's Secret alone", steps: []*storagev1alpha1.BackupStorage{withSecret("s3-secret")},
+			account: DefaultCatalogServerAccount, wantRules: secretRule("s3-secret")},
+		{name: "follows a new Secret name", steps: []*storagev1alpha1.BackupStorage{withSecret("s3-secret"), withSecret("rotated")},
+			account: DefaultCatalogServerAccount, wantRules: secretRule("rotated")},
+		{name: "a Secret no longer named", steps: []*storagev1alpha1.BackupStorage{withSecret("s3-secret"), withSecret("")},
+			account: DefaultCatalogServerAccount},
+		{name: "no account", steps: []*storagev1alpha1.BackupStorage{withSecret("s3-secret")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			kube := fake.NewClientset()
+			for _, bs := range c.steps {
+				for range 2 { // idempotent
+					require.NoError(t, GrantCatalogSecret(ctx, kube, bs, c.account))
+				}
+			}
+			roles, err := kube.RbacV1().Roles("stash").List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			bindings, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			if c.wantRules == nil {
+				assert.Empty(t, roles.Items)
+				assert.Empty(t, bindings.Items)
+				return
+			}
+			require.Len(t, roles.Items, 1)
+			require.Len(t, bindings.Items, 1)
+			role, rb := roles.Items[0], bindings.Items[0]
+			assert.Equal(t, "kubestash-catalog-s3-storage", role.Name)
+			assert.Equal(t, c.wantRules, role.Rules)
+			assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "catalog-apiserver", Namespace: "kubestash"}}, rb.Subjects)
+			assert.Equal(t, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}, rb.RoleRef)
+			for _, owners := range [][]metav1.OwnerReference{role.OwnerReferences, rb.OwnerReferences} {
+				require.Len(t, owners, 1)
+				assert.Equal(t, "BackupStorage", owners[0].Kind)
+				assert.Equal(t, "s3-storage", owners[0].Name)
+				assert.EqualValues(t, "bs-uid", owners[0].UID)
+			}
+			// Not a shared-storage grant: RevokeStorageGrants leaves it.
+			require.NoError(t, RevokeStorageGrants(ctx, kube, "stash", "s3-storage", nil))
+			_, err = kube.RbacV1().RoleBindings("stash").Get(ctx, rb.Name, metav1.GetOptions{})
+			assert.NoError(t, err)
+		})
+	}
+}

@@ -42,6 +42,9 @@ import (
 // Options configure the controller manager.
 type Options struct {
 	Config *rest.Config
+	// CatalogServerAccount ("namespace/name") is granted get on each
+	// BackupStorage's Secret (executor.GrantCatalogSecret).
+	CatalogServerAccount string
 	// AgentImage is the image of cmd/agent used in the Jobs it creates.
 	AgentImage string
 	Workers    int
@@ -114,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupStorages: check and initialize each; the resync refreshes
 		// the repository list.
-		bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build}
+		bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount}
 		stoLoop := loop.New("backupstorage", bsto.Reconcile)
 		if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupStorages")
