@@ -23,6 +23,8 @@ var (
 	ErrUnavailable        = errors.New("backend unavailable")
 	ErrForbidden          = errors.New("access denied")
 	ErrInvalidKey         = errors.New("invalid key")
+	// ErrTooLarge: the object is larger than the reader accepts (GetLimit).
+	ErrTooLarge = errors.New("object too large")
 )
 
 // Error says which operation on which key failed, and why.
@@ -103,6 +105,44 @@ type Backend interface {
 	List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error)
 	// String names the backend for logs and messages, without secrets.
 	String() string
+}
+
+// LimitedGetter is a Backend that reads an object only up to a size: one
+// over it is refused with ErrTooLarge having read at most max+1 bytes.
+// Anyone who can write into a bucket can plant a huge file; a reader that
+// keeps what it reads must not take it whole.
+type LimitedGetter interface {
+	GetLimit(ctx context.Context, key string, max int64) ([]byte, Object, error)
+}
+
+// GetLimit reads key if it holds at most max bytes (max < 0: no limit). A
+// larger object is an *Error of kind ErrTooLarge whose Object carries the
+// size seen; no more than max+1 bytes of it are read. Backends without
+// LimitedGetter are asked for the size first (Stat), then read, and what
+// they return is checked again.
+func GetLimit(ctx context.Context, b Backend, key string, max int64) ([]byte, Object, error) {
+	if max < 0 {
+		return b.Get(ctx, key)
+	}
+	if lg, ok := b.(LimitedGetter); ok {
+		return lg.GetLimit(ctx, key, max)
+	}
+	o, err := b.Stat(ctx, key)
+	if err != nil {
+		return nil, o, err
+	}
+	if o.Size > max {
+		return nil, o, tooLarge("get", o.Key, o.Size, max)
+	}
+	data, o, err := b.Get(ctx, key)
+	if err == nil && int64(len(data)) > max {
+		return nil, o, tooLarge("get", o.Key, int64(len(data)), max)
+	}
+	return data, o, err
+}
+
+func tooLarge(op, key string, size, max int64) error {
+	return &Error{Op: op, Key: key, Kind: ErrTooLarge, Err: fmt.Errorf("%d bytes or more, the limit is %d", size, max)}
 }
 
 // CleanKey validates a key and returns it in canonical form: relative,

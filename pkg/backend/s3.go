@@ -140,6 +140,13 @@ func (s *S3) key(object string) string {
 }
 
 func (s *S3) Get(ctx context.Context, key string) ([]byte, Object, error) {
+	return s.GetLimit(ctx, key, -1)
+}
+
+// GetLimit implements LimitedGetter: the object's size comes with the
+// response headers, so one over max is refused before its body is read,
+// and the body is read through a limit in any case.
+func (s *S3) GetLimit(ctx context.Context, key string, max int64) ([]byte, Object, error) {
 	k, err := CleanKey(key)
 	if err != nil {
 		return nil, Object{}, err
@@ -154,11 +161,22 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, Object, error) {
 	if err != nil {
 		return nil, Object{}, s.wrap("get", k, err)
 	}
-	b, err := io.ReadAll(r)
+	obj := Object{Key: k, ETag: info.ETag, Size: info.Size, LastModified: info.LastModified}
+	var body io.Reader = r
+	if max >= 0 {
+		if info.Size > max {
+			return nil, obj, tooLarge("get", k, info.Size, max)
+		}
+		body = io.LimitReader(r, max+1)
+	}
+	b, err := io.ReadAll(body)
 	if err != nil {
 		return nil, Object{}, s.wrap("get", k, err)
 	}
-	return b, Object{Key: k, ETag: info.ETag, Size: info.Size, LastModified: info.LastModified}, nil
+	if max >= 0 && int64(len(b)) > max {
+		return nil, obj, tooLarge("get", k, int64(len(b)), max)
+	}
+	return b, obj, nil
 }
 
 func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
