@@ -2,7 +2,12 @@ package layout
 
 import (
 	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -83,4 +88,42 @@ func RewriteUpstreamAPIVersion(data []byte) []byte {
 	out = append(out, "apiVersion: "+catalogv1alpha1.SchemeGroupVersion.String()...)
 	out = append(out, data[avEnd:]...)
 	return out
+}
+
+// yamlLine finds the line number a YAML error names (digits only).
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// DecodeErrorKind says why a file did not decode without quoting any of it.
+// Decoders put the offending text, sometimes the whole input, into their
+// messages ("Object 'Kind' is missing in '<the file>'"), and a file in a
+// bucket holds whatever anyone put there: another tenant's data read
+// through a planted link, secrets, megabytes. Logs and errors about files
+// use this, never the decoder's message.
+func DecodeErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	var syntax *stdjson.SyntaxError
+	var typ *stdjson.UnmarshalTypeError
+	msg := err.Error()
+	switch {
+	case runtime.IsMissingKind(err):
+		return "no kind"
+	case runtime.IsMissingVersion(err):
+		return "no apiVersion"
+	case runtime.IsNotRegisteredError(err):
+		return "not a kind this server knows"
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("not valid JSON (offset %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		return "a field has the wrong type"
+	case strings.Contains(msg, "yaml:") || strings.Contains(msg, "YAML"):
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			return "not valid YAML (line " + m[1] + ")"
+		}
+		return "not valid YAML"
+	case strings.Contains(msg, "strict decoding error"):
+		return "unknown or duplicate fields"
+	}
+	return "does not decode as a catalog object"
 }

@@ -98,3 +98,31 @@ func TestRewriteUpstreamAPIVersion(t *testing.T) {
 		assert.Equal(t, c.want, string(RewriteUpstreamAPIVersion([]byte(c.in))))
 	}
 }
+
+// TestDecodeErrorKindQuotesNothing: whatever a file holds, the description
+// of its decode error quotes none of it.
+func TestDecodeErrorKindQuotesNothing(t *testing.T) {
+	const secret = "SECRET-VALUE-FROM-A-FILE"
+	scheme := runtime.NewScheme()
+	install.Install(scheme)
+	c := NewFileCodec(scheme)
+	for _, tc := range []struct{ name, data, want string }{
+		{"no kind", `{"password":"` + secret + `"}`, "no kind"},
+		{"yaml without kind", "password: " + secret + "\n", "no kind"},
+		{"broken yaml", "a: [" + secret + "\n b: : :\n", "not valid YAML"},
+		{"unknown kind", "apiVersion: v1\nkind: " + secret + "\n", "not a kind this server knows"},
+		{"wrong type", "apiVersion: catalog.kubestash.com/v1alpha1\nkind: Snapshot\nmetadata:\n  name: [" + secret + "]\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := c.Decode([]byte(tc.data), nil, nil)
+			require.Error(t, err)
+			got := DecodeErrorKind(err)
+			assert.NotContains(t, got, secret)
+			assert.NotEmpty(t, got)
+			if tc.want != "" {
+				assert.Contains(t, got, tc.want)
+			}
+		})
+	}
+	assert.Empty(t, DecodeErrorKind(nil))
+}

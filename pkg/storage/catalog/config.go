@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,7 +18,34 @@ const (
 	DefaultEventLogSize     = 10000
 	DefaultReadConcurrency  = 16
 	DefaultBookmarkInterval = time.Minute
+	// DefaultMaxObjectSize bounds a catalog file (1 MiB): a Snapshot with
+	// many components is a few KiB.
+	DefaultMaxObjectSize int64 = 1 << 20
+	// DefaultEventLogBytes bounds the file bytes of the objects the event
+	// log holds (16 MiB), besides its count.
+	DefaultEventLogBytes int64 = 16 << 20
 )
+
+// Process-wide defaults of MaxObjectSize and EventLogBytes, for stores
+// whose Config leaves them 0: the server's flags set them
+// (SetDefaultLimits) before it builds its stores.
+var defaultMaxObjectSize, defaultEventLogBytes atomic.Int64
+
+func init() {
+	defaultMaxObjectSize.Store(DefaultMaxObjectSize)
+	defaultEventLogBytes.Store(DefaultEventLogBytes)
+}
+
+// SetDefaultLimits sets what a Config's zero MaxObjectSize and
+// EventLogBytes mean in this process; values <= 0 keep the current ones.
+func SetDefaultLimits(maxObjectSize, eventLogBytes int64) {
+	if maxObjectSize > 0 {
+		defaultMaxObjectSize.Store(maxObjectSize)
+	}
+	if eventLogBytes > 0 {
+		defaultEventLogBytes.Store(eventLogBytes)
+	}
+}
 
 // Config is what a Store needs. Codec, NewFunc, NewListFunc and
 // ResourcePrefix are what the generic registry hands to a storage decorator;
@@ -47,6 +75,16 @@ type Config struct {
 	// EventLogSize bounds the in-memory event log that serves watches and
 	// reads at an exact resourceVersion; 0 means DefaultEventLogSize.
 	EventLogSize int
+	// MaxObjectSize bounds a catalog file in bytes. Files over it are
+	// skipped (told by the listing's size, and never read beyond the limit
+	// + 1 byte), and creates and updates whose file would be larger are
+	// refused with 413. 0 means the process default (DefaultMaxObjectSize
+	// unless SetDefaultLimits changed it); negative means no limit.
+	MaxObjectSize int64
+	// EventLogBytes bounds the file bytes of the objects held by the event
+	// log; the oldest events go first when either bound is passed. 0 means
+	// the process default (DefaultEventLogBytes); negative means no bound.
+	EventLogBytes int64
 	// ReadConcurrency bounds the backend reads in flight while building or
 	// polling; 0 means DefaultReadConcurrency.
 	ReadConcurrency int
@@ -105,6 +143,12 @@ func (c *Config) complete() error {
 	}
 	if c.EventLogSize <= 0 {
 		c.EventLogSize = DefaultEventLogSize
+	}
+	if c.MaxObjectSize == 0 {
+		c.MaxObjectSize = defaultMaxObjectSize.Load()
+	}
+	if c.EventLogBytes == 0 {
+		c.EventLogBytes = defaultEventLogBytes.Load()
 	}
 	if c.ReadConcurrency <= 0 {
 		c.ReadConcurrency = DefaultReadConcurrency

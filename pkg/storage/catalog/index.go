@@ -20,6 +20,9 @@ type entry struct {
 	loc  Location
 	etag string
 	size int64 // bytes of the file, for Stats
+	// canonical: the file is where the object is written (see
+	// CanonicalAdmitter); it wins over a copy elsewhere.
+	canonical bool
 }
 
 // fileState is what the store knows of one file of a storage, indexed or not,
@@ -101,6 +104,9 @@ type event struct {
 	// with the delete's resourceVersion (as etcd3 does).
 	obj runtime.Object
 
+	// size is the file bytes of the objects this event keeps alive.
+	size int64
+
 	// prevAtRV is prev.obj with this event's resourceVersion, made on first
 	// use: watchers whose selector the object leaves get it as Deleted.
 	prevOnce sync.Once
@@ -118,11 +124,22 @@ type eventLog struct {
 	// until the log first dropped something.
 	compacted uint64
 	max       int
+	// bytes is the sum of the events' sizes, at most maxBytes (if > 0)
+	// after every append: a few big objects edited often must not hold
+	// their every version in memory.
+	bytes, maxBytes int64
 }
 
 func (l *eventLog) append(e *event) {
 	l.events = append(l.events, e)
-	if n := len(l.events) - l.max; n > 0 {
+	l.bytes += e.size
+	// n is how many of the oldest events go so that both bounds hold.
+	n, b := 0, l.bytes
+	for n < len(l.events) && (len(l.events)-n > l.max || (l.maxBytes > 0 && b > l.maxBytes)) {
+		b -= l.events[n].size
+		n++
+	}
+	if n > 0 {
 		l.dropThrough(l.events[n-1].rv)
 	}
 }
@@ -135,6 +152,7 @@ func (l *eventLog) dropThrough(rv uint64) {
 	}
 	n := sort.Search(len(l.events), func(i int) bool { return l.events[i].rv > rv })
 	for i := 0; i < n; i++ {
+		l.bytes -= l.events[i].size
 		l.events[i] = nil // let the old states go
 	}
 	l.events = l.events[n:]

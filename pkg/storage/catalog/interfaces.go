@@ -60,3 +60,26 @@ type Admitter interface {
 type DeleteHook interface {
 	BeforeDelete(ctx context.Context, b backend.Backend, loc Location, obj runtime.Object) (undo func(context.Context), err error)
 }
+
+// CanonicalAdmitter is an Admitter that also tells whether a file is where
+// the object it holds is written (its canonical location: for example a
+// Snapshot's file named after it). When two files claim one registry key,
+// a canonical one wins over one that is not, and among equals the first by
+// storage id, then by file key. The choice depends only on the files, never
+// on the order they were read in, so it is the same after every restart
+// and in every replica; the loser is skipped as a duplicate (counted in
+// kubestash_catalog_skipped_files_total{reason="duplicate"}).
+type CanonicalAdmitter interface {
+	Admitter
+	Canonical(storage, fileKey string, obj runtime.Object) bool
+}
+
+// SkipError is an Admitter's refusal with its own reason label for
+// kubestash_catalog_skipped_files_total (instead of "admit").
+type SkipError struct {
+	Reason string
+	Err    error
+}
+
+func (e *SkipError) Error() string { return e.Err.Error() }
+func (e *SkipError) Unwrap() error { return e.Err }

@@ -12,7 +12,8 @@ const (
 	skipDecode    = "decode"    // not YAML of a known kind
 	skipKind      = "kind"      // decodes, but to another kind than this resource's
 	skipAdmit     = "admit"     // the Admitter refused it (tenancy, key)
-	skipDuplicate = "duplicate" // another file already serves the same registry key
+	skipDuplicate = "duplicate" // another file serves the same registry key, and takes precedence
+	skipTooLarge  = "too-large" // over Config.MaxObjectSize; not read
 )
 
 const metricsSubsystem = "kubestash_catalog"
@@ -50,6 +51,13 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"resource"})
 
+	eventLogBytes = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "event_log_bytes",
+		Help:           "File bytes of the objects held by the watch event log of the catalog store (bounded by --event-log-bytes).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"resource"})
+
 	registerMetricsOnce sync.Once
 )
 
@@ -57,6 +65,6 @@ var (
 // apiserver's /metrics serves.
 func registerMetrics() {
 	registerMetricsOnce.Do(func() {
-		legacyregistry.MustRegister(skippedFiles, backendErrors, pollDuration, indexObjects, terminatedWatchers)
+		legacyregistry.MustRegister(skippedFiles, backendErrors, pollDuration, indexObjects, terminatedWatchers, eventLogBytes)
 	})
 }

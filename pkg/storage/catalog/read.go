@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -72,7 +73,12 @@ func (s *Store) GetList(ctx context.Context, key string, opts storage.ListOption
 	}
 	withRev, continueKey, err := storage.ValidateListOptions(prefix, s.versioner, opts)
 	if err != nil {
-		return err
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return err
+		}
+		// Such as an unknown resourceVersionMatch: the client's mistake.
+		return apierrors.NewBadRequest(err.Error())
 	}
 	if err := s.waitReady(ctx); err != nil {
 		return err

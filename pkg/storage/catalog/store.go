@@ -101,7 +101,7 @@ func New(cfg Config) (*Store, error) {
 	// (as long as clocks are sane): a client's version from before a restart
 	// is older than anything this process can serve, and gets 410 Gone.
 	s.rv = uint64(cfg.Clock.Now().UnixMicro())
-	s.log = eventLog{horizon: s.rv, max: cfg.EventLogSize}
+	s.log = eventLog{horizon: s.rv, max: cfg.EventLogSize, maxBytes: cfg.EventLogBytes}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -328,9 +328,10 @@ func (s *Store) putLocked(e *entry) *event {
 		s.cfg.Logger.Error(err, "Cannot set resourceVersion", "key", e.key)
 	}
 	prev := s.idx.put(e)
-	ev := &event{rv: e.rv, typ: watch.Added, key: e.key, cur: e, prev: prev, obj: e.obj}
+	ev := &event{rv: e.rv, typ: watch.Added, key: e.key, cur: e, prev: prev, obj: e.obj, size: e.size}
 	if prev != nil {
 		ev.typ = watch.Modified
+		ev.size += prev.size
 		s.size -= prev.size
 	}
 	s.size += e.size
@@ -350,7 +351,8 @@ func (s *Store) removeLocked(key string) *event {
 	rv := s.nextRVLocked()
 	obj := prev.obj.DeepCopyObject()
 	_ = s.versioner.UpdateObject(obj, rv)
-	ev := &event{rv: rv, typ: watch.Deleted, key: key, prev: prev, obj: obj}
+	// The log holds the last state twice: as prev and as the copy.
+	ev := &event{rv: rv, typ: watch.Deleted, key: key, prev: prev, obj: obj, size: 2 * prev.size}
 	s.appendLocked(ev)
 	return ev
 }
@@ -358,6 +360,7 @@ func (s *Store) removeLocked(key string) *event {
 func (s *Store) appendLocked(ev *event) {
 	s.log.append(ev)
 	indexObjects.WithLabelValues(s.cfg.Resource).Set(float64(s.idx.len()))
+	eventLogBytes.WithLabelValues(s.cfg.Resource).Set(float64(s.log.bytes))
 	s.signalLocked()
 }
 

@@ -14,6 +14,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/layout"
 )
 
 // fileRead is the outcome of reading one file: gone, skipped for a reason,
@@ -27,6 +28,8 @@ type fileRead struct {
 	err     error  // why it is skipped
 	key     string
 	obj     runtime.Object
+	// canonical: see CanonicalAdmitter.
+	canonical bool
 	// scanSeq, for a file found missing by a listing, is the sequence at
 	// which the listing started: changes recorded after it win.
 	scanSeq uint64
@@ -177,14 +180,20 @@ func (s *Store) syncStorage(ctx context.Context, id string) error {
 	}
 
 	// Decide under the lock what to read: new files and files whose ETag
-	// changed.
+	// changed. Those the listing says are over the size limit are skipped
+	// unread.
 	var toRead, gone []Location
+	var tooLarge []backend.Object
 	s.mu.RLock()
 	files := s.files[id]
 	listed := make(map[string]bool, len(objs))
 	for _, o := range objs {
 		listed[o.Key] = true
 		if fs := files[o.Key]; fs != nil && (fs.etag == o.ETag || fs.seq > scanSeq) {
+			continue
+		}
+		if s.cfg.MaxObjectSize > 0 && o.Size > s.cfg.MaxObjectSize {
+			tooLarge = append(tooLarge, o)
 			continue
 		}
 		toRead = append(toRead, Location{Storage: id, Key: o.Key})
@@ -201,6 +210,14 @@ func (s *Store) syncStorage(ctx context.Context, id string) error {
 		unlock := s.locks.lock(loc.String())
 		s.mu.Lock()
 		s.applyLocked(fileRead{loc: loc, missing: true, scanSeq: scanSeq}, gen)
+		s.mu.Unlock()
+		unlock()
+	}
+	for _, o := range tooLarge {
+		loc := Location{Storage: id, Key: o.Key}
+		unlock := s.locks.lock(loc.String())
+		s.mu.Lock()
+		s.applyLocked(s.tooLarge(loc, o), gen)
 		s.mu.Unlock()
 		unlock()
 	}
@@ -266,11 +283,15 @@ func (s *Store) syncFile(ctx context.Context, b backend.Backend, loc Location, g
 
 // syncFileLocked is syncFile for a caller that holds the file's lock.
 func (s *Store) syncFileLocked(ctx context.Context, b backend.Backend, loc Location, gen uint64) error {
-	data, o, err := b.Get(ctx, loc.Key)
+	// Never more than the limit + 1 byte: the listing may be older than
+	// the file, or this is a repair after a conflict.
+	data, o, err := backend.GetLimit(ctx, b, loc.Key, s.cfg.MaxObjectSize)
 	var r fileRead
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
 		r = fileRead{loc: loc, missing: true}
+	case errors.Is(err, backend.ErrTooLarge):
+		r = s.tooLarge(loc, o)
 	case err != nil:
 		backendErrors.WithLabelValues(s.cfg.Resource, "get").Inc()
 		return fmt.Errorf("read %s: %w", loc, err)
@@ -288,7 +309,8 @@ func (s *Store) decodeFile(loc Location, data []byte, etag string) fileRead {
 	r := fileRead{loc: loc, etag: etag, size: int64(len(data))}
 	obj, err := runtime.Decode(s.cfg.Codec, data)
 	if err != nil {
-		r.skip, r.err = skipDecode, err
+		// The decoder's message may quote the file: keep only its kind.
+		r.skip, r.err = skipDecode, errors.New(layout.DecodeErrorKind(err))
 		return r
 	}
 	if t := reflect.TypeOf(obj); t != s.objType {
@@ -298,6 +320,10 @@ func (s *Store) decodeFile(loc Location, data []byte, etag string) fileRead {
 	key, err := s.cfg.Admitter.Admit(loc.Storage, loc.Key, obj)
 	if err != nil {
 		r.skip, r.err = skipAdmit, err
+		var se *SkipError
+		if errors.As(err, &se) && se.Reason != "" {
+			r.skip = se.Reason
+		}
 		return r
 	}
 	if _, err := s.prepareKey(key, false); err != nil {
@@ -305,7 +331,36 @@ func (s *Store) decodeFile(loc Location, data []byte, etag string) fileRead {
 		return r
 	}
 	r.key, r.obj = key, obj
+	r.canonical = s.isCanonical(loc, obj)
 	return r
+}
+
+// isCanonical asks a CanonicalAdmitter whether the file at loc is where obj
+// is written.
+func (s *Store) isCanonical(loc Location, obj runtime.Object) bool {
+	ca, ok := s.cfg.Admitter.(CanonicalAdmitter)
+	return ok && ca.Canonical(loc.Storage, loc.Key, obj)
+}
+
+// preferred tells whether file a wins over file b when both claim one key:
+// a canonical file over one that is not, then the first by storage id and
+// file key. A total order on the files alone, so that which one is served
+// never depends on the order of reads (see CanonicalAdmitter).
+func preferred(a Location, aCanonical bool, b Location, bCanonical bool) bool {
+	if aCanonical != bCanonical {
+		return aCanonical
+	}
+	if a.Storage != b.Storage {
+		return a.Storage < b.Storage
+	}
+	return a.Key < b.Key
+}
+
+// tooLarge is the skip of a file over the size limit, from its listing (or
+// the stat of a limited read): nothing of it was read.
+func (s *Store) tooLarge(loc Location, o backend.Object) fileRead {
+	return fileRead{loc: loc, etag: o.ETag, size: o.Size, skip: skipTooLarge,
+		err: fmt.Errorf("the file is %d bytes or more, over the limit of %d bytes (--max-object-size)", o.Size, s.cfg.MaxObjectSize)}
 }
 
 // applyLocked applies what was read of one file to the index, emitting the
@@ -346,32 +401,47 @@ func (s *Store) applyLocked(r fileRead, gen uint64) {
 	if r.skip != "" {
 		files[r.loc.Key] = fs
 		dropOld()
-		s.skipped(r.loc, r.skip, r.err)
+		var kv []any
+		if r.skip == skipTooLarge {
+			kv = []any{"size", r.size, "limit", s.cfg.MaxObjectSize}
+		}
+		s.skipped(r.loc, r.skip, r.err, kv...)
 		return
 	}
 	if e := s.idx.get(r.key); e != nil && e.loc != r.loc {
-		fs.dupOf = r.key
-		files[r.loc.Key] = fs
-		dropOld()
-		s.skipped(r.loc, skipDuplicate, fmt.Errorf("%s is served from %s already", r.key, e.loc))
-		return
+		if !preferred(r.loc, r.canonical, e.loc, e.canonical) {
+			fs.dupOf = r.key
+			files[r.loc.Key] = fs
+			dropOld()
+			s.skipped(r.loc, skipDuplicate, fmt.Errorf("%s is served from %s, which takes precedence", r.key, e.loc))
+			return
+		}
+		// This file takes precedence: the one served so far becomes the
+		// duplicate, read again only if the key is free again.
+		if lf := s.files[e.loc.Storage][e.loc.Key]; lf != nil && lf.key == r.key {
+			lf.key, lf.dupOf = "", r.key
+		}
+		s.skipped(e.loc, skipDuplicate, fmt.Errorf("%s is served from %s, which takes precedence", r.key, r.loc))
 	}
 	if old != nil && old.key != r.key {
 		dropOld()
 	}
 	fs.key = r.key
 	files[r.loc.Key] = fs
-	if e := s.idx.get(r.key); e != nil && e.etag == r.etag {
+	if e := s.idx.get(r.key); e != nil && e.loc == r.loc && e.etag == r.etag {
 		return // unchanged
 	}
-	s.putLocked(&entry{key: r.key, obj: r.obj, loc: r.loc, etag: r.etag, size: r.size})
+	s.putLocked(&entry{key: r.key, obj: r.obj, loc: r.loc, etag: r.etag, size: r.size, canonical: r.canonical})
 }
 
 // skipped warns about a file that is not served, once per version of it (the
 // ETag is recorded, so an unchanged file is not read again).
-func (s *Store) skipped(loc Location, reason string, err error) {
+// Nothing of the file's content is logged (decode errors are reduced to
+// their kind by decodeFile).
+func (s *Store) skipped(loc Location, reason string, err error, kv ...any) {
 	skippedFiles.WithLabelValues(s.cfg.Resource, reason).Inc()
-	s.cfg.Logger.Info("Warning: skipping a file in the backend; it is left as it is", "storage", loc.Storage, "file", loc.Key, "reason", reason, "err", trimErr(err))
+	s.cfg.Logger.Info("Warning: skipping a file in the backend; it is left as it is",
+		append([]any{"storage", loc.Storage, "file", loc.Key, "reason", reason, "err", trimErr(err)}, kv...)...)
 }
 
 // trimErr keeps decode errors of large files readable in logs.

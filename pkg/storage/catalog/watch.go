@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -64,7 +65,8 @@ func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions)
 	}
 	rv, err := s.versioner.ParseResourceVersion(opts.ResourceVersion)
 	if err != nil {
-		return nil, err
+		// The client's mistake: 400, not the 500 a bare storage error is.
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
 	}
 	if !s.Ready() {
 		if err := s.waitReady(ctx); err != nil {

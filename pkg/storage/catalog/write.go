@@ -39,6 +39,9 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	if err != nil {
 		return err
 	}
+	if err := s.checkSize(key, data); err != nil {
+		return err
+	}
 	loc, err := s.locate(key, stored)
 	if err != nil {
 		return err
@@ -70,7 +73,7 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	if err != nil {
 		return s.backendError("create", key, loc, err)
 	}
-	e := &entry{key: key, obj: stored, loc: loc, etag: o.ETag, size: int64(len(data))}
+	e := &entry{key: key, obj: stored, loc: loc, etag: o.ETag, size: int64(len(data)), canonical: s.isCanonical(loc, stored)}
 	if err := s.commit(key, loc, e); err != nil {
 		return err
 	}
@@ -129,6 +132,9 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 		if err != nil {
 			return err
 		}
+		if err := s.checkSize(key, data); err != nil {
+			return err
+		}
 		if cur != nil {
 			same, err := s.sameAsStored(cur, data)
 			if err != nil {
@@ -181,7 +187,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 			if err != nil {
 				return false, s.backendError("update", key, loc, err)
 			}
-			e := &entry{key: key, obj: stored, loc: loc, etag: o.ETag, size: int64(len(data))}
+			e := &entry{key: key, obj: stored, loc: loc, etag: o.ETag, size: int64(len(data)), canonical: s.isCanonical(loc, stored)}
 			if err := s.commit(key, loc, e); err != nil {
 				return false, err
 			}
@@ -377,6 +383,17 @@ func (s *Store) encode(obj runtime.Object) ([]byte, runtime.Object, error) {
 		return nil, nil, storage.NewInternalError(fmt.Errorf("the encoded object decodes to a %v, not a %v", t, s.objType))
 	}
 	return data, stored, nil
+}
+
+// checkSize refuses with 413 an object whose file would be over the
+// limit: it would be skipped when read back (after a restart, by another
+// replica), and every version of it would weigh on the event log.
+func (s *Store) checkSize(key string, data []byte) error {
+	if max := s.cfg.MaxObjectSize; max > 0 && int64(len(data)) > max {
+		return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf(
+			"%s would be a file of %d bytes in the backend; the catalog server's limit (--max-object-size) is %d bytes", key, len(data), max))
+	}
+	return nil
 }
 
 // sameAsStored tells whether data is what the store would write for cur, in
