@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -42,6 +43,12 @@ type Options struct {
 	// LocalBackendDirs lists the directories under which local
 	// BackupStorages may be.
 	LocalBackendDirs string
+	// MaxObjectSize bounds a catalog file and an object written through the
+	// API; EventLogBytes bounds what the watch event log holds. Anyone who
+	// can write into a bucket can plant a file, so nothing read from one may
+	// take memory without bound.
+	MaxObjectSize resource.QuantityValue
+	EventLogBytes resource.QuantityValue
 }
 
 // NewOptions returns the defaults.
@@ -52,6 +59,8 @@ func NewOptions() *Options {
 		PollInterval:        store.DefaultPollInterval,
 		InformerSyncTimeout: 5 * time.Minute,
 		AlternateDNS:        []string{ServiceName, "catalog-apiserver.kubestash.svc.cluster.local"},
+		MaxObjectSize:       resource.QuantityValue{Quantity: *resource.NewQuantity(store.DefaultMaxObjectSize, resource.BinarySI)},
+		EventLogBytes:       resource.QuantityValue{Quantity: *resource.NewQuantity(store.DefaultEventLogBytes, resource.BinarySI)},
 	}
 	// The catalog lives in the backup backends: no etcd flags, no etcd
 	// health check; the RESTOptionsGetter is the catalog's.
@@ -86,6 +95,11 @@ writing them in the buckets and directories of the cluster's BackupStorages.`,
 		"Names of the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.StringVar(&o.LocalBackendDirs, "local-backend-dirs", o.LocalBackendDirs,
 		"Comma-separated directories under which local BackupStorages may be (their hostPath, as this server runs on the node or mounts the same path, or their mountPath); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says.")
+	fs.Var(&o.MaxObjectSize, "max-object-size",
+		"Largest catalog file served, and largest object (as its YAML file) accepted through the API (413 beyond it). "+
+			"Larger files in a backend are skipped without being read, counted in kubestash_catalog_skipped_files_total{reason=\"too-large\"} and logged.")
+	fs.Var(&o.EventLogBytes, "event-log-bytes",
+		"Most file bytes of objects the watch event log of each resource holds (besides its count); watchers older than what it holds relist.")
 	return cmd
 }
 
@@ -94,6 +108,12 @@ func (o *Options) Validate() error {
 	errs := o.RecommendedOptions.Validate()
 	if o.PollInterval <= 0 {
 		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	if o.MaxObjectSize.Value() <= 0 {
+		errs = append(errs, errors.New("--max-object-size must be positive"))
+	}
+	if o.EventLogBytes.Value() < o.MaxObjectSize.Value() {
+		errs = append(errs, errors.New("--event-log-bytes must be at least --max-object-size"))
 	}
 	if _, err := backenddirs.Parse(o.LocalBackendDirs); err != nil {
 		errs = append(errs, fmt.Errorf("--local-backend-dirs: %w", err))
@@ -136,6 +156,9 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The stores are built from store.DefaultConfig() in pkg/apiserver;
+	// the limits reach them as the process defaults.
+	store.SetDefaultLimits(o.MaxObjectSize.Value(), o.EventLogBytes.Value())
 	s, err := cfg.Complete().New(ctx)
 	if err != nil {
 		return err
