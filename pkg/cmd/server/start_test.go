@@ -25,3 +25,36 @@ func TestFlags(t *testing.T) {
 	o.PollInterval = 0
 	assert.ErrorContains(t, o.Validate(), "--poll-interval")
 }
+
+func TestLimitFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		maxObject int64
+		logBytes  int64
+		invalid   string
+	}{
+		{"defaults", nil, 1 << 20, 16 << 20, ""},
+		{"quantities", []string{"--max-object-size=256Ki", "--event-log-bytes=64Mi"}, 256 << 10, 64 << 20, ""},
+		{"plain bytes", []string{"--max-object-size=2000000"}, 2000000, 16 << 20, ""},
+		{"zero", []string{"--max-object-size=0"}, 0, 16 << 20, "--max-object-size"},
+		{"log smaller than an object", []string{"--max-object-size=4Mi", "--event-log-bytes=1Mi"}, 4 << 20, 1 << 20, "--event-log-bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			cmd := NewCommand(context.Background(), o)
+			require.NoError(t, cmd.Flags().Parse(tc.args))
+			assert.Equal(t, tc.maxObject, o.MaxObjectSize.Value())
+			assert.Equal(t, tc.logBytes, o.EventLogBytes.Value())
+			err := o.Validate()
+			if tc.invalid == "" {
+				if err != nil {
+					assert.NotContains(t, err.Error(), "--max-object-size")
+					assert.NotContains(t, err.Error(), "--event-log-bytes")
+				}
+				return
+			}
+			assert.ErrorContains(t, err, tc.invalid)
+		})
+	}
+}
