@@ -190,6 +190,11 @@ func (a Admitter) Admit(storage, fileKey string, obj runtime.Object) (string, er
 	if m.GetNamespace() == "" || m.GetName() == "" {
 		return "", fmt.Errorf("file %s: object has no namespace or name", fileKey)
 	}
+	if r, ok := obj.(*catalog.Repository); ok {
+		if err := checkRepositoryPath(fileKey, r.Spec.Path); err != nil {
+			return "", &store.SkipError{Reason: SkipReasonPath, Err: err}
+		}
+	}
 	if a.Allowed != nil {
 		if err := a.Allowed(storage, m.GetNamespace()); err != nil {
 			return "", err
@@ -203,6 +208,46 @@ func (a Admitter) Admit(storage, fileKey string, obj runtime.Object) (string, er
 	}
 	return a.Prefix + "/" + m.GetNamespace() + "/" + m.GetName(), nil
 }
+
+// SkipReasonPath labels Repository files refused for their spec.path in
+// kubestash_catalog_skipped_files_total.
+const SkipReasonPath = "path"
+
+// checkRepositoryPath checks a Repository read from a file as the API
+// checks one written through it (layout.RepoDir, which the registry's
+// validation uses), and that the path is the folder the file is in. A
+// planted repository.yaml whose spec.path says "../other/repo", or names
+// another folder of the bucket, would otherwise send restic, which opens
+// spec.path, into another tenant's repository.
+func checkRepositoryPath(fileKey, specPath string) error {
+	dir, err := layout.RepoDir(specPath)
+	if err != nil {
+		return fmt.Errorf("file %s: spec.path is not a valid repository path: %w", fileKey, err)
+	}
+	if _, fileDir, _, _ := layout.Parse(fileKey); dir != fileDir {
+		return fmt.Errorf("file %s: spec.path %.100q is not the folder of the file (%s)", fileKey, specPath, fileDir)
+	}
+	return nil
+}
+
+// Canonical implements the catalog store's CanonicalAdmitter: a file is
+// where the object it holds is written when it is named after the object
+// (a Repository's file is always in its spec.path, see Admit). Of two
+// files claiming one object the canonical one is served; a copy planted
+// under another file name never wins over the original.
+func (a Admitter) Canonical(_, fileKey string, obj runtime.Object) bool {
+	k, _, name, ok := layout.Parse(fileKey)
+	if !ok {
+		return false
+	}
+	if k == layout.KindRepository {
+		return true
+	}
+	m, err := meta.Accessor(obj)
+	return err == nil && m.GetName() == name
+}
+
+var _ store.CanonicalAdmitter = Admitter{}
 
 // StableUID derives a UID for a file that carries none (upstream sanitizes
 // UIDs away), so that it keeps its identity across restarts and replicas.

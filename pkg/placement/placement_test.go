@@ -145,3 +145,54 @@ func TestAdmitter(t *testing.T) {
 	_, err = a.Admit("demo/st", "r/snapshots/s1.yaml", other)
 	assert.ErrorContains(t, err, "usagePolicy")
 }
+
+// TestAdmitterRepositoryPath: a Repository read from a file is served only
+// if its spec.path passes the API's rule and is the file's own folder.
+func TestAdmitterRepositoryPath(t *testing.T) {
+	a := Admitter{Prefix: "/catalog.kubestash.com/repositories", Kind: layout.KindRepository}
+	for _, tc := range []struct {
+		name, file, path string
+		ok               bool
+	}{
+		{"own folder", "demo/pvc/repository.yaml", "/demo/pvc", true},
+		{"own folder without slash", "demo/pvc/repository.yaml", "demo/pvc", true},
+		{"parent escape", "tenant-a/evil/repository.yaml", "../other/repo", false},
+		{"escape in the middle", "tenant-a/evil/repository.yaml", "tenant-a/../tenant-b/repo", false},
+		{"another tenant's folder", "tenant-a/evil/repository.yaml", "tenant-b/repo", false},
+		{"reserved element", "x/snapshots/repository.yaml", "x/snapshots", false},
+		{"empty", "x/repository.yaml", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &catalog.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "r"}, Spec: catalog.RepositorySpec{Path: tc.path}}
+			key, err := a.Admit("demo/st", tc.file, r)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, "/catalog.kubestash.com/repositories/demo/r", key)
+				assert.True(t, a.Canonical("demo/st", tc.file, r))
+				return
+			}
+			require.Error(t, err)
+			var se *store.SkipError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, SkipReasonPath, se.Reason, "counted under its own reason")
+		})
+	}
+}
+
+// TestAdmitterCanonical: a file named after the object it holds is
+// canonical; a copy under another name is not.
+func TestAdmitterCanonical(t *testing.T) {
+	a := Admitter{Prefix: "/catalog.kubestash.com/snapshots", Kind: layout.KindSnapshot}
+	s := &catalog.Snapshot{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s1"}}
+	for _, tc := range []struct {
+		file string
+		want bool
+	}{
+		{"r/snapshots/s1.yaml", true},
+		{"other/snapshots/s1.yaml", true},
+		{"r/snapshots/copy-of-s1.yaml", false},
+		{"not-a-catalog-file", false},
+	} {
+		assert.Equal(t, tc.want, a.Canonical("demo/st", tc.file, s), tc.file)
+	}
+}

@@ -227,12 +227,29 @@ func TestLocationURL(t *testing.T) {
 			"s3:https://s3.us-west-1.amazonaws.com/b/repo/repository/v1/s/dump"},
 		{"s3 aws default", Location{Provider: ProviderS3, S3: &S3{Bucket: "b", Prefix: "p"}, Path: "r"}, "s3:s3.amazonaws.com/b/p/r"},
 		{"local", Location{Provider: ProviderLocal, LocalDir: "/mnt/backup", Path: "/demo//repository/v1/s/dump"}, "/mnt/backup/demo/repository/v1/s/dump"},
-		{"local escapes are cleaned", Location{Provider: ProviderLocal, LocalDir: "/mnt/backup", Path: "../../etc"}, "/mnt/backup/etc"},
+		{"local, dot-dot inside", Location{Provider: ProviderLocal, LocalDir: "/mnt/backup", Path: "a/../b"}, "/mnt/backup/b"},
+		{"s3, dot-dot inside", Location{Provider: ProviderS3, S3: &S3{Bucket: "b", Prefix: "p"}, Path: "tenant-a/x/../repo"}, "s3:s3.amazonaws.com/b/p/tenant-a/repo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.loc.URL()
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
+		})
+	}
+	// A path that leads out of the storage, as a planted Repository's
+	// spec.path may, is refused: restic never opens it.
+	for _, tc := range []struct {
+		name string
+		loc  Location
+	}{
+		{"local parent", Location{Provider: ProviderLocal, LocalDir: "/mnt/backup", Path: "../../etc"}},
+		{"local parent after a folder", Location{Provider: ProviderLocal, LocalDir: "/mnt/backup", Path: "/a/../../other/repo/repository/v1/s/dump"}},
+		{"s3 other tenant's prefix", Location{Provider: ProviderS3, S3: &S3{Bucket: "b", Prefix: "tenant-a"}, Path: "../tenant-b/repo/repository/v1/s/dump"}},
+		{"s3 other bucket", Location{Provider: ProviderS3, S3: &S3{Bucket: "b"}, Path: "../other-bucket/repo"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.loc.URL()
+			assert.ErrorContains(t, err, "leads out of the storage")
 		})
 	}
 	_, err := Location{Provider: "gcs"}.URL()

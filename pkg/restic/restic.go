@@ -68,7 +68,14 @@ type Location struct {
 
 // URL is the RESTIC_REPOSITORY of the location: s3:<endpoint>/<bucket>/<prefix>/<path>,
 // or <dir>/<path> for a local backend.
+//
+// Path never leads out of the storage: one that does after cleaning (a
+// "../other/repo" read from a planted catalog file, say) is an error, so
+// restic never opens another tenant's repository beside this storage.
 func (l Location) URL() (string, error) {
+	if err := l.checkPath(); err != nil {
+		return "", err
+	}
 	switch l.Provider {
 	case ProviderS3:
 		if l.S3 == nil || l.S3.Bucket == "" {
@@ -80,7 +87,12 @@ func (l Location) URL() (string, error) {
 		}
 		// path.Join cleans the leading and doubled slashes a prefix or
 		// Repository path may carry ("/pvc-backup-demo").
-		return "s3:" + endpoint + "/" + strings.TrimPrefix(path.Join(l.S3.Bucket, l.S3.Prefix, l.Path), "/"), nil
+		base := strings.TrimPrefix(path.Join(l.S3.Bucket, l.S3.Prefix), "/")
+		full := strings.TrimPrefix(path.Join(l.S3.Bucket, l.S3.Prefix, l.Path), "/")
+		if full != base && !strings.HasPrefix(full, base+"/") {
+			return "", fmt.Errorf("repository path %.200q leads out of the storage prefix %q", l.Path, base)
+		}
+		return "s3:" + endpoint + "/" + full, nil
 	case ProviderLocal:
 		if l.LocalDir == "" {
 			return "", errors.New("local location without a directory")
@@ -91,6 +103,15 @@ func (l Location) URL() (string, error) {
 	default:
 		return "", fmt.Errorf("provider %q is not supported (s3 and local are)", l.Provider)
 	}
+}
+
+// checkPath refuses a Path that leaves the storage root once cleaned.
+func (l Location) checkPath() error {
+	rel := path.Clean(strings.TrimLeft(l.Path, "/"))
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("repository path %.200q leads out of the storage", l.Path)
+	}
+	return nil
 }
 
 // Options configure a Repo.
