@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/backend"
 )
@@ -21,10 +22,18 @@ const maxWalkDepth = 8
 
 // Discover returns the repository directories of a backend, sorted. It reads
 // metadata.yaml and trusts its repository list; without one (a bucket of
-// upstream KubeStash, or no repositories yet) it walks the bucket.
+// upstream KubeStash, or no repositories yet) it walks the bucket. A
+// corrupt metadata.yaml is walked around too: one bad file must not make a
+// storage's whole catalog vanish. Listed paths that are not valid
+// repository paths (RepoDir, the rule of the API) are left out.
 func Discover(ctx context.Context, b backend.Backend) ([]string, error) {
 	m, _, err := ReadMeta(ctx, b)
-	if err != nil && !errors.Is(err, backend.ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrCorruptMeta):
+		klog.FromContext(ctx).Info("Warning: metadata.yaml is not readable; finding repositories by walking the backend",
+			"backend", b.String(), "err", err)
+		return Walk(ctx, b)
+	case err != nil && !errors.Is(err, backend.ErrNotFound):
 		return nil, err
 	}
 	if err == nil && len(m.Repositories) > 0 {
@@ -32,7 +41,12 @@ func Discover(ctx context.Context, b backend.Backend) ([]string, error) {
 		var dirs []string
 		for _, r := range m.Repositories {
 			d, err := RepoDir(r.Path)
-			if err != nil || seen[d] {
+			if err != nil {
+				klog.FromContext(ctx).V(2).Info("Skipping an invalid repository path listed in metadata.yaml",
+					"backend", b.String(), "name", r.Name, "namespace", r.Namespace, "err", err)
+				continue
+			}
+			if seen[d] {
 				continue
 			}
 			seen[d] = true
@@ -76,7 +90,13 @@ func Walk(ctx context.Context, b backend.Backend) ([]string, error) {
 				case ResticDir, SnapshotsDir, BackupSessionsDir, RestoreSessionsDir, ForgetDir:
 					continue
 				}
-				next = append(next, strings.TrimSuffix(p, "/"))
+				// An object store's keys may hold "..", "." or empty
+				// elements; such a folder is no repository path.
+				d := strings.TrimSuffix(p, "/")
+				if c, err := backend.CleanKey(d); err != nil || c != d {
+					continue
+				}
+				next = append(next, d)
 			}
 		}
 		level = next
@@ -105,6 +125,9 @@ func ScanKind(ctx context.Context, b backend.Backend, k Kind, repoDirs []string)
 				return fmt.Errorf("scan %s: %w", prefix, err)
 			}
 			for _, o := range res.Objects {
+				if c, err := backend.CleanKey(o.Key); err != nil || c != o.Key {
+					continue // not a key that can be read back
+				}
 				if kk, _, _, ok := Parse(o.Key); ok && kk == k {
 					results[i] = append(results[i], o)
 				}

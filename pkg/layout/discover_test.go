@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -132,4 +133,94 @@ func TestAddRepositoryConcurrent(t *testing.T) {
 	dirs, err := Discover(ctx, b)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a", "b", "c", "d"}, dirs, "no writer lost its entry")
+}
+
+// TestDiscoverWithCorruptMetadata: a metadata.yaml that is not a
+// BackendMeta (or is huge) does not make the storage's repositories vanish:
+// discovery walks the bucket instead. A missing or unreachable one is as
+// before.
+func TestDiscoverWithCorruptMetadata(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		meta []byte
+	}{
+		{"not YAML", []byte("\x00\x01{{{ not yaml")},
+		{"another kind", []byte("apiVersion: v1\nkind: ConfigMap\n")},
+		{"wrong type", []byte("kind: BackendMeta\nrepositories: 42\n")},
+		{"truncated", []byte("apiVersion: config.kubestash.com/v1alpha1\nkind: BackendMeta\nrepositories:\n- name: a\n  path: \"/demo")},
+		{"huge", append([]byte("kind: BackendMeta\nrepositories:\n"), bytes.Repeat([]byte("- {name: x, namespace: y, path: /z}\n"), MaxMetaSize/30)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, upstreamFiles...)
+			_, err := b.Put(ctx, MetadataFile, tc.meta, backend.PutOptions{})
+			require.NoError(t, err)
+			_, _, err = ReadMeta(ctx, b)
+			require.ErrorIs(t, err, ErrCorruptMeta)
+			assert.Less(t, len(err.Error()), 300, "the error does not quote the file")
+			dirs, err := Discover(ctx, b)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"demo/pvc-backup", "team/x/y"}, dirs)
+		})
+	}
+}
+
+// TestDiscoverSkipsInvalidListedPaths: paths listed in metadata.yaml are
+// checked like API input; "../other" and reserved names are left out.
+func TestDiscoverSkipsInvalidListedPaths(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t, "good/repository.yaml")
+	meta := "apiVersion: config.kubestash.com/v1alpha1\nkind: BackendMeta\nrepositories:\n" +
+		"- {name: good, namespace: a, path: /good}\n" +
+		"- {name: escape, namespace: a, path: ../other/repo}\n" +
+		"- {name: inner, namespace: a, path: good/../../x}\n" +
+		"- {name: reserved, namespace: a, path: good/snapshots}\n"
+	_, err := b.Put(ctx, MetadataFile, []byte(meta), backend.PutOptions{})
+	require.NoError(t, err)
+	dirs, err := Discover(ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"good"}, dirs)
+}
+
+// fakeKeys lists keys an object store may hold but a file system cannot.
+type fakeKeys struct {
+	backend.Backend
+	prefixes map[string][]string
+	objects  map[string][]string
+}
+
+func (f fakeKeys) List(_ context.Context, prefix string, _ backend.ListOptions) (backend.ListResult, error) {
+	var res backend.ListResult
+	res.CommonPrefixes = f.prefixes[prefix]
+	for _, k := range f.objects[prefix] {
+		res.Objects = append(res.Objects, backend.Object{Key: k})
+	}
+	return res, nil
+}
+
+// TestWalkAndScanSkipUncleanKeys: S3 keys with ".." or empty elements are
+// neither walked into nor scanned (they would fail the whole storage, or
+// name a file elsewhere).
+func TestWalkAndScanSkipUncleanKeys(t *testing.T) {
+	ctx := context.Background()
+	b := fakeKeys{
+		prefixes: map[string][]string{
+			"":           {"evil/", "ok/"},
+			"evil/":      {"evil/../", "evil//"},
+			"evil/../":   {"evil/../x/"},
+			"evil/../x/": nil,
+		},
+		objects: map[string][]string{
+			"ok/":           {"ok/repository.yaml"},
+			"evil/../x/":    {"evil/../x/repository.yaml"},
+			"ok/snapshots/": {"ok/snapshots/a.yaml", "ok/snapshots/../../b/snapshots/c.yaml"},
+		},
+	}
+	dirs, err := Walk(ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ok"}, dirs)
+	objs, err := ScanKind(ctx, b, KindSnapshot, []string{"ok"})
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	assert.Equal(t, "ok/snapshots/a.yaml", objs[0].Key)
 }

@@ -40,18 +40,31 @@ const (
 	MetaKind       = "BackendMeta"
 )
 
-// ReadMeta reads metadata.yaml. A missing file is backend.ErrNotFound.
+// MaxMetaSize bounds metadata.yaml (8 MiB: some 50,000 repositories); a
+// larger one is corrupt, and is not read.
+const MaxMetaSize = 8 << 20
+
+// ErrCorruptMeta: metadata.yaml is there but is not a BackendMeta (it does
+// not decode, has another kind, or is over MaxMetaSize).
+var ErrCorruptMeta = errors.New("not a readable BackendMeta")
+
+// ReadMeta reads metadata.yaml. A missing file is backend.ErrNotFound; one
+// that is not a BackendMeta is ErrCorruptMeta (the error never quotes the
+// file).
 func ReadMeta(ctx context.Context, b backend.Backend) (*BackendMeta, backend.Object, error) {
-	data, obj, err := b.Get(ctx, MetadataFile)
+	data, obj, err := backend.GetLimit(ctx, b, MetadataFile, MaxMetaSize)
+	if errors.Is(err, backend.ErrTooLarge) {
+		return nil, obj, fmt.Errorf("%s in %s: %w: %d bytes or more, over %d", MetadataFile, b, ErrCorruptMeta, obj.Size, MaxMetaSize)
+	}
 	if err != nil {
 		return nil, obj, err
 	}
 	var m BackendMeta
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, obj, fmt.Errorf("decode %s in %s: %w", MetadataFile, b, err)
+		return nil, obj, fmt.Errorf("%s in %s: %w: %s", MetadataFile, b, ErrCorruptMeta, DecodeErrorKind(err))
 	}
 	if m.Kind != MetaKind {
-		return nil, obj, fmt.Errorf("%s in %s has kind %q, want %s", MetadataFile, b, m.Kind, MetaKind)
+		return nil, obj, fmt.Errorf("%s in %s: %w: its kind is not %s", MetadataFile, b, ErrCorruptMeta, MetaKind)
 	}
 	return &m, obj, nil
 }
