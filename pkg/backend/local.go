@@ -73,6 +73,21 @@ func contentETag(b []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// hashLimit is the size above which a file's ETag is made of its identity
+// (inode, size, mtime) instead of a hash of its content: a planted
+// multi-gigabyte file must not be read whole by every listing. No catalog
+// file comes near it, so conditional writes of catalog files always compare
+// content hashes.
+const hashLimit = 64 << 20
+
+func identityETag(fi fs.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("i-%x-%x-%x", ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
 // splitKey returns the directory (possibly "") and the name of a clean key.
 func splitKey(k string) (dir, name string) {
 	dir, name = path.Split(k)
@@ -213,6 +228,9 @@ func (l *Local) GetLimit(ctx context.Context, key string, max int64) ([]byte, Ob
 		return nil, obj, tooLarge("get", k, int64(len(b)), max)
 	}
 	obj.ETag, obj.Size = contentETag(b), int64(len(b))
+	if fi.Size() > hashLimit {
+		obj.ETag = identityETag(fi) // as stat gives it
+	}
 	return b, obj, nil
 }
 
@@ -253,6 +271,9 @@ func (l *Local) etag(p string, f *os.File, fi fs.FileInfo) (string, error) {
 	l.etagMu.Unlock()
 	if ok && c.size == e.size && c.mtime == e.mtime && c.ino == e.ino {
 		return c.etag, nil
+	}
+	if fi.Size() > hashLimit {
+		return identityETag(fi), nil
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {

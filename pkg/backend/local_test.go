@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -223,3 +224,29 @@ func TestGetLimit(t *testing.T) {
 
 // statGetter hides the LimitedGetter of a backend.
 type statGetter struct{ backend.Backend }
+
+// TestLocalHugeFileIsNotHashed: a file over the hash limit gets an ETag of
+// its identity, the same from Stat, List and Get, and changes when it does.
+func TestLocalHugeFileIsNotHashed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := backend.NewLocal(dir)
+	require.NoError(t, err)
+	p := filepath.Join(dir, "huge.yaml")
+	require.NoError(t, os.WriteFile(p, nil, 0o644))
+	require.NoError(t, os.Truncate(p, 100<<20)) // sparse: nothing to hash quickly either
+	st, err := b.Stat(ctx, "huge.yaml")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(st.ETag, "i-"), st.ETag)
+	res, err := b.List(ctx, "", backend.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, res.Objects, 1)
+	assert.Equal(t, st.ETag, res.Objects[0].ETag)
+	_, o, err := b.Get(ctx, "huge.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, st.ETag, o.ETag)
+	require.NoError(t, os.Truncate(p, 101<<20))
+	st2, err := b.Stat(ctx, "huge.yaml")
+	require.NoError(t, err)
+	assert.NotEqual(t, st.ETag, st2.ETag)
+}

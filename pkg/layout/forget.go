@@ -119,17 +119,19 @@ func ListForgetMarks(ctx context.Context, b backend.Backend, repoPath string) ([
 }
 
 // ReadForgetMark reads the mark at key; a missing one is backend.ErrNotFound.
+// Like metadata.yaml it is read only up to MaxMetaSize, and its errors never
+// quote it: anyone who can write into the bucket can plant one.
 func ReadForgetMark(ctx context.Context, b backend.Backend, key string) (*ForgetMark, backend.Object, error) {
-	data, obj, err := b.Get(ctx, key)
+	data, obj, err := backend.GetLimit(ctx, b, key, MaxMetaSize)
 	if err != nil {
 		return nil, obj, err
 	}
 	var m ForgetMark
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, obj, fmt.Errorf("decode forget mark %s in %s: %w", key, b, err)
+		return nil, obj, fmt.Errorf("decode forget mark %s in %s: %s", key, b, DecodeErrorKind(err))
 	}
 	if m.Kind != ForgetKind {
-		return nil, obj, fmt.Errorf("forget mark %s in %s has kind %q, want %s", key, b, m.Kind, ForgetKind)
+		return nil, obj, fmt.Errorf("forget mark %s in %s: its kind is not %s", key, b, ForgetKind)
 	}
 	return &m, obj, nil
 }

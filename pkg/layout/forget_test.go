@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -102,4 +103,31 @@ func readMarkUTC(ctx context.Context, b backend.Backend, key string) (*ForgetMar
 		}
 	}
 	return m, o, err
+}
+
+// TestReadForgetMarkRefusesPlantedFiles: a mark that is not one, or is
+// huge, is an error that quotes none of it.
+func TestReadForgetMarkRefusesPlantedFiles(t *testing.T) {
+	const secret = "PLANTED-SECRET"
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"not YAML", []byte("a: [" + secret + "\n :: :")},
+		{"another kind", []byte("kind: " + secret + "\n")},
+		{"wrong type", []byte("kind: ForgetMark\nsnapshots: " + secret + "\n")},
+		{"huge", bytes.Repeat([]byte("# "+secret+"\n"), MaxMetaSize/10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := backend.NewLocal(t.TempDir())
+			require.NoError(t, err)
+			key := "r/" + ForgetDir + "/s.yaml"
+			_, err = b.Put(ctx, key, tc.data, backend.PutOptions{})
+			require.NoError(t, err)
+			_, _, err = ReadForgetMark(ctx, b, key)
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), secret)
+		})
+	}
 }
