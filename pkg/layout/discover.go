@@ -20,6 +20,10 @@ import (
 // repository path deeper than this is not found.
 const maxWalkDepth = 8
 
+// corruptMetaLogged remembers, by backend, the metadata.yaml error last
+// logged.
+var corruptMetaLogged sync.Map
+
 // Discover returns the repository directories of a backend, sorted. It reads
 // metadata.yaml and trusts its repository list; without one (a bucket of
 // upstream KubeStash, or no repositories yet) it walks the bucket. A
@@ -30,8 +34,11 @@ func Discover(ctx context.Context, b backend.Backend) ([]string, error) {
 	m, _, err := ReadMeta(ctx, b)
 	switch {
 	case errors.Is(err, ErrCorruptMeta):
-		klog.FromContext(ctx).Info("Warning: metadata.yaml is not readable; finding repositories by walking the backend",
-			"backend", b.String(), "err", err)
+		// Once per backend and error, not at every poll.
+		if prev, ok := corruptMetaLogged.Swap(b.String(), err.Error()); !ok || prev != err.Error() {
+			klog.FromContext(ctx).Info("Warning: metadata.yaml is not readable; finding repositories by walking the backend",
+				"backend", b.String(), "err", err)
+		}
 		return Walk(ctx, b)
 	case err != nil && !errors.Is(err, backend.ErrNotFound):
 		return nil, err
