@@ -177,6 +177,11 @@ type Admitter struct {
 	// Allowed says whether objects of storage may be served in namespace
 	// (the BackupStorage's usagePolicy). Nil allows all.
 	Allowed func(storage, namespace string) error
+	// Repos, if set, makes Canonical stricter for Snapshots and
+	// RestoreSessions: the file must also be in the folder (and storage)
+	// of the Repository the object names, so that a copy planted under
+	// the right file name in another folder never wins over the original.
+	Repos Repositories
 }
 
 func (a Admitter) Admit(storage, fileKey string, obj runtime.Object) (string, error) {
@@ -232,10 +237,12 @@ func checkRepositoryPath(fileKey, specPath string) error {
 
 // Canonical implements the catalog store's CanonicalAdmitter: a file is
 // where the object it holds is written when it is named after the object
-// (a Repository's file is always in its spec.path, see Admit). Of two
-// files claiming one object the canonical one is served; a copy planted
-// under another file name never wins over the original.
-func (a Admitter) Canonical(_, fileKey string, obj runtime.Object) bool {
+// (a Repository's file is always in its spec.path, see Admit) and, with
+// Repos set, sits in the folder of the Repository it names. Of two files
+// claiming one object the canonical one is served; a copy planted under
+// another file name (or, with Repos, in another folder) never wins over
+// the original.
+func (a Admitter) Canonical(storage, fileKey string, obj runtime.Object) bool {
 	k, _, name, ok := layout.Parse(fileKey)
 	if !ok {
 		return false
@@ -244,7 +251,30 @@ func (a Admitter) Canonical(_, fileKey string, obj runtime.Object) bool {
 		return true
 	}
 	m, err := meta.Accessor(obj)
-	return err == nil && m.GetName() == name
+	if err != nil || m.GetName() != name {
+		return false
+	}
+	if a.Repos == nil {
+		return true
+	}
+	var ns, repo string
+	switch o := obj.(type) {
+	case *catalog.Snapshot:
+		ns, repo = o.Namespace, o.Spec.Repository
+	case *catalog.RestoreSession:
+		ns, repo = o.Spec.DataSource.Namespace, o.Spec.DataSource.Repository
+		if ns == "" {
+			ns = o.Namespace
+		}
+	default:
+		return true // a BackupSession names no Repository of its own
+	}
+	rs, p, ok := a.Repos.Repository(ns, repo)
+	if !ok || rs != storage {
+		return false
+	}
+	want, err := layout.Key(k, p, name)
+	return err == nil && want == fileKey
 }
 
 var _ store.CanonicalAdmitter = Admitter{}

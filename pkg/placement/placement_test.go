@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
@@ -194,5 +195,35 @@ func TestAdmitterCanonical(t *testing.T) {
 		{"not-a-catalog-file", false},
 	} {
 		assert.Equal(t, tc.want, a.Canonical("demo/st", tc.file, s), tc.file)
+	}
+}
+
+// TestAdmitterCanonicalWithRepositories: with Repos, a Snapshot's or
+// RestoreSession's file is canonical only in its Repository's folder and
+// storage.
+func TestAdmitterCanonicalWithRepositories(t *testing.T) {
+	a := Admitter{Kind: layout.KindSnapshot, Repos: known}
+	snap := &catalog.Snapshot{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s1"}, Spec: catalog.SnapshotSpec{Repository: "s3-repo"}}
+	rs := &catalog.RestoreSession{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s1"},
+		Spec: catalog.RestoreSessionSpec{DataSource: catalog.RestoreDataSource{Repository: "s3-repo"}}}
+	for _, tc := range []struct {
+		name, storage, file string
+		obj                 runtime.Object
+		want                bool
+	}{
+		{"snapshot in its repository", "demo/s3-storage", "pvc-backup-demo/snapshots/s1.yaml", snap, true},
+		{"snapshot copy in another folder", "demo/s3-storage", "aaa-planted/snapshots/s1.yaml", snap, false},
+		{"snapshot copy in another storage", "demo/other", "pvc-backup-demo/snapshots/s1.yaml", snap, false},
+		{"snapshot of an unknown repository", "demo/s3-storage", "pvc-backup-demo/snapshots/s1.yaml",
+			&catalog.Snapshot{ObjectMeta: snap.ObjectMeta, Spec: catalog.SnapshotSpec{Repository: "nope"}}, false},
+		{"restore session in its repository", "demo/s3-storage", "pvc-backup-demo/restoresessions/s1.yaml", rs, true},
+		{"restore session elsewhere", "demo/s3-storage", "x/restoresessions/s1.yaml", rs, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kind, _, _, ok := layout.Parse(tc.file)
+			require.True(t, ok)
+			a.Kind = kind
+			assert.Equal(t, tc.want, a.Canonical(tc.storage, tc.file, tc.obj))
+		})
 	}
 }
