@@ -75,6 +75,10 @@ type ExtraConfig struct {
 	// LocalBackendDirs says where local BackupStorages may be; the zero
 	// value allows none.
 	LocalBackendDirs backenddirs.Policy
+	// MaxObjectSize bounds a catalog file and an object written through
+	// the API; EventLogBytes bounds the watch history. 0: the store's
+	// defaults.
+	MaxObjectSize, EventLogBytes int64
 }
 
 // Config is the catalog server's configuration.
@@ -181,6 +185,8 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 
 	tmpl := store.DefaultConfig()
 	tmpl.PollInterval = c.ExtraConfig.PollInterval
+	tmpl.MaxObjectSize = c.ExtraConfig.MaxObjectSize
+	tmpl.EventLogBytes = c.ExtraConfig.EventLogBytes
 	tmpl.Logger = logger.WithName("store")
 	cat := &registry.Catalog{
 		Codec:    layout.NewFileCodec(Scheme),

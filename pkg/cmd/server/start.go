@@ -146,6 +146,8 @@ func (o *Options) Config() (*apiserver.Config, error) {
 			PollInterval:        o.PollInterval,
 			InformerSyncTimeout: o.InformerSyncTimeout,
 			LocalBackendDirs:    dirs,
+			MaxObjectSize:       o.MaxObjectSize.Value(),
+			EventLogBytes:       o.EventLogBytes.Value(),
 		},
 	}, nil
 }
@@ -156,9 +158,6 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The stores are built from store.DefaultConfig() in pkg/apiserver;
-	// the limits reach them as the process defaults.
-	store.SetDefaultLimits(o.MaxObjectSize.Value(), o.EventLogBytes.Value())
 	s, err := cfg.Complete().New(ctx)
 	if err != nil {
 		return err

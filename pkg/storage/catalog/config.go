@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,27 +24,6 @@ const (
 	// log holds (16 MiB), besides its count.
 	DefaultEventLogBytes int64 = 16 << 20
 )
-
-// Process-wide defaults of MaxObjectSize and EventLogBytes, for stores
-// whose Config leaves them 0: the server's flags set them
-// (SetDefaultLimits) before it builds its stores.
-var defaultMaxObjectSize, defaultEventLogBytes atomic.Int64
-
-func init() {
-	defaultMaxObjectSize.Store(DefaultMaxObjectSize)
-	defaultEventLogBytes.Store(DefaultEventLogBytes)
-}
-
-// SetDefaultLimits sets what a Config's zero MaxObjectSize and
-// EventLogBytes mean in this process; values <= 0 keep the current ones.
-func SetDefaultLimits(maxObjectSize, eventLogBytes int64) {
-	if maxObjectSize > 0 {
-		defaultMaxObjectSize.Store(maxObjectSize)
-	}
-	if eventLogBytes > 0 {
-		defaultEventLogBytes.Store(eventLogBytes)
-	}
-}
 
 // Config is what a Store needs. Codec, NewFunc, NewListFunc and
 // ResourcePrefix are what the generic registry hands to a storage decorator;
@@ -78,12 +56,12 @@ type Config struct {
 	// MaxObjectSize bounds a catalog file in bytes. Files over it are
 	// skipped (told by the listing's size, and never read beyond the limit
 	// + 1 byte), and creates and updates whose file would be larger are
-	// refused with 413. 0 means the process default (DefaultMaxObjectSize
-	// unless SetDefaultLimits changed it); negative means no limit.
+	// refused with 413. 0 means DefaultMaxObjectSize; negative means no
+	// limit.
 	MaxObjectSize int64
 	// EventLogBytes bounds the file bytes of the objects held by the event
 	// log; the oldest events go first when either bound is passed. 0 means
-	// the process default (DefaultEventLogBytes); negative means no bound.
+	// DefaultEventLogBytes; negative means no bound.
 	EventLogBytes int64
 	// ReadConcurrency bounds the backend reads in flight while building or
 	// polling; 0 means DefaultReadConcurrency.
@@ -145,10 +123,10 @@ func (c *Config) complete() error {
 		c.EventLogSize = DefaultEventLogSize
 	}
 	if c.MaxObjectSize == 0 {
-		c.MaxObjectSize = defaultMaxObjectSize.Load()
+		c.MaxObjectSize = DefaultMaxObjectSize
 	}
 	if c.EventLogBytes == 0 {
-		c.EventLogBytes = defaultEventLogBytes.Load()
+		c.EventLogBytes = DefaultEventLogBytes
 	}
 	if c.ReadConcurrency <= 0 {
 		c.ReadConcurrency = DefaultReadConcurrency
