@@ -62,7 +62,9 @@ func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Loca
 	cfg.Locator = locator
 	cfg.DeleteHook = hook
 	cfg.Scanner = layout.Scanner{Kind: k, Discovery: c.Discovery}
-	cfg.Admitter = placement.Admitter{Prefix: prefix, Kind: k, Allowed: c.Allowed}
+	// A copy of a Snapshot or RestoreSession outside its Repository's folder
+	// never wins over the original (duplicate resolution).
+	cfg.Admitter = placement.Admitter{Prefix: prefix, Kind: k, Allowed: c.Allowed, Repos: c.Repositories()}
 	cfg.Resource = resource
 	gr := catalog.Resource(resource)
 	return generic.RESTOptions{
