@@ -93,6 +93,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if err := r.resumeBackups(ctx, rs, st); err != nil {
 			requeue = true
 		}
+		if err := executor.RevokeSnapshot(ctx, r.Kube, dataNamespace(rs), rs.Namespace, rs.Name); err != nil {
+			return err
+		}
 	}
 	if !apiequality.Semantic.DeepEqual(*st, rs.Status) {
 		rs = rs.DeepCopy()
@@ -485,6 +488,11 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, acct); err != nil {
 			return nil, err
 		}
+	}
+	// From a namespace that shares its snapshots (run checked it): the
+	// agent reads the Snapshot and its Repository there.
+	if err := executor.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
+		return nil, err
 	}
 	lbls := map[string]string{
 		storagev1alpha1.LabelManagedBy:    storagev1alpha1.LabelManagedByValue,

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -15,6 +16,7 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/sharing"
 )
 
@@ -122,6 +124,33 @@ func TestRestoreFromSharedNamespace(t *testing.T) {
 	got, err := ks.CatalogV1alpha1().RestoreSessions("tenant").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.NotEqual(t, catalogv1alpha1.RestoreInvalid, got.Status.Phase)
+
+	// The restore account may read that Snapshot and its Repository in
+	// demo, by name, while the restore runs.
+	roles, err := kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	require.NoError(t, err)
+	require.Len(t, roles.Items, 1)
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{"catalog.kubestash.com"}, Resources: []string{"snapshots"}, Verbs: []string{"get"}, ResourceNames: []string{"repo-1"}},
+		{APIGroups: []string{"catalog.kubestash.com"}, Resources: []string{"repositories"}, Verbs: []string{"get"}, ResourceNames: []string{"repo"}},
+	}, roles.Items[0].Rules)
+	bindings, err := kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	require.NoError(t, err)
+	require.Len(t, bindings.Items, 1)
+	assert.Equal(t, []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: RestoreServiceAccount, Namespace: "tenant"}}, bindings.Items[0].Subjects)
+
+	// It ends with the restore.
+	job.Status.Failed = 1
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}}
+	_, err = kube.BatchV1().Jobs("tenant").UpdateStatus(ctx, job, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, r.Reconcile(ctx, "tenant", "restore"))
+	roles, err = kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	require.NoError(t, err)
+	assert.Empty(t, roles.Items)
+	bindings, err = kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	require.NoError(t, err)
+	assert.Empty(t, bindings.Items)
 }
 
 // TestPauseIsMarkedAndUndone: the restore pauses its target's backups with
