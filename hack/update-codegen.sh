@@ -53,7 +53,13 @@ kube::codegen::gen_client \
   "$ROOT/pkg/apis"
 
 echo "[codegen] CRDs"
-rm -rf "$ROOT/artifacts/crds"
+# Generated manifests are replaced; hand-written ones (first line "# Hand-written")
+# stay.
+mkdir -p "$ROOT/artifacts/crds"
+for f in "$ROOT"/artifacts/crds/*.yaml; do
+  [[ -e $f ]] || continue
+  head -n1 "$f" | grep -q '^# Hand-written' || rm -f "$f"
+done
 go tool controller-gen crd:crdVersions=v1 \
   paths=./pkg/apis/storage/... paths=./pkg/apis/core/... paths=./pkg/apis/addons/... \
   output:crd:dir="$ROOT/artifacts/crds"
