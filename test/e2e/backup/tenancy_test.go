@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/sharing"
 )
 
@@ -134,4 +139,56 @@ spec:
 		_, marked := bc.Annotations[restoresession.PausedByAnnotation]
 		return err == nil && !bc.Spec.Paused && !marked
 	}, time.Minute, time.Second, "deleting the RestoreSession resumes the backups it paused")
+}
+
+// TestLocalStorageOnlyWhereAllowed is issue 11's probe 2 rerun: a tenant's
+// BackupStorage with provider local on /usr, or on any folder while the
+// servers allow none (no --local-backend-dirs here), stays NotReady naming
+// the field, and neither server writes or reads there.
+func TestLocalStorageOnlyWhereAllowed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	client, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace("local-tenant"), metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = os.Stat("/usr/metadata.yaml")
+	require.True(t, os.IsNotExist(err), "no /usr/metadata.yaml before the test: %v", err)
+	folder := t.TempDir()
+
+	for _, c := range []struct{ name, path, want string }{
+		{name: "on-usr", path: "/usr", want: "spec.storage.local.hostPath.path: Forbidden: /usr is a system directory (under /usr)"},
+		{name: "on-a-folder", path: folder, want: "spec.storage.local.hostPath.path: Forbidden: " + folder + " is not allowed: an administrator allows directories for local backends with the servers' --local-backend-dirs (none are allowed now)"},
+	} {
+		_, _, err := env.Kubectl(ctx, fmt.Sprintf(`apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: %s, namespace: local-tenant}
+spec:
+  storage: {provider: local, local: {mountPath: /data, hostPath: {path: %q}}}
+  usagePolicy: {allowedNamespaces: {from: Same}}
+  deletionPolicy: Delete
+`, c.name, c.path), "apply", "-f", "-")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			bs, err := client.StorageV1alpha1().BackupStorages("local-tenant").Get(ctx, c.name, metav1.GetOptions{})
+			if err != nil || bs.Status.Phase != storagev1alpha1.BackupStoragePhaseNotReady {
+				return false
+			}
+			cond := conditions.Get(bs.Status.Conditions, storagev1alpha1.TypeBackendInitialized)
+			return cond != nil && strings.Contains(cond.Message, c.want)
+		}, time.Minute, time.Second, "BackupStorage %s NotReady with %q", c.name, c.want)
+	}
+	for _, f := range []string{"/usr/metadata.yaml", "/usr/.kubestash.lock", filepath.Join(folder, "metadata.yaml")} {
+		_, err := os.Stat(f)
+		assert.True(t, os.IsNotExist(err), "%s not written: %v", f, err)
+	}
+	// Nor does the catalog server open them: a Repository there is refused.
+	_, _, err = env.Kubectl(ctx, `apiVersion: catalog.kubestash.com/v1alpha1
+kind: Repository
+metadata: {name: on-usr, namespace: local-tenant}
+spec: {storageRef: {name: on-usr}, path: /r, encryptionSecret: {name: encrypt-secret}}
+`, "apply", "-f", "-")
+	require.Error(t, err, "the catalog server does not serve a storage on /usr")
 }
