@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
@@ -191,4 +192,137 @@ metadata: {name: on-usr, namespace: local-tenant}
 spec: {storageRef: {name: on-usr}, path: /r, encryptionSecret: {name: encrypt-secret}}
 `, "apply", "-f", "-")
 	require.Error(t, err, "the catalog server does not serve a storage on /usr")
+}
+
+// TestUserAccountNeverGrantedSharedStorage is issue 11's probe 4 rerun: a
+// configuration in sa-tenant that uses sa-owner's shared storage and names
+// its own ServiceAccount in jobTemplate is Invalid naming the field, and
+// that account is never bound to read the owner's Secret.
+func TestUserAccountNeverGrantedSharedStorage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	client, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+	_, _, err = env.Kubectl(ctx, s3StorageManifest("sa-owner", "sa-owner", "pw-owner")+"  usagePolicy: {allowedNamespaces: {from: All}}\n", "apply", "-f", "-")
+	require.NoError(t, err)
+	_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace("sa-tenant"), metav1.CreateOptions{})
+	require.NoError(t, err)
+	pvClaim(ctx, t, "sa-tenant", "target-pvc", t.TempDir())
+	_, _, err = env.Kubectl(ctx, `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: my-sa, namespace: sa-tenant}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: encrypt-secret, namespace: sa-tenant}
+stringData: {RESTIC_PASSWORD: pw-tenant}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep, namespace: sa-tenant}
+spec: {successfulSnapshots: {last: 3}}
+---
+apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: my-backup, namespace: sa-tenant}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc}
+  backends: [{name: s3, storageRef: {name: s3-storage, namespace: sa-owner}, retentionPolicy: {name: keep}}]
+  sessions:
+  - name: daily
+    scheduler: {schedule: "0 0 1 1 *"}
+    repositories: [{name: my-repo, backend: s3, directory: /sa-tenant, encryptionSecret: {name: encrypt-secret}}]
+    addon:
+      name: pvc-addon
+      tasks: [{name: logical-backup}]
+      jobTemplate: {spec: {serviceAccountName: my-sa}}
+`, "apply", "-f", "-")
+	require.NoError(t, err)
+
+	want := `spec.sessions[daily].addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage sa-owner/s3-storage of another namespace only to the ServiceAccount it makes for its Jobs`
+	require.Eventually(t, func() bool {
+		bc, err := client.CoreV1alpha1().BackupConfigurations("sa-tenant").Get(ctx, "my-backup", metav1.GetOptions{})
+		if err != nil || bc.Status.Phase != corev1alpha1.BackupInvokerInvalid {
+			return false
+		}
+		c := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeValidationPassed)
+		return c != nil && strings.Contains(c.Message, want)
+	}, time.Minute, time.Second, "the configuration is Invalid naming jobTemplate.spec.serviceAccountName")
+	assert.False(t, canGet(ctx, t, "system:serviceaccount:sa-tenant:my-sa", "sa-owner", "secrets", "s3-secret"), "the user's account cannot read the owner's Secret")
+	bindings, err := env.KubeClient.RbacV1().RoleBindings("sa-owner").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	for _, b := range bindings.Items {
+		for _, s := range b.Subjects {
+			assert.False(t, s.Namespace == "sa-tenant" && s.Name == "my-sa", "RoleBinding %s binds my-sa", b.Name)
+		}
+	}
+	sessions, err := client.CatalogV1alpha1().BackupSessions("sa-tenant").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, sessions.Items, "no backup ran")
+}
+
+// TestConfigurationTellsNothingOfOtherNamespaces is issue 11's probe 8
+// (the status half) rerun: a BackupConfiguration naming another
+// namespace's PVC, storage and encryption Secret reads the same whether
+// they exist (oracle-full) or not (oracle-empty), and none is used.
+func TestConfigurationTellsNothingOfOtherNamespaces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	client, err := versioned.NewForConfig(env.Config)
+	require.NoError(t, err)
+	// oracle-full holds all three, its storage not shared (usagePolicy
+	// Same by default); oracle-empty holds nothing.
+	_, _, err = env.Kubectl(ctx, s3StorageManifest("oracle-full", "oracle-full", "pw-full"), "apply", "-f", "-")
+	require.NoError(t, err)
+	pvClaim(ctx, t, "oracle-full", "target-pvc", t.TempDir())
+	for _, ns := range []string{"oracle", "oracle-empty"} {
+		_, err = env.KubeClient.CoreV1().Namespaces().Create(ctx, tenantNamespace(ns), metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	messages := map[string]string{}
+	for _, other := range []string{"oracle-full", "oracle-empty"} {
+		name := "probe-" + strings.TrimPrefix(other, "oracle-")
+		_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: core.kubestash.com/v1alpha1
+kind: BackupConfiguration
+metadata: {name: %[1]s, namespace: oracle}
+spec:
+  target: {apiGroup: "", kind: PersistentVolumeClaim, name: target-pvc, namespace: %[2]s}
+  backends: [{name: s3, storageRef: {name: s3-storage, namespace: %[2]s}, retentionPolicy: {name: keep}}]
+  sessions:
+  - name: daily
+    scheduler: {schedule: "0 0 1 1 *"}
+    repositories: [{name: repo, backend: s3, directory: /%[1]s, encryptionSecret: {name: encrypt-secret, namespace: %[2]s}}]
+    addon: {name: pvc-addon, tasks: [{name: logical-backup}]}
+`, name, other), "apply", "-f", "-")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			bc, err := client.CoreV1alpha1().BackupConfigurations("oracle").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || bc.Status.Phase != corev1alpha1.BackupInvokerInvalid {
+				return false
+			}
+			status, err := json.Marshal(bc.Status)
+			require.NoError(t, err)
+			messages[other] = strings.ReplaceAll(strings.ReplaceAll(string(status), other, "OTHER"), name, "NAME")
+			return true
+		}, time.Minute, time.Second, "BackupConfiguration %s is Invalid", name)
+	}
+	// Times aside, the two statuses are the same.
+	strip := func(s string) string {
+		var st corev1alpha1.BackupConfigurationStatus
+		require.NoError(t, json.Unmarshal([]byte(s), &st))
+		for i := range st.Conditions {
+			st.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		out, err := json.Marshal(st)
+		require.NoError(t, err)
+		return string(out)
+	}
+	assert.Equal(t, strip(messages["oracle-full"]), strip(messages["oracle-empty"]))
+	assert.Contains(t, messages["oracle-full"], `spec.target.namespace: \"OTHER\" is not the configuration's namespace`)
+	assert.Contains(t, messages["oracle-full"], `encryptionSecret.namespace: \"OTHER\" is not the configuration's namespace`)
+	assert.Contains(t, messages["oracle-full"], `BackupStorage OTHER/s3-storage does not exist or its usagePolicy does not allow namespace \"oracle\"`)
 }
