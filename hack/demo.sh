@@ -72,9 +72,16 @@ step "Creating the PVC, the storage ($BACKEND), the retention policy and the Bac
 if [[ $BACKEND == s3 ]]; then
   STORAGE="provider: s3
     s3: {endpoint: $MINIO_ENDPOINT, bucket: $MINIO_BUCKET, region: us-east-1, prefix: demo, secretName: s3-secret}"
+  # The storage's credentials: only an S3 storage has any.
+  STORAGE_SECRET="apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: $NS}
+stringData: {AWS_ACCESS_KEY_ID: $AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: $AWS_SECRET_ACCESS_KEY}
+---"
 else
   STORAGE="provider: local
     local: {mountPath: /safe/data, hostPath: {path: $BACKEND_DIR}}"
+  STORAGE_SECRET=""
 fi
 "${KUBECTL[@]}" apply -f - <<YAML
 apiVersion: v1
@@ -99,11 +106,7 @@ spec:
   volumeName: demo-data
   resources: {requests: {storage: 1Gi}}
 ---
-apiVersion: v1
-kind: Secret
-metadata: {name: s3-secret, namespace: $NS}
-stringData: {AWS_ACCESS_KEY_ID: $AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: $AWS_SECRET_ACCESS_KEY}
----
+$STORAGE_SECRET
 apiVersion: v1
 kind: Secret
 metadata: {name: encrypt-secret, namespace: $NS}
@@ -161,9 +164,11 @@ wait_for() {
   fail "timed out waiting for $what"
 }
 snapshot_phase() {
-  local p
+  local p progress
   p=$("${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | sort | uniq -c | xargs)
-  echo "snapshots: ${p:-none yet}"
+  # restic's progress, as the agent writes it into the Snapshot's status.
+  progress=$("${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{range .items[*]}{.status.components.dump.resticStats[*].progress.percentDone}{end}')
+  echo "snapshots: ${p:-none yet}${progress:+ (progress $progress)}"
   [[ $p == *Failed* ]] && return 1
   [[ $p == *Succeeded* ]]
 }
@@ -188,8 +193,19 @@ echo "kubectl logs -n $NS $BACKUP_POD (last lines):"
 step "kubectl get backupconfiguration,repo,snapshots -n $NS"
 "${KUBECTL[@]}" get backupconfiguration,repo,snapshots -n $NS
 echo
-echo "catalog files in the backend:"
-if [[ $BACKEND == local ]]; then (cd "$BACKEND_DIR" && find . -name '*.yaml' -not -path '*/repository/*' | sort); fi
+echo "the Snapshot's progress and result (status.components.dump.resticStats):"
+R='.status.components.dump.resticStats[0]'
+"${KUBECTL[@]}" get snapshots -n $NS -o custom-columns="NAME:.metadata.name,PHASE:.status.phase,DONE:$R.progress.percentDone,FILES:$R.progress.filesDone,TOTAL:$R.progress.total,SECONDS:$R.progress.secondsElapsed,UPLOADED:$R.summary.uploaded,SIZE:.status.size,INTEGRITY:.status.integrity,RESTIC-ID:$R.summary.id"
+echo
+# The catalog is plain YAML next to restic's data (repository/v1/...),
+# which is left out here.
+if [[ $BACKEND == s3 ]]; then
+  echo "catalog files in the backend (bucket $MINIO_BUCKET, prefix demo/):"
+  go run ./hack/bucketls demo | grep '\.yaml$' | grep -v '/repository/' | sort
+else
+  echo "catalog files in the backend ($BACKEND_DIR):"
+  (cd "$BACKEND_DIR" && find . -name '*.yaml' -not -path '*/repository/*' | sed 's|^\./||' | sort)
+fi
 
 step "Deleting the data in the PVC"
 find "$DEMO/data" -mindepth 1 -delete
@@ -234,7 +250,16 @@ if [[ "${DEMO_KEEP:-1}" == 0 ]]; then
 fi
 echo
 echo "DEMO SUCCEEDED: backed up a PVC to the $BACKEND backend, deleted its data, restored it, and every file matches."
+echo
+echo "What to try next:"
 if [[ "${DEMO_KEEP:-1}" != 0 ]]; then
-  echo "The environment is still up: kubectl --kubeconfig .dev/kubeconfig get snapshots -A"
-  echo "Stop it with: hack/dev-env.sh down   (or make dev-env-down)"
+  echo "  - browse the catalog:   bin/kubectl --kubeconfig .dev/kubeconfig get repositories,snapshots,backupsessions,restoresessions -n $NS"
+  echo "  - one Snapshot in full: bin/kubectl --kubeconfig .dev/kubeconfig get snapshots -n $NS -o yaml"
+  echo "  - stop the environment: hack/dev-env.sh down   (or make dev-env-down)"
+else
+  echo "  - keep the environment up to browse it: make demo, then"
+  echo "    bin/kubectl --kubeconfig .dev/kubeconfig get repositories,snapshots -n $NS"
 fi
+echo "  - the same backup and restore step by step, with the manifests in artifacts/examples: docs/tutorial.md"
+echo "  - what a namespace's user may and may not do: docs/security.md"
+echo "  - how the catalog is served from the bucket: docs/architecture.md, docs/backend-layout.md"
