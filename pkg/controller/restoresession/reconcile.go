@@ -480,20 +480,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	// The restore Job always runs as the controller's own account:
-	// spec.addon.jobTemplate is not applied to it, so a serviceAccountName
-	// there is neither used nor granted anything.
 	pod.ServiceAccountName = acct.Name()
-	if shared != nil {
-		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, acct); err != nil {
-			return nil, err
-		}
-	}
-	// From a namespace that shares its snapshots (run checked it): the
-	// agent reads the Snapshot and its Repository there.
-	if err := executor.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
-		return nil, err
-	}
 	lbls := map[string]string{
 		storagev1alpha1.LabelManagedBy:    storagev1alpha1.LabelManagedByValue,
 		storagev1alpha1.LabelComponent:    "kubestash-restore",
@@ -506,6 +493,22 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 			BackoffLimit: ptr.To(int32(0)),
 			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
 		},
+	}
+	// The user's jobTemplate, as for a backup; a ServiceAccount of theirs
+	// is refused with a storage of another namespace, which only the
+	// controller's own account is granted.
+	if err := executor.ApplyJobTemplate(job, rs.Spec.Addon.JobTemplate, field.NewPath("spec", "addon", "jobTemplate"), acct, []kmapi.ObjectReference{storage}); err != nil {
+		return nil, err
+	}
+	if shared != nil {
+		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, acct); err != nil {
+			return nil, err
+		}
+	}
+	// From a namespace that shares its snapshots (run checked it): the
+	// agent reads the Snapshot and its Repository there.
+	if err := executor.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
+		return nil, err
 	}
 	if rs.Spec.RestoreTimeout != nil {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(rs.Spec.RestoreTimeout.Seconds()))

@@ -12,9 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
@@ -64,29 +66,43 @@ func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.Restore
 	return r, kube, ks
 }
 
-// TestRestoreStorageGrantedOnlyToOwnAccount: the restore Job runs as the
-// controller's kubestash-restore whatever the jobTemplate names, and only
-// that account is granted a storage of another namespace.
+// TestRestoreStorageGrantedOnlyToOwnAccount: a storage of another namespace
+// is granted only to the controller's kubestash-restore. A jobTemplate
+// naming the user's account is honoured with a storage of the namespace,
+// and refused, naming the field, with a shared one: nothing is granted to
+// the user's account.
 func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 	for _, c := range []struct {
 		name, storageNS, userSA string
+		wantSA                  string // "": no Job
 		wantGrant               bool
+		wantErr                 string
 	}{
-		{name: "shared storage", storageNS: "stash", wantGrant: true},
-		{name: "shared storage, the user's account in jobTemplate", storageNS: "stash", userSA: "my-sa", wantGrant: true},
-		{name: "own storage, the user's account in jobTemplate", storageNS: "demo", userSA: "my-sa"},
+		{name: "shared storage", storageNS: "stash", wantSA: RestoreServiceAccount, wantGrant: true},
+		{name: "shared storage, the user's account in jobTemplate", storageNS: "stash", userSA: "my-sa",
+			wantErr: `spec.addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace only to the ServiceAccount it makes for its Jobs (kubestash-restore), not to ServiceAccount "my-sa"`},
+		{name: "own storage, the user's account in jobTemplate", storageNS: "demo", userSA: "my-sa", wantSA: "my-sa"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			r, kube, _ := newEnv(t, c.storageNS, func(rs *catalogv1alpha1.RestoreSession) {
+			r, kube, ks := newEnv(t, c.storageNS, func(rs *catalogv1alpha1.RestoreSession) {
 				if c.userSA != "" {
 					rs.Spec.Addon.JobTemplate = &storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{ServiceAccountName: c.userSA}}
 				}
 			})
 			_ = r.Reconcile(ctx, "demo", "restore")
 			job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
-			require.NoError(t, err)
-			assert.Equal(t, RestoreServiceAccount, job.Spec.Template.Spec.ServiceAccountName)
+			if c.wantErr != "" {
+				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
+				rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
+				require.NoError(t, err)
+				cond := conditions.Get(rs.Status.Conditions, catalogv1alpha1.TypeRestoreExecutorEnsured)
+				require.NotNil(t, cond)
+				assert.Contains(t, cond.Message, c.wantErr)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, c.wantSA, job.Spec.Template.Spec.ServiceAccountName)
+			}
 
 			grants, err := kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
@@ -96,6 +112,90 @@ func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			}
 			require.Len(t, grants.Items, 1)
 			assert.Equal(t, []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: RestoreServiceAccount, Namespace: "demo"}}, grants.Items[0].Subjects)
+		})
+	}
+}
+
+// TestRestoreJobTemplateApplied: every field of a RestoreSession's
+// jobTemplate reaches the Job, the controller's labels win, and what would
+// lift the pod above the baseline Pod Security level is refused.
+func TestRestoreJobTemplateApplied(t *testing.T) {
+	ctx := context.Background()
+	jt := &storagev1alpha1.PodTemplateSpec{
+		Metadata:   storagev1alpha1.PartialObjectMeta{Labels: map[string]string{"team": "a", storagev1alpha1.LabelComponent: "mine"}, Annotations: map[string]string{"note": "pod"}},
+		Controller: storagev1alpha1.PartialObjectMeta{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "job"}},
+		Spec: storagev1alpha1.PodSpec{
+			NodeSelector:                  map[string]string{"disk": "ssd"},
+			Tolerations:                   []corev1.Toleration{{Key: "backup", Operator: corev1.TolerationOpExists}},
+			PriorityClassName:             "low",
+			SchedulerName:                 "my-scheduler",
+			RuntimeClassName:              ptr.To("gvisor"),
+			TerminationGracePeriodSeconds: ptr.To(int64(5)),
+			SecurityContext:               &corev1.PodSecurityContext{FSGroup: ptr.To(int64(2000))},
+			ContainerSecurityContext:      &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"CHOWN"}}},
+			Resources:                     &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}},
+			ImagePullSecrets:              []corev1.LocalObjectReference{{Name: "regcred"}},
+			AutomountServiceAccountToken:  ptr.To(true),
+		},
+	}
+	r, kube, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
+	_ = r.Reconcile(ctx, "demo", "restore")
+	job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "a", job.Labels["team"])
+	assert.Equal(t, "job", job.Annotations["note"])
+	tpl := job.Spec.Template
+	assert.Equal(t, "a", tpl.Labels["team"])
+	assert.Equal(t, "kubestash-restore", tpl.Labels[storagev1alpha1.LabelComponent], "the controller's labels win")
+	assert.Equal(t, "pod", tpl.Annotations["note"])
+	pod := tpl.Spec
+	assert.Equal(t, jt.Spec.NodeSelector, pod.NodeSelector)
+	assert.Equal(t, jt.Spec.Tolerations, pod.Tolerations)
+	assert.Equal(t, "low", pod.PriorityClassName)
+	assert.Equal(t, "my-scheduler", pod.SchedulerName)
+	assert.Equal(t, ptr.To("gvisor"), pod.RuntimeClassName)
+	assert.Equal(t, ptr.To(int64(5)), pod.TerminationGracePeriodSeconds)
+	assert.Equal(t, jt.Spec.SecurityContext, pod.SecurityContext)
+	assert.Equal(t, jt.Spec.ImagePullSecrets, pod.ImagePullSecrets)
+	assert.Equal(t, ptr.To(true), pod.AutomountServiceAccountToken)
+	require.Len(t, pod.Containers, 1)
+	assert.Equal(t, jt.Spec.ContainerSecurityContext, pod.Containers[0].SecurityContext)
+	assert.Equal(t, *jt.Spec.Resources, pod.Containers[0].Resources)
+
+	for _, c := range []struct {
+		name    string
+		mutate  func(*storagev1alpha1.PodTemplateSpec)
+		wantErr string
+	}{
+		{name: "privileged", mutate: func(jt *storagev1alpha1.PodTemplateSpec) {
+			jt.Spec.ContainerSecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+		}, wantErr: "spec.addon.jobTemplate.spec.containerSecurityContext.privileged: Forbidden"},
+		{name: "SYS_ADMIN", mutate: func(jt *storagev1alpha1.PodTemplateSpec) {
+			jt.Spec.ContainerSecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}}
+		}, wantErr: "spec.addon.jobTemplate.spec.containerSecurityContext.capabilities.add[0]: Forbidden: SYS_ADMIN is beyond the baseline Pod Security level"},
+		{name: "unconfined seccomp", mutate: func(jt *storagev1alpha1.PodTemplateSpec) {
+			jt.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}
+		}, wantErr: "spec.addon.jobTemplate.spec.securityContext.seccompProfile.type: Forbidden"},
+		{name: "sysctls", mutate: func(jt *storagev1alpha1.PodTemplateSpec) {
+			jt.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}}
+		}, wantErr: "spec.addon.jobTemplate.spec.securityContext.sysctls: Forbidden"},
+		{name: "priority", mutate: func(jt *storagev1alpha1.PodTemplateSpec) { jt.Spec.Priority = ptr.To(int32(1000)) },
+			wantErr: "spec.addon.jobTemplate.spec.priority: Forbidden"},
+		{name: "pod name", mutate: func(jt *storagev1alpha1.PodTemplateSpec) { jt.Metadata.Name = "x" },
+			wantErr: "spec.addon.jobTemplate.metadata.name: Forbidden"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			jt := &storagev1alpha1.PodTemplateSpec{}
+			c.mutate(jt)
+			r, kube, ks := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
+			_ = r.Reconcile(ctx, "demo", "restore")
+			_, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
+			assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
+			rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
+			require.NoError(t, err)
+			cond := conditions.Get(rs.Status.Conditions, catalogv1alpha1.TypeRestoreExecutorEnsured)
+			require.NotNil(t, cond)
+			assert.Contains(t, cond.Message, c.wantErr)
 		})
 	}
 }
