@@ -90,7 +90,21 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 	if err != nil {
 		return nil, err
 	}
-	srv, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{Bin: filepath.Join(binDir, "apiserver"), PollInterval: 2 * time.Second})
+	// The catalog server, too, runs as its ServiceAccount with the rights
+	// of artifacts/apiserver: no Secret at all but those the controller
+	// grants it, storage by storage.
+	for _, f := range []string{"00-namespace.yaml", "01-serviceaccount.yaml", "02-rbac.yaml"} {
+		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, "artifacts", "apiserver", f)); err != nil {
+			return nil, err
+		}
+	}
+	serverKubeconfig, err := cp.UserKubeconfig("catalog-apiserver", "system:serviceaccount:kubestash:catalog-apiserver",
+		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{Bin: filepath.Join(binDir, "apiserver"), PollInterval: 2 * time.Second,
+		ExtraArgs: []string{"--kubeconfig=" + serverKubeconfig, "--authentication-kubeconfig=" + serverKubeconfig, "--authorization-kubeconfig=" + serverKubeconfig}})
 	if err != nil {
 		return nil, err
 	}
