@@ -306,11 +306,13 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	}
 	st.Snapshots = nil
 	allTerminal := true
+	var settled []*catalogv1alpha1.Snapshot
 	for i := range snaps {
 		snap, err := r.settleSnapshot(ctx, &snaps[i], ended, why)
 		if err != nil {
 			return false, err
 		}
+		settled = append(settled, snap)
 		st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
 			Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
 		})
@@ -319,6 +321,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		}
 	}
 	if allTerminal {
+		r.recordOutcome(bs, st, settled)
 		r.applyRetention(ctx, bs, bc, s, st)
 		if !r.forget(ctx, bs, bc, s, st) {
 			return true, nil // the retention Job is running
@@ -336,6 +339,81 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	// Components report through the Snapshots, which we may not watch:
 	// look again soon.
 	return true, nil
+}
+
+// Condition of a finished session: did its Snapshots succeed, and if not,
+// the failing component's reason and message, so that the session itself
+// says why (upstream leaves that to the Snapshot).
+const (
+	TypeBackupSucceeded         = "BackupSucceeded"
+	ReasonBackupSucceeded       = "SuccessfullyBackedUp"
+	ReasonComponentBackupFailed = "ComponentBackupFailed"
+	ReasonSnapshotBackupFailed  = "SnapshotBackupFailed"
+	maxConditionMessage         = 1024
+)
+
+// recordOutcome sets BackupSucceeded from the settled Snapshots and, when it
+// turns False or its reason or message changes, records a Warning event with
+// the same reason and message (once, not on every look).
+func (r *Reconciler) recordOutcome(bs *catalogv1alpha1.BackupSession, st *catalogv1alpha1.BackupSessionStatus, snaps []*catalogv1alpha1.Snapshot) {
+	reason, msg := failureOf(snaps)
+	if reason == "" {
+		conditions.Set(&st.Conditions, conditions.True(TypeBackupSucceeded, ReasonBackupSucceeded, fmt.Sprintf("%d snapshots succeeded", len(snaps))))
+		return
+	}
+	prev := conditions.Get(bs.Status.Conditions, TypeBackupSucceeded)
+	conditions.Set(&st.Conditions, conditions.False(TypeBackupSucceeded, reason, msg))
+	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason || prev.Message != msg {
+		r.Recorder.Eventf(bs, corev1.EventTypeWarning, reason, "%s", msg)
+	}
+}
+
+// failureOf says why the first failed Snapshot failed: its failed
+// components' errors (what the agent reported, never a Secret's content),
+// else the condition that failed it. Empty when none failed.
+func failureOf(snaps []*catalogv1alpha1.Snapshot) (reason, msg string) {
+	var why []string
+	for _, snap := range snaps {
+		if snap.Status.Phase != catalogv1alpha1.SnapshotFailed {
+			continue
+		}
+		names := make([]string, 0, len(snap.Status.Components))
+		for n := range snap.Status.Components {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if c := snap.Status.Components[n]; c.Phase == catalogv1alpha1.ComponentPhaseFailed {
+				reason = ReasonComponentBackupFailed
+				why = append(why, fmt.Sprintf("Snapshot %s, component %s: %s", snap.Name, n, orUnknown(c.Error)))
+			}
+		}
+		if len(why) > 0 {
+			break
+		}
+		for _, c := range snap.Status.Conditions {
+			if (c.Type == catalogv1alpha1.TypeBackupIncomplete && c.Status == metav1.ConditionTrue) || c.Status == metav1.ConditionFalse {
+				return c.Reason, truncate(fmt.Sprintf("Snapshot %s: %s", snap.Name, orUnknown(c.Message)))
+			}
+		}
+		return ReasonSnapshotBackupFailed, fmt.Sprintf("Snapshot %s failed", snap.Name)
+	}
+	return reason, truncate(strings.Join(why, "; "))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no error reported"
+	}
+	return s
+}
+
+// truncate keeps a condition message readable (restic can print pages).
+func truncate(s string) string {
+	if len(s) <= maxConditionMessage {
+		return s
+	}
+	return s[:maxConditionMessage-3] + "..."
 }
 
 // applyRetention runs, once per repository, the RetentionPolicy of the
