@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
@@ -16,6 +17,16 @@ import (
 
 // maxRecentSnapshots is upstream's length of status.recentSnapshots.
 const maxRecentSnapshots = 5
+
+// RefreshRepository brings the Repository namespace/name's status in line
+// with its Snapshots; it is the reconcile of a Snapshot's deletion, which
+// no session looks at once it is over. A Repository that is gone is fine.
+func (r *Reconciler) RefreshRepository(ctx context.Context, namespace, name string) error {
+	if err := r.refreshRepository(ctx, namespace, name); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
 
 // refreshRepository derives a Repository's status from its Snapshots: the
 // count, the newest successful backup's time, integrity and size, the five
@@ -65,6 +76,9 @@ func (r *Reconciler) refreshRepository(ctx context.Context, namespace, name stri
 		st.ComponentPaths = append(st.ComponentPaths, p)
 	}
 	sort.Strings(st.ComponentPaths)
+	// Without a successful Snapshot left, nothing tells the size or the
+	// integrity: blank rather than the last deleted one's.
+	st.Integrity, st.Size = nil, ""
 	if lastOK != nil {
 		st.LastBackupTime = lastOK.Status.SnapshotTime
 		st.Integrity = lastOK.Status.Integrity

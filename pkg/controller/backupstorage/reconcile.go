@@ -129,6 +129,7 @@ func (r *Reconciler) repositories(ctx context.Context, bs *storagev1alpha1.Backu
 		return err
 	}
 	var total uint64
+	known := false
 	st.Repositories = nil
 	for _, repo := range list.Items {
 		ns := repo.Spec.StorageRef.Namespace
@@ -141,14 +142,18 @@ func (r *Reconciler) repositories(ctx context.Context, bs *storagev1alpha1.Backu
 		st.Repositories = append(st.Repositories, storagev1alpha1.RepositoryInfo{
 			Name: repo.Name, Namespace: repo.Namespace, Path: repo.Spec.Path, Size: repo.Status.Size, Synced: ptr.To(true),
 		})
-		if n, err := restic.ParseBytes(repo.Status.Size); err == nil {
-			total += n
+		if n, err := restic.ParseBytes(repo.Status.Size); err == nil && repo.Status.Size != "" {
+			total, known = total+n, true
 		}
 	}
 	sort.Slice(st.Repositories, func(i, j int) bool {
 		a, b := st.Repositories[i], st.Repositories[j]
 		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 	})
-	st.TotalSize = restic.FormatBytes(total)
+	// Upstream leaves totalSize blank until a size is known, not "0 B".
+	st.TotalSize = ""
+	if known {
+		st.TotalSize = restic.FormatBytes(total)
+	}
 	return nil
 }

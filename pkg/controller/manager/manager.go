@@ -144,6 +144,23 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error(err, "Cannot watch Snapshots")
 			return
 		}
+		// Deleted Snapshots: their Repository's count, size and recent
+		// list at once (their session, if still there, is over and looks
+		// no more).
+		repoLoop := loop.New("repositorystatus", bsr.RefreshRepository)
+		if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.Repository != "" {
+					repoLoop.Add(s.Namespace + "/" + s.Spec.Repository)
+				}
+			},
+		}); err != nil {
+			logger.Error(err, "Cannot watch Snapshots")
+			return
+		}
 		// Deleted WipeOut Snapshots: their Repository's forget marks, a
 		// moment later; every Repository once at start, for deletions
 		// made while no controller ran.
@@ -221,6 +238,7 @@ func Run(ctx context.Context, o Options) error {
 		go rsLoop.Run(ctx, o.Workers)
 		go stoLoop.Run(ctx, 1)
 		go woLoop.Run(ctx, 1)
+		go repoLoop.Run(ctx, 1)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()
 		kubeFactory.Shutdown()
