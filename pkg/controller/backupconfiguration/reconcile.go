@@ -85,6 +85,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return err
 	}
 	status := bc.Status.DeepCopy()
+	// What the user was last told, to tell them again only when it changes.
+	var prevReady *kmapi.Condition
+	if c := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady); c != nil {
+		prevReady = c.DeepCopy()
+	}
 
 	problems := r.check(ctx, bc, status)
 	if len(problems.invalid) > 0 {
@@ -118,9 +123,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	logger.V(2).Info("Reconciled", "phase", status.Phase)
-	if len(problems.notReady) > 0 {
-		r.Recorder.Eventf(bc, corev1.EventTypeWarning, "NotReady", "%s", strings.Join(problems.notReady, "; "))
-	}
+	r.recordReadiness(bc, prevReady, conditions.Get(status.Conditions, corev1alpha1.TypeReady), problems)
 	if len(errs) > 0 {
 		return fmt.Errorf("BackupConfiguration %s/%s: %s", namespace, name, strings.Join(errs, "; "))
 	}
@@ -171,6 +174,26 @@ func (r *Reconciler) updateStatus(ctx context.Context, bc *corev1alpha1.BackupCo
 		return nil, fmt.Errorf("update status of BackupConfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
 	}
 	return out, nil
+}
+
+// recordReadiness emits the NotReady or Invalid Warning only when the Ready
+// condition's reason or message changes (every requeue would repeat it
+// otherwise), and a Normal Ready event when a configuration that was not
+// ready becomes ready, so the last event shown is never a stale reason.
+func (r *Reconciler) recordReadiness(bc *corev1alpha1.BackupConfiguration, prev, cur *kmapi.Condition, p problems) {
+	if cur == nil {
+		return
+	}
+	changed := prev == nil || prev.Status != cur.Status || prev.Reason != cur.Reason || prev.Message != cur.Message
+	switch {
+	case !changed:
+	case cur.Status != metav1.ConditionTrue && cur.Reason == corev1alpha1.ReasonResourceValidationFailed:
+		r.Recorder.Eventf(bc, corev1.EventTypeWarning, "Invalid", "%s", cur.Message)
+	case len(p.notReady) > 0:
+		r.Recorder.Eventf(bc, corev1.EventTypeWarning, "NotReady", "%s", strings.Join(p.notReady, "; "))
+	case cur.Status == metav1.ConditionTrue && prev != nil && prev.Status != metav1.ConditionTrue:
+		r.Recorder.Eventf(bc, corev1.EventTypeNormal, "Ready", "%s", cur.Message)
+	}
 }
 
 // readyCondition sums up why the phase is what it is.

@@ -39,8 +39,12 @@ func TestWrongPasswordThenFixed(t *testing.T) {
 	assert.Contains(t, snap.Status.Components["dump"].Error, "wrong password", "the error names the cause")
 	assert.NotContains(t, snap.Status.Components["dump"].Error, "wrong-password", "no secret in status")
 	e.assertFirstUntouched()
+	// The session, not only its Snapshot, says why (messages_test.go).
+	assertSessionSaysWhy(t, e, e.sessionName(2), "wrong password", "wrong-password")
 
 	setPassword("right-password")
 	e.backupNow(e.sessionName(3))
-	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(e.sessionName(3)), "the next backup succeeds once fixed")
+	require.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.waitSession(e.sessionName(3)), "the next backup succeeds once fixed")
+	// Status that stays true when Snapshots are deleted (messages_test.go).
+	assertRepositoryFollowsDeletes(t, e, e.sessionName(2))
 }
