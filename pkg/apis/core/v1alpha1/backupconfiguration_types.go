@@ -167,7 +167,7 @@ type SchedulerSpec struct {
 	// @midnight, @hourly, @every <duration>; optionally prefixed by
 	// CRON_TZ=<zone> or TZ=<zone>.
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^((CRON_TZ|TZ)=[A-Za-z0-9_+/-]+ +| *)(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every +([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+|(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*( +(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*){4}) *$')`,messageExpression=`'"' + self + '" is not a valid cron expression'`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^((CRON_TZ|TZ)=[A-Za-z0-9_+/-]+ +| *)(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every +([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+|(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*( +(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\*|\?|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*){4}) *$')`,message="not a valid cron expression: five fields (minute hour day-of-month month day-of-week), @hourly, @daily, @weekly, @monthly, @yearly or @every <duration>, optionally after CRON_TZ=<zone>"
 	// +required
 	Schedule string `json:"schedule"`
 
