@@ -55,6 +55,11 @@ spec:
   deletionPolicy: Delete
 `, ns, root), "apply", "-f", "-")
 	require.NoError(t, err)
+	// Gone before the next test's catalog server starts, which allows no
+	// local backend and would count this one as failed.
+	t.Cleanup(func() {
+		_, _, _ = env.Kubectl(context.Background(), "", "delete", "backupstorage", "local", "-n", ns, "--wait")
+	})
 	startCatalogServer(t, catalogServerOptions{ExtraArgs: []string{"--local-backend-dirs=" + allowed}})
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) {

@@ -158,6 +158,9 @@ func TestLocalStorageOnlyWhereAllowed(t *testing.T) {
 	_, err = os.Stat("/usr/metadata.yaml")
 	require.True(t, os.IsNotExist(err), "no /usr/metadata.yaml before the test: %v", err)
 	folder := t.TempDir()
+	t.Cleanup(func() {
+		_, _, _ = env.Kubectl(context.Background(), "", "delete", "backupstorages", "--all", "-n", "local-tenant", "--wait")
+	})
 
 	for _, c := range []struct{ name, path, want string }{
 		{name: "on-usr", path: "/usr", want: "spec.storage.local.hostPath.path: Forbidden: /usr is a system directory (under /usr)"},
