@@ -6,8 +6,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -104,6 +106,51 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			assert.Equal(t, catalogv1alpha1.ReasonFailedToEnsureBackupExecutor, cond.Reason)
 			assert.Contains(t, cond.Message, c.wantErr)
 			assert.False(t, ptr.Deref(bs.Status.Retried, false))
+		})
+	}
+}
+
+// TestBackupJobTemplateApplied: the backup Job takes every field of the
+// session's jobTemplate (the same rules as a restore's, executor's
+// ApplyJobTemplate), and a privileged container is refused naming it.
+func TestBackupJobTemplateApplied(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		jt      storagev1alpha1.PodTemplateSpec
+		wantErr string
+	}{
+		{name: "applied", jt: storagev1alpha1.PodTemplateSpec{
+			Metadata: storagev1alpha1.PartialObjectMeta{Labels: map[string]string{"team": "a"}},
+			Spec: storagev1alpha1.PodSpec{SchedulerName: "my-scheduler", TerminationGracePeriodSeconds: ptr.To(int64(3)),
+				Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}},
+		}},
+		{name: "privileged", jt: storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{
+			ContainerSecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}},
+			wantErr: "spec.sessions[daily].addon.jobTemplate.spec.containerSecurityContext.privileged: Forbidden"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-1", now))
+			bc, err := e.ks.CoreV1alpha1().BackupConfigurations("demo").Get(ctx, "bc", metav1.GetOptions{})
+			require.NoError(t, err)
+			bc.Spec.Sessions[0].Addon.JobTemplate = &c.jt
+			_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
+			require.NoError(t, err)
+			_ = e.r.Reconcile(ctx, "demo", "bc-daily-1")
+			job, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
+			if c.wantErr != "" {
+				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
+				cond := conditions.Get(e.get(t, "bc-daily-1").Status.Conditions, catalogv1alpha1.TypeBackupExecutorEnsured)
+				require.NotNil(t, cond)
+				assert.Contains(t, cond.Message, c.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			pod := job.Spec.Template
+			assert.Equal(t, "a", pod.Labels["team"])
+			assert.Equal(t, "my-scheduler", pod.Spec.SchedulerName)
+			assert.Equal(t, ptr.To(int64(3)), pod.Spec.TerminationGracePeriodSeconds)
+			assert.Equal(t, *c.jt.Spec.Resources, pod.Spec.Containers[0].Resources)
 		})
 	}
 }

@@ -648,27 +648,6 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 		return nil, err
 	}
 	pod.ServiceAccountName = acct.Name()
-	if jt := s.Addon.JobTemplate; jt != nil {
-		pod.NodeSelector = jt.Spec.NodeSelector
-		pod.Tolerations = jt.Spec.Tolerations
-		pod.Affinity = jt.Spec.Affinity
-		pod.SecurityContext = jt.Spec.SecurityContext
-		pod.PriorityClassName = jt.Spec.PriorityClassName
-		pod.ImagePullSecrets = jt.Spec.ImagePullSecrets
-		// The Job may run as the user's account, but a shared storage is
-		// granted only to ours: refuse rather than bind the storage
-		// owner's Secret to any account the user names.
-		if ferr := executor.CheckUserAccount(addonField.Child("jobTemplate", "spec", "serviceAccountName"), jt.Spec.ServiceAccountName, acct.Namespace(), acct.Name(), storages); ferr != nil {
-			return nil, ferr
-		}
-		if jt.Spec.ServiceAccountName != "" {
-			pod.ServiceAccountName = jt.Spec.ServiceAccountName
-		}
-	}
-	// After CheckUserAccount, a Job with a shared storage runs as acct.
-	if err := executor.GrantStorages(ctx, r.Kube, shared, acct); err != nil {
-		return nil, err
-	}
 	lbls := jobLabels(bs, s, "kubestash-backup")
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: lbls},
@@ -680,6 +659,16 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 			Parallelism:  ptr.To(int32(1)),
 			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
 		},
+	}
+	// The user's jobTemplate: the Job may run as the user's account, but a
+	// shared storage is granted only to ours, so that is refused rather
+	// than the storage owner's Secret bound to any account the user names.
+	if err := executor.ApplyJobTemplate(job, s.Addon.JobTemplate, addonField.Child("jobTemplate"), acct, storages); err != nil {
+		return nil, err
+	}
+	// After ApplyJobTemplate, a Job with a shared storage runs as acct.
+	if err := executor.GrantStorages(ctx, r.Kube, shared, acct); err != nil {
+		return nil, err
 	}
 	if bs.Spec.BackupTimeout != nil {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(bs.Spec.BackupTimeout.Seconds()))
