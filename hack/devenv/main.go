@@ -261,19 +261,23 @@ func down(dev string) error {
 		fmt.Printf("dev-env: stopped the node and put the host back in %s\n", time.Since(start).Round(10*time.Millisecond))
 	}
 	// Only what still runs the binary we started is ours to stop. Stop
-	// clients before the servers they talk to: signalled all at once, a
-	// client (the controller releasing its leader Lease, the catalog
-	// server) can wait on a kube-apiserver that is going away until the
-	// SIGKILL (down took ~18 s). Each stage prints how long it took and
-	// still ends in SIGKILL after its grace.
+	// clients before the servers they talk to, and give a long grace only
+	// to what holds data. On SIGTERM the controller's leader election
+	// waits for its Lease renewal to time out (10 s, even with
+	// kube-apiserver up), and the catalog server and kube-apiserver wait
+	// for open watches to close: down took 18-22 s. None of the three
+	// holds anything a kill loses here: kube-apiserver's state is in etcd,
+	// the catalog's in the backend (written before a request returns), the
+	// controller's Lease is in an etcd that up wipes. etcd and MinIO get a
+	// long grace.
 	stages := make([][]entry, len(stopOrder)+1)
 	for _, e := range es {
 		if !e.alive() {
 			continue
 		}
 		i := len(stopOrder)
-		for j, names := range stopOrder {
-			for _, n := range names {
+		for j, st := range stopOrder {
+			for _, n := range st.names {
 				if e.name == n {
 					i = j
 				}
@@ -281,19 +285,28 @@ func down(dev string) error {
 		}
 		stages[i] = append(stages[i], e)
 	}
-	for _, stage := range stages {
-		stopStage(stage, 10*time.Second)
+	for i, stage := range stages {
+		grace := 10 * time.Second
+		if i < len(stopOrder) {
+			grace = stopOrder[i].grace
+		}
+		stopStage(stage, grace)
 	}
 	return os.Remove(pidsFile(dev))
 }
 
-// stopOrder: who stops before whom; what is not named (the node's
-// processes, normally gone with the node already) stops last.
-var stopOrder = [][]string{
-	{"controller", "catalog-apiserver"},
-	{"kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet"},
-	{"kube-apiserver"},
-	{"etcd", "minio"},
+// stopOrder: who stops before whom, and how long each may take before it
+// is killed; what is not named (the node's processes, normally gone with
+// the node already) stops last.
+var stopOrder = []struct {
+	names []string
+	grace time.Duration
+}{
+	{[]string{"controller"}, 2 * time.Second},
+	{[]string{"catalog-apiserver"}, 2 * time.Second},
+	{[]string{"kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet"}, 5 * time.Second},
+	{[]string{"kube-apiserver"}, 2 * time.Second},
+	{[]string{"etcd", "minio"}, 10 * time.Second},
 }
 
 // stopStage sends SIGTERM to each entry's process group, waits up to
