@@ -254,14 +254,14 @@ func (a *Agent) location(ctx context.Context, bs *storagev1alpha1.BackupStorage,
 			}
 			s3.CACertPEM = data[KeyCACertData]
 		}
-		return restic.Location{Provider: restic.ProviderS3, S3: s3}, nil
+		return restic.Location{Provider: restic.ProviderS3, S3: s3, Connections: st.S3.MaxConnections}, nil
 	case storagev1alpha1.ProviderLocal:
 		if st.Local == nil || st.Local.MountPath == "" {
 			return restic.Location{}, fmt.Errorf("BackupStorage %s/%s: spec.storage.local.mountPath is missing", bs.Namespace, bs.Name)
 		}
 		// The Job mounts the backend volume at mountPath (subPath is
 		// applied by the mount).
-		return restic.Location{Provider: restic.ProviderLocal, LocalDir: a.onDisk(st.Local.MountPath)}, nil
+		return restic.Location{Provider: restic.ProviderLocal, LocalDir: a.onDisk(st.Local.MountPath), Connections: st.Local.MaxConnections}, nil
 	default:
 		return restic.Location{}, fmt.Errorf("BackupStorage %s/%s: provider %q is not supported by the agent (s3 and local are)", bs.Namespace, bs.Name, st.Provider)
 	}

@@ -118,7 +118,7 @@ func s3Opts(f *fake, scratch string) Options {
 		Location: Location{Provider: ProviderS3, Path: "demo/repository/v1/s/dump", S3: &S3{
 			Endpoint: "https://minio.example:9000", Bucket: "b", Prefix: "p", Region: "us-east-1",
 			AccessKeyID: testKeyID, SecretAccessKey: testSecret, CACertPEM: []byte("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"), InsecureTLS: true,
-		}},
+		}, Connections: 8},
 		ScratchDir:  scratch,
 		EnableCache: true,
 	}
@@ -162,6 +162,7 @@ func TestFakeSecretsOnlyInEnv(t *testing.T) {
 		assert.NotContains(t, c, testKeyID)
 		assert.Contains(t, c, "--insecure-tls")
 		assert.Contains(t, c, "--cacert "+caFile)
+		assert.Contains(t, c, "-o s3.connections=8", "the BackupStorage's maxConnections")
 		assert.NotContains(t, c, "--remove-all")
 	}
 	byCmd := map[string]string{}

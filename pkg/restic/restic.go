@@ -64,6 +64,10 @@ type Location struct {
 	// Path of the repository below the storage root (its prefix for S3):
 	// <Repository.spec.path>/<component path>.
 	Path string
+	// Connections bounds restic's concurrent requests to the backend
+	// (the BackupStorage's maxConnections: -o s3.connections or
+	// local.connections); 0 keeps restic's default.
+	Connections int64
 }
 
 // URL is the RESTIC_REPOSITORY of the location: s3:<endpoint>/<bucket>/<prefix>/<path>,
@@ -269,6 +273,9 @@ func New(o Options) (*Repo, error) {
 		if s3.InsecureTLS {
 			r.global = append(r.global, "--insecure-tls")
 		}
+	}
+	if n := o.Location.Connections; n > 0 {
+		r.global = append(r.global, "-o", fmt.Sprintf("%s.connections=%d", o.Location.Provider, n))
 	}
 	r.redactor = newRedactor(secrets...)
 	r.env = buildEnv(os.Environ(), set, staticKeys)

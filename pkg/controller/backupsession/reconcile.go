@@ -663,6 +663,9 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	// The user's jobTemplate: the Job may run as the user's account, but a
 	// shared storage is granted only to ours, so that is refused rather
 	// than the storage owner's Secret bound to any account the user names.
+	if err := executor.ApplyRuntimeSettings(job, s.Addon.ContainerRuntimeSettings, addonField.Child("containerRuntimeSettings")); err != nil {
+		return nil, err
+	}
 	if err := executor.ApplyJobTemplate(job, s.Addon.JobTemplate, addonField.Child("jobTemplate"), acct, storages); err != nil {
 		return nil, err
 	}

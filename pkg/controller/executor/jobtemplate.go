@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,21 +54,7 @@ func ApplyJobTemplate(job *batchv1.Job, jt *storagev1alpha1.PodTemplateSpec, fld
 		}
 	}
 	if c := spec.ContainerSecurityContext; c != nil {
-		cf := sf.Child("containerSecurityContext")
-		errs = append(errs, beyondBaseline(cf, c.SeccompProfile, c.AppArmorProfile, c.SELinuxOptions)...)
-		if c.Privileged != nil && *c.Privileged {
-			errs = append(errs, field.Forbidden(cf.Child("privileged"), "the Jobs run within the baseline Pod Security level"))
-		}
-		if c.ProcMount != nil && *c.ProcMount != corev1.DefaultProcMount {
-			errs = append(errs, field.Forbidden(cf.Child("procMount"), "the Jobs run within the baseline Pod Security level"))
-		}
-		if c.Capabilities != nil {
-			for i, cap := range c.Capabilities.Add {
-				if !baselineCapabilities[cap] {
-					errs = append(errs, field.Forbidden(cf.Child("capabilities", "add").Index(i), fmt.Sprintf("%s is beyond the baseline Pod Security level", cap)))
-				}
-			}
-		}
+		errs = append(errs, containerBeyondBaseline(sf.Child("containerSecurityContext"), c)...)
 	}
 	if len(errs) > 0 {
 		return errs.ToAggregate()
@@ -124,6 +111,26 @@ func ApplyJobTemplate(job *batchv1.Job, jt *storagev1alpha1.PodTemplateSpec, fld
 	return nil
 }
 
+// containerBeyondBaseline refuses what in a container's security context
+// the baseline Pod Security level forbids.
+func containerBeyondBaseline(fld *field.Path, c *corev1.SecurityContext) field.ErrorList {
+	errs := beyondBaseline(fld, c.SeccompProfile, c.AppArmorProfile, c.SELinuxOptions)
+	if c.Privileged != nil && *c.Privileged {
+		errs = append(errs, field.Forbidden(fld.Child("privileged"), "the Jobs run within the baseline Pod Security level"))
+	}
+	if c.ProcMount != nil && *c.ProcMount != corev1.DefaultProcMount {
+		errs = append(errs, field.Forbidden(fld.Child("procMount"), "the Jobs run within the baseline Pod Security level"))
+	}
+	if c.Capabilities != nil {
+		for i, cap := range c.Capabilities.Add {
+			if !baselineCapabilities[cap] {
+				errs = append(errs, field.Forbidden(fld.Child("capabilities", "add").Index(i), fmt.Sprintf("%s is beyond the baseline Pod Security level", cap)))
+			}
+		}
+	}
+	return errs
+}
+
 // beyondBaseline refuses the security profiles the baseline Pod Security
 // level forbids: no seccomp or AppArmor confinement, SELinux users, roles
 // or types of the host's.
@@ -163,4 +170,59 @@ func merge(base, add map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// reservedEnvPrefixes are the variables the agent and restic read.
+var reservedEnvPrefixes = []string{"RESTIC_", "AWS_", "AZURE_", "GOOGLE_", "B2_", "KUBESTASH_", "RCLONE_", "CA_CERT_DATA"}
+
+// ApplyRuntimeSettings applies a user's addon.containerRuntimeSettings
+// (fld) to the Job's containers, after the Function's own: resources and a
+// security context replace the Function's, env is added.
+// nice and ionice are refused at admission (not supported yet); they are
+// refused here too for objects stored before that rule.
+func ApplyRuntimeSettings(job *batchv1.Job, rs *storagev1alpha1.ContainerRuntimeSettings, fld *field.Path) error {
+	if rs == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if rs.Nice != nil {
+		errs = append(errs, field.Forbidden(fld.Child("nice"), "not supported yet"))
+	}
+	if rs.Ionice != nil {
+		errs = append(errs, field.Forbidden(fld.Child("ionice"), "not supported yet"))
+	}
+	if c := rs.SecurityContext; c != nil {
+		errs = append(errs, containerBeyondBaseline(fld.Child("securityContext"), c)...)
+	}
+	// The agent and restic take credentials and the repository from the
+	// environment: a user's variable must not redirect a shared storage's
+	// credentials elsewhere. envFrom could bring any name, so it is not
+	// taken at all.
+	for i, e := range rs.Env {
+		for _, p := range reservedEnvPrefixes {
+			if strings.HasPrefix(e.Name, p) {
+				errs = append(errs, field.Forbidden(fld.Child("env").Index(i).Child("name"), fmt.Sprintf("variables starting with %s are the agent's", p)))
+				break
+			}
+		}
+	}
+	if len(rs.EnvFrom) > 0 {
+		errs = append(errs, field.Forbidden(fld.Child("envFrom"), "not supported: name each variable in env"))
+	}
+	if len(errs) > 0 {
+		return errs.ToAggregate()
+	}
+	pod := &job.Spec.Template.Spec
+	for i := range pod.Containers {
+		c := &pod.Containers[i]
+		if rs.Resources != nil {
+			c.Resources = *rs.Resources
+		}
+		if rs.SecurityContext != nil {
+			c.SecurityContext = rs.SecurityContext
+		}
+		// Before the controller's own, which win on a name both set.
+		c.Env = append(append([]corev1.EnvVar(nil), rs.Env...), c.Env...)
+	}
+	return nil
 }

@@ -497,6 +497,9 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	// The user's jobTemplate, as for a backup; a ServiceAccount of theirs
 	// is refused with a storage of another namespace, which only the
 	// controller's own account is granted.
+	if err := executor.ApplyRuntimeSettings(job, rs.Spec.Addon.ContainerRuntimeSettings, field.NewPath("spec", "addon", "containerRuntimeSettings")); err != nil {
+		return nil, err
+	}
 	if err := executor.ApplyJobTemplate(job, rs.Spec.Addon.JobTemplate, field.NewPath("spec", "addon", "jobTemplate"), acct, []kmapi.ObjectReference{storage}); err != nil {
 		return nil, err
 	}

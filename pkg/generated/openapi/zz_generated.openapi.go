@@ -19944,7 +19944,7 @@ func schema_pkg_apis_core_v1alpha1_AddonInfo(ref common.ReferenceCallback) commo
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "AddonInfo says which Addon and tasks back up or restore a target. The catalog's RestoreSession uses it too.",
+				Description: "AddonInfo says which Addon and tasks back up or restore a target. The catalog's RestoreSession uses it too (validated by the catalog server).",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"name": {

@@ -47,6 +47,7 @@ type Function struct {
 }
 
 // FunctionSpec is a container definition.
+// +kubebuilder:validation:XValidation:rule="!has(self.runtimeSettings) || (!has(self.runtimeSettings.nice) && !has(self.runtimeSettings.ionice))",message="runtimeSettings.nice and ionice are not supported yet; remove them",fieldPath=".runtimeSettings"
 type FunctionSpec struct {
 	// Image of the container.
 	// +optional

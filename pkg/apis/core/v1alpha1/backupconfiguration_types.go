@@ -124,6 +124,7 @@ type Session struct {
 }
 
 // SessionConfig is the schedule and behaviour of a session.
+// +kubebuilder:validation:XValidation:rule="!has(self.hooks)",message="hooks are not supported yet (no HookTemplate kind exists); remove them",fieldPath=".hooks"
 type SessionConfig struct {
 	// Name of the session, unique in the BackupConfiguration.
 	// +kubebuilder:validation:MinLength=1
@@ -235,6 +236,7 @@ type JobTemplate struct {
 
 // RepositoryInfo is a repository a session backs up into; KubeStash creates
 // the Repository from it.
+// +kubebuilder:validation:XValidation:rule="!has(self.backupVerifier)",message="backupVerifier is not supported yet; remove it",fieldPath=".backupVerifier"
 type RepositoryInfo struct {
 	// Name of the Repository.
 	// +kubebuilder:validation:MinLength=1

@@ -27,7 +27,8 @@ import (
 )
 
 // AddonInfo says which Addon and tasks back up or restore a target. The
-// catalog's RestoreSession uses it too.
+// catalog's RestoreSession uses it too (validated by the catalog server).
+// +kubebuilder:validation:XValidation:rule="!has(self.containerRuntimeSettings) || (!has(self.containerRuntimeSettings.nice) && !has(self.containerRuntimeSettings.ionice))",message="containerRuntimeSettings.nice and ionice are not supported yet; remove them",fieldPath=".containerRuntimeSettings"
 type AddonInfo struct {
 	// Name of the Addon, e.g. pvc-addon.
 	// +kubebuilder:validation:MinLength=1

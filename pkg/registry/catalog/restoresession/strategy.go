@@ -86,6 +86,19 @@ func validateSpec(r *catalog.RestoreSession) field.ErrorList {
 		for i, t := range a.Tasks {
 			errs = append(errs, addon.ValidateAddonVolumes(tasks.Index(i).Child("addonVolumes"), t.AddonVolumes)...)
 		}
+		if rs := a.ContainerRuntimeSettings; rs != nil {
+			crs := field.NewPath("spec", "addon", "containerRuntimeSettings")
+			if rs.Nice != nil {
+				errs = append(errs, field.Forbidden(crs.Child("nice"), "not supported yet; remove it"))
+			}
+			if rs.Ionice != nil {
+				errs = append(errs, field.Forbidden(crs.Child("ionice"), "not supported yet; remove it"))
+			}
+		}
+	}
+	// Accepted and never run would be worse than refused.
+	if r.Spec.Hooks != nil {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "hooks"), "hooks are not supported yet (no HookTemplate kind exists); remove them"))
 	}
 	return errs
 }

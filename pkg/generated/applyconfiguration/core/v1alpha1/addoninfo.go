@@ -26,7 +26,7 @@ import (
 // with apply.
 //
 // AddonInfo says which Addon and tasks back up or restore a target. The
-// catalog's RestoreSession uses it too.
+// catalog's RestoreSession uses it too (validated by the catalog server).
 type AddonInfoApplyConfiguration struct {
 	// Name of the Addon, e.g. pvc-addon.
 	Name *string `json:"name,omitempty"`
