@@ -28,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/agent"
+	"kubestash.dev/kubestash/pkg/version"
 )
 
 func main() {
@@ -85,6 +86,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "agent",
 		Short:         "Backup, restore and trigger steps of KubeStash Jobs",
+		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,7 +40,12 @@ func main() {
 	flag.StringVar(&o.CatalogServerAccount, "catalog-server-account", executor.DefaultCatalogServerAccount,
 		"ServiceAccount (namespace/name) the catalog server runs as: it is granted get on each BackupStorage's Secret, by name; empty: no grants")
 	localDirs := flag.String("local-backend-dirs", "", "comma-separated host directories under which local BackupStorages may be (hostPath, or where their volume is mounted into this controller); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says")
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("controller", version.Version)
+		return
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()

@@ -23,6 +23,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apiserver"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/version"
 )
 
 // ServiceName is the in-cluster name of the server, in the SANs of a
@@ -71,8 +72,9 @@ func NewOptions() *Options {
 // NewCommand returns the command that runs the server until ctx ends.
 func NewCommand(ctx context.Context, o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "apiserver",
-		Short: "Serve the KubeStash backup catalog (catalog.kubestash.com) from the backup backends",
+		Use:     "apiserver",
+		Version: version.Version,
+		Short:   "Serve the KubeStash backup catalog (catalog.kubestash.com) from the backup backends",
 		Long: `Serve repositories, snapshots, backupsessions and restoresessions of
 catalog.kubestash.com/v1alpha1 as an aggregated API server, reading and
 writing them in the buckets and directories of the cluster's BackupStorages.`,
