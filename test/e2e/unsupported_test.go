@@ -15,7 +15,8 @@ import (
 
 // TestUnsupportedFieldsRefused: fields that nothing here acts on are
 // refused at admission with a 422 naming them, never accepted and ignored
-// (issue 12, item 11): hooks, backupVerifier, nice and ionice.
+// (issue 12, item 11): hooks, backupVerifier, nice and ionice, and the gcs
+// and azure providers, which the catalog server cannot serve.
 func TestUnsupportedFieldsRefused(t *testing.T) {
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(env.Config)
@@ -59,6 +60,10 @@ func TestUnsupportedFieldsRefused(t *testing.T) {
 			obj: map[string]any{"apiVersion": "addons.kubestash.com/v1alpha1", "kind": "Function", "metadata": map[string]any{"name": "ioniced"},
 				"spec": map[string]any{"image": "x", "runtimeSettings": map[string]any{"ionice": map[string]any{"class": int64(2)}}}},
 			want: []string{"spec.runtimeSettings", "nice and ionice are not supported yet"}},
+		{name: "a gcs BackupStorage", gvr: gvrBackupStorage, namespaced: true,
+			obj: map[string]any{"apiVersion": "storage.kubestash.com/v1alpha1", "kind": "BackupStorage", "metadata": map[string]any{"name": "gcs"},
+				"spec": map[string]any{"storage": map[string]any{"provider": "gcs", "gcs": map[string]any{"bucket": "b", "secretName": "s"}}}},
+			want: []string{"spec.storage.provider", "providers gcs and azure are not supported yet"}},
 		{name: "RestoreSession hooks", gvr: gvrRestoreSession, namespaced: true,
 			obj: func() map[string]any {
 				o := exampleObject(t, "07-restoresession.yaml")

@@ -72,6 +72,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.provider != 'gcs' || has(self.gcs)",message="gcs must be set when provider is gcs",fieldPath=".gcs"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'azure' || has(self.azure)",message="azure must be set when provider is azure",fieldPath=".azure"
 // +kubebuilder:validation:XValidation:rule="[has(self.local), has(self.s3), has(self.gcs), has(self.azure)].filter(x, x).size() <= 1",message="only one of local, s3, gcs, azure may be set, the one named by provider"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'local' || self.provider == 's3'",message="providers gcs and azure are not supported yet: use s3 (Google Cloud Storage and most Azure gateways speak S3) or local",fieldPath=".provider"
 type Backend struct {
 	// Provider is the kind of backend: local, s3, gcs or azure.
 	// +required
