@@ -135,6 +135,39 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	return nil
 }
 
+// addRef records why the object ref of kind, read with err and refused
+// by its usagePolicy, cannot be used from namespace ns, and returns that
+// reason ("" when it can be used). A missing object may appear later
+// (NotReady); a refusal of the namespace's own object is the
+// configuration's error (Invalid); another namespace's object that is
+// missing or refused reads the same, and is NotReady.
+func (p *problems) addRef(kind string, ref kmapi.ObjectReference, ns string, err, refused error) string {
+	switch {
+	case ref.Namespace != ns && (apierrors.IsNotFound(err) || (err == nil && refused != nil)):
+		// The same words for missing and refused: a tenant learns nothing
+		// of another namespace's objects.
+		return p.add(&p.notReady, foreignRefusal(kind, ref, ns))
+	case apierrors.IsNotFound(err):
+		return p.add(&p.notReady, fmt.Sprintf("%s %s/%s not found", kind, ref.Namespace, ref.Name))
+	case err != nil:
+		return p.add(&p.notReady, fmt.Sprintf("%s %s/%s could not be read: %v", kind, ref.Namespace, ref.Name, err))
+	case refused != nil:
+		return p.add(&p.invalid, fmt.Sprintf("%s %s/%s: %v", kind, ref.Namespace, ref.Name, refused))
+	}
+	return ""
+}
+
+// visible says whether the status may show the object ref, read with err
+// and refused: it exists, and is the namespace's own or usable from it.
+func visible(ref kmapi.ObjectReference, ns string, err, refused error) bool {
+	return err == nil && (ref.Namespace == ns || refused == nil)
+}
+
+func (p *problems) add(to *[]string, reason string) string {
+	*to = append(*to, reason)
+	return reason
+}
+
 // foreignRefusal is why a reference to another namespace's object cannot
 // be used, in words that do not tell whether it exists.
 func foreignRefusal(kind string, ref kmapi.ObjectReference, ns string) string {
@@ -281,35 +314,18 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 			if err == nil {
 				refused = bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj)
 			}
-			switch {
-			case ref.Namespace != ns && (apierrors.IsNotFound(err) || refused != nil):
-				// The same words for missing and refused: a tenant learns
-				// nothing of another namespace's storages.
-				st.Storage.Reason = foreignRefusal("BackupStorage", ref, ns)
-				p.notReady = append(p.notReady, st.Storage.Reason)
-				ready = false
-			case apierrors.IsNotFound(err):
-				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s not found", ref.Namespace, ref.Name)
-				p.notReady = append(p.notReady, st.Storage.Reason)
-				ready = false
-			case err != nil:
-				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
-				p.notReady = append(p.notReady, st.Storage.Reason)
-				ready = false
-			default:
+			if visible(ref, ns, err, refused) {
 				st.Storage.Phase = bs.Status.Phase
-				if refused != nil {
-					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s: %v", ref.Namespace, ref.Name, refused)
-					p.invalid = append(p.invalid, st.Storage.Reason)
-					ready = false
-				} else if bs.Status.Phase != storagev1alpha1.BackupStoragePhaseReady {
-					st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s is not Ready", ref.Namespace, ref.Name)
-					if why := failedConditions(bs.Status.Conditions); why != "" {
-						st.Storage.Reason += ": " + why
-					}
-					p.notReady = append(p.notReady, st.Storage.Reason)
-					ready = false
+			}
+			if st.Storage.Reason = p.addRef("BackupStorage", ref, ns, err, refused); st.Storage.Reason != "" {
+				ready = false
+			} else if bs.Status.Phase != storagev1alpha1.BackupStoragePhaseReady {
+				st.Storage.Reason = fmt.Sprintf("BackupStorage %s/%s is not Ready", ref.Namespace, ref.Name)
+				if why := failedConditions(bs.Status.Conditions); why != "" {
+					st.Storage.Reason += ": " + why
 				}
+				p.notReady = append(p.notReady, st.Storage.Reason)
+				ready = false
 			}
 		}
 		if b.RetentionPolicy == nil {
@@ -323,27 +339,10 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 			if err == nil {
 				refused = rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj)
 			}
-			switch {
-			case ref.Namespace != ns && (apierrors.IsNotFound(err) || refused != nil):
-				st.RetentionPolicy.Reason = foreignRefusal("RetentionPolicy", ref, ns)
-				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
+			if st.RetentionPolicy.Reason = p.addRef("RetentionPolicy", ref, ns, err, refused); st.RetentionPolicy.Reason != "" {
 				ready = false
-			case apierrors.IsNotFound(err):
-				st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s not found", ref.Namespace, ref.Name)
-				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
-				ready = false
-			case err != nil:
-				st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
-				p.notReady = append(p.notReady, st.RetentionPolicy.Reason)
-				ready = false
-			default:
-				st.RetentionPolicy.Found = ptr.To(true)
-				if refused != nil {
-					st.RetentionPolicy.Reason = fmt.Sprintf("RetentionPolicy %s/%s: %v", ref.Namespace, ref.Name, refused)
-					p.invalid = append(p.invalid, st.RetentionPolicy.Reason)
-					ready = false
-				}
 			}
+			st.RetentionPolicy.Found = ptr.To(visible(ref, ns, err, refused))
 		}
 		st.Ready = ptr.To(ready)
 		status.Backends = append(status.Backends, st)
