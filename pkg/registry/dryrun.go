@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -127,18 +128,15 @@ func publicError(ctx context.Context, resource string, err error) error {
 		return nil
 	}
 	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
+	isStatus := errors.As(err, &status)
+	if isStatus && status.Status().Code < 500 {
+		return err
+	}
+	if !isStatus || (status.Status().Code == 500 && status.Status().Reason == metav1.StatusReasonInternalError) {
 		klog.FromContext(ctx).Error(err, "Catalog request failed", "resource", resource)
 		return apierrors.NewInternalError(fmt.Errorf("%s: the catalog failed; the catalog server's log has the details", resource))
 	}
 	st := status.Status()
-	if st.Code < 500 {
-		return err
-	}
-	if st.Code == 500 && st.Reason == metav1.StatusReasonInternalError {
-		klog.FromContext(ctx).Error(err, "Catalog request failed", "resource", resource)
-		return apierrors.NewInternalError(fmt.Errorf("%s: the catalog failed; the catalog server's log has the details", resource))
-	}
 	out := *st.DeepCopy()
 	out.Message = scrubHostPaths(out.Message)
 	if out.Details != nil {
@@ -146,21 +144,9 @@ func publicError(ctx context.Context, resource string, err error) error {
 			out.Details.Causes[i].Message = scrubHostPaths(out.Details.Causes[i].Message)
 		}
 	}
-	if out.Message == st.Message && (out.Details == nil || apiequalCauses(out.Details.Causes, st.Details.Causes)) {
+	if out.Message == st.Message && (out.Details == nil || slices.Equal(out.Details.Causes, st.Details.Causes)) {
 		return err
 	}
 	klog.FromContext(ctx).V(2).Info("Catalog request failed; host paths left out of the answer", "resource", resource, "err", err)
 	return &apierrors.StatusError{ErrStatus: out}
-}
-
-func apiequalCauses(a, b []metav1.StatusCause) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
