@@ -94,11 +94,7 @@ func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 			if c.wantErr != "" {
 				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
-				rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
-				require.NoError(t, err)
-				cond := conditions.Get(rs.Status.Conditions, catalogv1alpha1.TypeRestoreExecutorEnsured)
-				require.NotNil(t, cond)
-				assert.Contains(t, cond.Message, c.wantErr)
+				assertExecutorRefused(t, ks, c.wantErr)
 			} else {
 				require.NoError(t, err)
 				assert.Equal(t, c.wantSA, job.Spec.Template.Spec.ServiceAccountName)
@@ -191,13 +187,20 @@ func TestRestoreJobTemplateApplied(t *testing.T) {
 			_ = r.Reconcile(ctx, "demo", "restore")
 			_, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
-			rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
-			require.NoError(t, err)
-			cond := conditions.Get(rs.Status.Conditions, catalogv1alpha1.TypeRestoreExecutorEnsured)
-			require.NotNil(t, cond)
-			assert.Contains(t, cond.Message, c.wantErr)
+			assertExecutorRefused(t, ks, c.wantErr)
 		})
 	}
+}
+
+// assertExecutorRefused checks that demo/restore says, in its
+// RestoreExecutorEnsured condition, why its Job was not made.
+func assertExecutorRefused(t *testing.T, ks *fake.Clientset, want string) {
+	t.Helper()
+	rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(context.Background(), "restore", metav1.GetOptions{})
+	require.NoError(t, err)
+	cond := conditions.Get(rs.Status.Conditions, catalogv1alpha1.TypeRestoreExecutorEnsured)
+	require.NotNil(t, cond)
+	assert.Contains(t, cond.Message, want)
 }
 
 // TestRestoreRefusesUserHostPath: a RestoreSession stored before the
