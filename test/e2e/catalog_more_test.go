@@ -174,6 +174,28 @@ spec:
 	require.NoError(t, err)
 }
 
+// grantCatalogRole lets user do verbs on the catalog resources of
+// namespace ns, through a Role and RoleBinding named role.
+func grantCatalogRole(ctx context.Context, t *testing.T, ns, user, role string, resources []string, verbs ...string) {
+	t.Helper()
+	_, _, err := env.Kubectl(ctx, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: %[3]s, namespace: %[1]s}
+rules:
+- apiGroups: ["catalog.kubestash.com"]
+  resources: [%[4]s]
+  verbs: [%[5]s]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: %[3]s, namespace: %[1]s}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %[2]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: %[3]s}
+`, ns, user, role, strings.Join(resources, ", "), strings.Join(verbs, ", ")), "apply", "-f", "-")
+	require.NoError(t, err)
+}
+
 // createNamespaces creates namespaces on env and deletes them at cleanup
 // (a storage's namespace too: later servers of the package need not serve
 // it).
@@ -311,31 +333,7 @@ func TestCatalogRBAC(t *testing.T) {
 	applyBackupStorage(ctx, t, env, storageNS, "s3", prefix, "All")
 	// Before the first request of the user: the catalog server caches
 	// authorization decisions, denials too.
-	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: snapshot-reader
-  namespace: %[1]s
-rules:
-- apiGroups: ["catalog.kubestash.com"]
-  resources: ["snapshots"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: snapshot-reader
-  namespace: %[1]s
-subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: User
-  name: %[2]s
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: snapshot-reader
-`, nsA, user), "apply", "-f", "-")
-	require.NoError(t, err)
+	grantCatalogRole(ctx, t, nsA, user, "snapshot-reader", []string{"snapshots"}, "get", "list", "watch")
 	startCatalogServer(t, catalogServerOptions{})
 
 	// The admin sees both namespaces.

@@ -44,31 +44,8 @@ func TestTenantDryRunAndForeignReferences(t *testing.T) {
 	putFiles(ctx, t, mc, env.MinIO.Bucket, catalogFiles(t, prefix, vault))
 	applyBackupStorage(ctx, t, env, storageNS, "s3", prefix, "Same")
 	// The user edits the catalog of their namespace, nothing else.
-	_, _, err = env.Kubectl(ctx, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: catalog-editor
-  namespace: %[1]s
-rules:
-- apiGroups: ["catalog.kubestash.com"]
-  resources: ["repositories", "snapshots", "backupsessions", "restoresessions"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: catalog-editor
-  namespace: %[1]s
-subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: User
-  name: %[2]s
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: catalog-editor
-`, tenant, user), "apply", "-f", "-")
-	require.NoError(t, err)
+	grantCatalogRole(ctx, t, tenant, user, "catalog-editor", []string{"repositories", "snapshots", "backupsessions", "restoresessions"},
+		"get", "list", "watch", "create", "update", "patch", "delete")
 	startCatalogServer(t, catalogServerOptions{})
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		assert.ElementsMatch(c, vault.Snapshots, kubectlNames(ctx, c, env, "snapshots", "-n", storageNS))
