@@ -54,6 +54,9 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&BackupSessionList{},
 		&RestoreSession{},
 		&RestoreSessionList{},
+		&SnapshotFilesOptions{},
+		&SnapshotDownloadOptions{},
+		&SnapshotFileList{},
 	)
 	return nil
 }

@@ -378,6 +378,10 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		catalogv1alpha1.RestoreSessionStatus{}.OpenAPIModelName():          schema_pkg_apis_catalog_v1alpha1_RestoreSessionStatus(ref),
 		catalogv1alpha1.RetentionPolicyApplyStatus{}.OpenAPIModelName():    schema_pkg_apis_catalog_v1alpha1_RetentionPolicyApplyStatus(ref),
 		catalogv1alpha1.Snapshot{}.OpenAPIModelName():                      schema_pkg_apis_catalog_v1alpha1_Snapshot(ref),
+		catalogv1alpha1.SnapshotDownloadOptions{}.OpenAPIModelName():       schema_pkg_apis_catalog_v1alpha1_SnapshotDownloadOptions(ref),
+		catalogv1alpha1.SnapshotFile{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotFile(ref),
+		catalogv1alpha1.SnapshotFileList{}.OpenAPIModelName():              schema_pkg_apis_catalog_v1alpha1_SnapshotFileList(ref),
+		catalogv1alpha1.SnapshotFilesOptions{}.OpenAPIModelName():          schema_pkg_apis_catalog_v1alpha1_SnapshotFilesOptions(ref),
 		catalogv1alpha1.SnapshotInfo{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotInfo(ref),
 		catalogv1alpha1.SnapshotList{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotList(ref),
 		catalogv1alpha1.SnapshotSpec{}.OpenAPIModelName():                  schema_pkg_apis_catalog_v1alpha1_SnapshotSpec(ref),
@@ -19611,6 +19615,244 @@ func schema_pkg_apis_catalog_v1alpha1_Snapshot(ref common.ReferenceCallback) com
 		},
 		Dependencies: []string{
 			metav1.ObjectMeta{}.OpenAPIModelName(), catalogv1alpha1.SnapshotSpec{}.OpenAPIModelName(), catalogv1alpha1.SnapshotStatus{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_catalog_v1alpha1_SnapshotDownloadOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SnapshotDownloadOptions are the query parameters of GET .../snapshots/{name}/download.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path of a file (streamed as it is) or a directory (streamed as a tar archive of its subtree) in the snapshot's dump component, relative to the backed-up volume's root.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_catalog_v1alpha1_SnapshotFile(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SnapshotFile is one entry of a SnapshotFileList.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name is the last element of Path.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path relative to the backed-up volume's root, starting with \"/\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Type is file, dir, symlink or other.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"size": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Size in bytes of a file; 0 for the other types.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"mode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mode is the permission bits with the set-user-ID, set-group-ID and sticky bits, in octal (\"0644\", \"4755\").",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"permissions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Permissions is the mode as ls -l prints it (\"drwxr-xr-x\").",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "UID and GID of the owner.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"gid": {
+						SchemaProps: spec.SchemaProps{
+							Default: 0,
+							Type:    []string{"integer"},
+							Format:  "int64",
+						},
+					},
+					"mtime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mtime is the modification time.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"linkTarget": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LinkTarget is a symlink's target. Listings of one directory carry it; recursive listings do not (restic's ls does not print it).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name", "path", "type", "size", "mode", "uid", "gid"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_catalog_v1alpha1_SnapshotFileList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SnapshotFileList is what GET .../snapshots/{name}/files answers: the entries of one directory of a Snapshot, or of its subtree.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata.continue is set when more entries follow.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path is the directory listed.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Items are the entries, in the order restic stores them (by name, depth first for a recursive listing).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(catalogv1alpha1.SnapshotFile{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"path", "items"},
+			},
+		},
+		Dependencies: []string{
+			metav1.ListMeta{}.OpenAPIModelName(), catalogv1alpha1.SnapshotFile{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_catalog_v1alpha1_SnapshotFilesOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SnapshotFilesOptions are the query parameters of GET .../snapshots/{name}/files.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path of a directory in the snapshot's dump component, relative to the backed-up volume's root: \"/\" (the default) is the root.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"recursive": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Recursive lists the whole subtree below Path instead of one directory.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is the most entries one answer holds; 0 means 10000, which is also the maximum. An answer cut short carries metadata.continue.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"continue": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Continue is the metadata.continue of the previous answer, to get the next entries of the same listing.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 

@@ -61,6 +61,9 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&BackupSessionList{},
 		&RestoreSession{},
 		&RestoreSessionList{},
+		&SnapshotFilesOptions{},
+		&SnapshotDownloadOptions{},
+		&SnapshotFileList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

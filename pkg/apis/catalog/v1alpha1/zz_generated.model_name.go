@@ -157,6 +157,26 @@ func (in Snapshot) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SnapshotDownloadOptions) OpenAPIModelName() string {
+	return "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.SnapshotDownloadOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SnapshotFile) OpenAPIModelName() string {
+	return "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.SnapshotFile"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SnapshotFileList) OpenAPIModelName() string {
+	return "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.SnapshotFileList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SnapshotFilesOptions) OpenAPIModelName() string {
+	return "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.SnapshotFilesOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in SnapshotInfo) OpenAPIModelName() string {
 	return "dev.kubestash.kubestash.pkg.apis.catalog.v1alpha1.SnapshotInfo"
 }
