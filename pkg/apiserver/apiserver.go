@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,6 +26,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/catalog/install"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
+	"kubestash.dev/kubestash/pkg/browse"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 	"kubestash.dev/kubestash/pkg/layout"
@@ -33,6 +35,7 @@ import (
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
 	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/restic"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
 	"kubestash.dev/kubestash/pkg/storages"
 )
@@ -79,6 +82,22 @@ type ExtraConfig struct {
 	// the API; EventLogBytes bounds the watch history. 0: the store's
 	// defaults.
 	MaxObjectSize, EventLogBytes int64
+	// Browse configures snapshots/files and snapshots/download.
+	Browse BrowseConfig
+}
+
+// BrowseConfig says how the catalog server runs restic to show what a
+// Snapshot holds.
+type BrowseConfig struct {
+	// ResticBinary is the pinned restic; empty: next to the server's
+	// executable, else on PATH.
+	ResticBinary string
+	// ScratchDir holds restic's cache and temporary files; empty: in the
+	// temporary directory.
+	ScratchDir string
+	// MaxConcurrent bounds the browse requests running at once (more get
+	// 429); 0: browse.DefaultMaxConcurrent.
+	MaxConcurrent int
 }
 
 // Config is the catalog server's configuration.
@@ -232,7 +251,17 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 		resources[r.plural+"/status"] = status
 	}
 
-	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(catalog.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	browser, err := c.newBrowser(logger, resources, ksInformers, kubeClient)
+	if err != nil {
+		return nil, err
+	}
+	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceFiles] = &snapshot.FilesREST{Browser: browser}
+	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceDownload] = &snapshot.DownloadREST{Browser: browser}
+
+	// The parameter codec of the catalog's own scheme: it knows the
+	// query parameters of snapshots/files and snapshots/download besides
+	// the meta options.
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(catalog.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	apiGroupInfo.NegotiatedSerializer = NegotiatedSerializer
 	apiGroupInfo.VersionedResourcesStorageMap[catalogv1alpha1.SchemeGroupVersion.Version] = resources
 	if err := genericServer.InstallAPIGroup(&apiGroupInfo); err != nil {
@@ -248,4 +277,37 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 		return nil
 	})
 	return &Server{GenericAPIServer: genericServer, Catalog: cat, Storages: manager}, nil
+}
+
+// newBrowser builds what serves snapshots/files and snapshots/download over
+// the snapshots and repositories storages (so that a Snapshot is found as
+// the API finds it, tenancy rules included). A missing restic only makes
+// those subresources fail, not the server.
+func (c completedConfig) newBrowser(logger klog.Logger, resources map[string]rest.Storage, ksInformers externalversions.SharedInformerFactory, kubeClient kubernetes.Interface) (*browse.Browser, error) {
+	bin := c.ExtraConfig.Browse.ResticBinary
+	if bin == "" {
+		var err error
+		if bin, err = restic.DefaultBinary(); err != nil {
+			logger.Info("No restic found: snapshots/files and snapshots/download will fail until --restic-binary names one", "err", err)
+		}
+	}
+	snapshots, ok1 := resources[catalogv1alpha1.ResourcePluralSnapshot].(rest.Getter)
+	repositories, ok2 := resources[catalogv1alpha1.ResourcePluralRepository].(rest.Getter)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("snapshots and repositories storages must be getters")
+	}
+	return browse.New(browse.Options{
+		Snapshots:      snapshots,
+		Repositories:   repositories,
+		BackupStorages: ksInformers.Storage().V1alpha1().BackupStorages().Lister(),
+		// A GET each time, as pkg/storages reads storage Secrets: the
+		// controller grants get on exactly the Secrets the catalog needs.
+		Secret: func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+			return kubeClient.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+		LocalDirs:     c.ExtraConfig.LocalBackendDirs,
+		Restic:        restic.Options{Binary: bin},
+		ScratchDir:    c.ExtraConfig.Browse.ScratchDir,
+		MaxConcurrent: c.ExtraConfig.Browse.MaxConcurrent,
+	})
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/sets"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -22,6 +24,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apiserver"
 	"kubestash.dev/kubestash/pkg/backenddirs"
+	"kubestash.dev/kubestash/pkg/browse"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
 	"kubestash.dev/kubestash/pkg/version"
 )
@@ -50,6 +53,11 @@ type Options struct {
 	// take memory without bound.
 	MaxObjectSize resource.QuantityValue
 	EventLogBytes resource.QuantityValue
+	// ResticBinary, BrowseScratchDir and MaxBrowseRequests configure
+	// snapshots/files and snapshots/download.
+	ResticBinary      string
+	BrowseScratchDir  string
+	MaxBrowseRequests int
 }
 
 // NewOptions returns the defaults.
@@ -62,6 +70,7 @@ func NewOptions() *Options {
 		AlternateDNS:        []string{ServiceName, "catalog-apiserver.kubestash.svc.cluster.local"},
 		MaxObjectSize:       resource.QuantityValue{Quantity: *resource.NewQuantity(store.DefaultMaxObjectSize, resource.BinarySI)},
 		EventLogBytes:       resource.QuantityValue{Quantity: *resource.NewQuantity(store.DefaultEventLogBytes, resource.BinarySI)},
+		MaxBrowseRequests:   browse.DefaultMaxConcurrent,
 	}
 	// The catalog lives in the backup backends: no etcd flags, no etcd
 	// health check; the RESTOptionsGetter is the catalog's.
@@ -102,6 +111,12 @@ writing them in the buckets and directories of the cluster's BackupStorages.`,
 			"Larger files in a backend are skipped without being read, counted in kubestash_catalog_skipped_files_total{reason=\"too-large\"} and logged.")
 	fs.Var(&o.EventLogBytes, "event-log-bytes",
 		"Most file bytes of objects the watch event log of each resource holds (besides its count); watchers older than what it holds relist.")
+	fs.StringVar(&o.ResticBinary, "restic-binary", o.ResticBinary,
+		"The restic that snapshots/files and snapshots/download run; empty: the one next to this program, else restic on PATH.")
+	fs.StringVar(&o.BrowseScratchDir, "browse-scratch-dir", o.BrowseScratchDir,
+		"Folder for restic's cache and temporary files when browsing snapshots; empty: kubestash-browse in the temporary directory.")
+	fs.IntVar(&o.MaxBrowseRequests, "max-browse-requests", o.MaxBrowseRequests,
+		"Most snapshots/files and snapshots/download requests running restic at once; more are answered 429.")
 	return cmd
 }
 
@@ -116,6 +131,9 @@ func (o *Options) Validate() error {
 	}
 	if o.EventLogBytes.Value() < o.MaxObjectSize.Value() {
 		errs = append(errs, errors.New("--event-log-bytes must be at least --max-object-size"))
+	}
+	if o.MaxBrowseRequests <= 0 {
+		errs = append(errs, errors.New("--max-browse-requests must be positive"))
 	}
 	if _, err := backenddirs.Parse(o.LocalBackendDirs); err != nil {
 		errs = append(errs, fmt.Errorf("--local-backend-dirs: %w", err))
@@ -135,6 +153,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	cfg.OpenAPIV3Config = apiserver.OpenAPIV3Config()
 	cfg.FeatureGate = utilfeature.DefaultFeatureGate
 	cfg.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	// A download streams as long as the file takes, like a watch: no
+	// request timeout, and it does not count against max-in-flight (the
+	// browse limit bounds it). kube-apiserver's own --request-timeout
+	// still bounds it when it comes through the aggregation layer.
+	cfg.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), sets.NewString(catalogv1alpha1.SubresourceDownload))
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
@@ -150,6 +173,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 			LocalBackendDirs:    dirs,
 			MaxObjectSize:       o.MaxObjectSize.Value(),
 			EventLogBytes:       o.EventLogBytes.Value(),
+			Browse: apiserver.BrowseConfig{
+				ResticBinary:  o.ResticBinary,
+				ScratchDir:    o.BrowseScratchDir,
+				MaxConcurrent: o.MaxBrowseRequests,
+			},
 		},
 	}, nil
 }
