@@ -3,7 +3,7 @@
 # registry: static binaries (CGO_ENABLED=0) written by hack/images into OCI
 # image layout tarballs that `ctr -n k8s.io images import` loads and tags:
 #
-#   bin/images/apiserver.tar   ghcr.io/kubestash-catalog/apiserver:$VERSION
+#   bin/images/apiserver.tar   ghcr.io/kubestash-catalog/apiserver:$VERSION (apiserver + restic)
 #   bin/images/controller.tar  ghcr.io/kubestash-catalog/controller:$VERSION
 #   bin/images/agent.tar       ghcr.io/kubestash-catalog/agent:$VERSION (agent + restic)
 #   bin/images/pause.tar       ghcr.io/kubestash-catalog/pause:$VERSION (pod sandbox)
@@ -115,8 +115,11 @@ image() {
   list+=("$ref"$'\t'"$tar")
 }
 
+# The catalog server runs restic to serve snapshots/files and
+# snapshots/download; it finds it next to itself.
 image apiserver \
   -file "$BINS/apiserver=/usr/local/bin/apiserver:0755" "${ca_file[@]}" \
+  -file "$BINS/restic=/usr/local/bin/restic:0755" \
   -entrypoint /usr/local/bin/apiserver -user 65532:65532 \
   -label "org.opencontainers.image.title=kubestash-catalog apiserver" \
   -label "org.opencontainers.image.description=KubeStash catalog API server: Repositories, Snapshots, BackupSessions and RestoreSessions served from the backup backend"

@@ -57,6 +57,11 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// AgentImage is the image of the agent, which the trigger CronJobs run.
 	AgentImage string
+	// CatalogServerAccount ("namespace/name") is granted get on the
+	// encryption Secrets of the configuration's repositories, so that the
+	// catalog server can serve snapshots/files and snapshots/download;
+	// empty: no grant.
+	CatalogServerAccount string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -102,6 +107,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	if len(problems.invalid) == 0 && len(problems.notReady) == 0 {
 		if err := r.ensureRepositories(ctx, bc, status); err != nil {
 			errs = append(errs, err.Error())
+		}
+		if err := executor.GrantCatalogEncryptionSecrets(ctx, r.Kube, bc, r.CatalogServerAccount); err != nil {
+			errs = append(errs, fmt.Sprintf("grant the catalog server the encryption Secrets: %v", err))
 		}
 	}
 	if len(problems.invalid) == 0 {

@@ -91,7 +91,7 @@ func Run(ctx context.Context, o Options) error {
 		openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 			return builder.Open(ctx, kube, bs)
 		}
-		bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage}
+		bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount}
 		bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
 		if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupConfigurations")
