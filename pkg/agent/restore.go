@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
+	"kubestash.dev/kubestash/pkg/addon"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/restic"
 )
@@ -27,8 +28,9 @@ type RestoreOptions struct {
 	Snapshot    string
 	EnableCache bool
 	ScratchDir  string
-	// Includes and Excludes are restic patterns; absolute ones are in-Pod
-	// paths ("/kubestash-data/dir").
+	// Includes and Excludes are restic patterns, absolute: paths in the
+	// snapshot ("/dir", / being the volume's root), or in-Pod paths
+	// ("/kubestash-data/dir", upstream's form), which mean the same.
 	Includes []string
 	Excludes []string
 }
@@ -39,6 +41,13 @@ type RestoreOptions struct {
 func (a *Agent) Restore(ctx context.Context, o RestoreOptions) error {
 	if o.Namespace == "" || o.RestoreSession == "" {
 		return errors.New("restore: --namespace and --restoresession are required")
+	}
+	// The catalog server refuses these at admission; a RestoreSession
+	// stored before that rule, or a hand-made Job, is refused here.
+	for _, p := range append(append([]string(nil), o.Includes...), o.Excludes...) {
+		if err := addon.CheckSnapshotPath(p); err != nil {
+			return fmt.Errorf("restore: --include/--exclude: %w", err)
+		}
 	}
 	if o.ScratchDir == "" {
 		o.ScratchDir = DefaultScratchDir

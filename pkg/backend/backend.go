@@ -25,6 +25,10 @@ var (
 	ErrInvalidKey         = errors.New("invalid key")
 	// ErrTooLarge: the object is larger than the reader accepts (GetLimit).
 	ErrTooLarge = errors.New("object too large")
+	// ErrNoSuchBucket: the bucket itself does not exist. It is also
+	// ErrUnavailable (errors.Is), so that the catalog serves such a storage
+	// as it serves one in an outage, while messages can say what is wrong.
+	ErrNoSuchBucket = errors.New("bucket does not exist")
 )
 
 // Error says which operation on which key failed, and why.
@@ -47,7 +51,9 @@ func (e *Error) Error() string {
 }
 
 // Is makes errors.Is(err, ErrNotFound) and friends work.
-func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+func (e *Error) Is(target error) bool {
+	return e.Kind != nil && (target == e.Kind || e.Kind == ErrNoSuchBucket && target == ErrUnavailable)
+}
 
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -105,6 +111,16 @@ type Backend interface {
 	List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error)
 	// String names the backend for logs and messages, without secrets.
 	String() string
+}
+
+// BucketMaker is a Backend whose container (an S3 bucket) may be missing
+// and can be created. Upstream KubeStash creates the bucket a BackupStorage
+// names when it does not exist; the controller does the same through this.
+type BucketMaker interface {
+	// EnsureBucket creates the bucket unless it exists, and says whether
+	// it did. A bucket that is missing and cannot be created is an
+	// *Error of kind ErrNoSuchBucket whose cause says why.
+	EnsureBucket(ctx context.Context) (created bool, err error)
 }
 
 // LimitedGetter is a Backend that reads an object only up to a size: one

@@ -46,6 +46,7 @@ type S3 struct {
 	client *minio.Client
 	bucket string
 	prefix string // no leading or trailing "/"
+	region string
 	desc   string
 }
 
@@ -120,7 +121,7 @@ func NewS3(c S3Config) (*S3, error) {
 	if prefix != "" {
 		desc += "/" + prefix
 	}
-	return &S3{client: client, bucket: c.Bucket, prefix: prefix, desc: desc}, nil
+	return &S3{client: client, bucket: c.Bucket, prefix: prefix, region: c.Region, desc: desc}, nil
 }
 
 func (s *S3) String() string { return s.desc }
@@ -272,6 +273,45 @@ func (s *S3) List(ctx context.Context, prefix string, o ListOptions) (ListResult
 	return res, nil
 }
 
+var _ BucketMaker = (*S3)(nil)
+
+// EnsureBucket implements BucketMaker. A bucket whose existence cannot be
+// checked (HeadBucket needs s3:ListBucket, which some policies withhold
+// while allowing the prefix's objects) is taken to exist: the first read
+// or write then tells. Creating one that another writer created meanwhile
+// is success.
+func (s *S3) EnsureBucket(ctx context.Context) (bool, error) {
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		if errors.Is(s.wrap("stat", "", err), ErrForbidden) {
+			return false, nil
+		}
+		return false, s.wrap("stat", "", err)
+	}
+	if ok {
+		return false, nil
+	}
+	err = s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.region})
+	if err == nil {
+		return true, nil
+	}
+	switch code := minio.ToErrorResponse(err).Code; code {
+	case "BucketAlreadyOwnedByYou":
+		return false, nil
+	case "BucketAlreadyExists":
+		// Taken by someone else since: not ours to write into, and
+		// reads will say so; report it as missing for us.
+		return false, &Error{Op: "create bucket", Key: s.bucket, Kind: ErrNoSuchBucket, Err: fmt.Errorf("the name is taken by another account: %w", err)}
+	}
+	why := s.wrap("create bucket", s.bucket, err)
+	var e *Error
+	if errors.As(why, &e) && e.Kind != nil {
+		// Keep the class (access denied, unavailable) in the message.
+		err = fmt.Errorf("%v: %w", e.Kind, err)
+	}
+	return false, &Error{Op: "create bucket", Key: s.bucket, Kind: ErrNoSuchBucket, Err: err}
+}
+
 // wrap classifies a minio-go error.
 func (s *S3) wrap(op, k string, err error) error {
 	var kind error
@@ -285,7 +325,7 @@ func (s *S3) wrap(op, k string, err error) error {
 		resp.StatusCode == http.StatusForbidden:
 		kind = ErrForbidden
 	case resp.Code == minio.NoSuchBucket:
-		kind = ErrUnavailable
+		kind = ErrNoSuchBucket
 	case resp.StatusCode >= 500:
 		kind = ErrUnavailable
 	default:

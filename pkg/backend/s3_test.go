@@ -3,6 +3,8 @@ package backend_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,4 +125,67 @@ func TestS3TLS(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Stat(ctx, "tls.yaml")
 	require.NoError(t, err, "insecureTLS skips verification")
+}
+
+// TestS3EnsureBucket: a missing bucket is created, as upstream KubeStash
+// does; one that exists is left alone.
+func TestS3EnsureBucket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO")
+	}
+	m := startMinIO(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name        string
+		bucket      string
+		wantCreated bool
+	}{
+		{name: "missing", bucket: "created-by-ensure", wantCreated: true},
+		{name: "there", bucket: m.Bucket},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := backend.NewS3(backend.S3Config{Endpoint: m.Endpoint, Bucket: c.bucket, Prefix: "p", Region: "us-east-1",
+				AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey})
+			require.NoError(t, err)
+			if c.wantCreated {
+				_, err := b.Stat(ctx, "x.yaml")
+				assert.ErrorIs(t, err, backend.ErrNoSuchBucket)
+				assert.ErrorIs(t, err, backend.ErrUnavailable, "the catalog serves a missing bucket as an outage")
+			}
+			created, err := b.EnsureBucket(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, c.wantCreated, created)
+			_, err = b.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
+			require.NoError(t, err)
+			created, err = b.EnsureBucket(ctx)
+			require.NoError(t, err)
+			assert.False(t, created, "only once")
+		})
+	}
+}
+
+// TestS3EnsureBucketRefused: credentials that may not create buckets get
+// ErrNoSuchBucket saying why, never a secret.
+func TestS3EnsureBucketRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodHead: // HeadBucket: no such bucket
+			w.WriteHeader(http.StatusNotFound)
+		default: // CreateBucket: denied
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message><BucketName>nope</BucketName><Resource>/nope</Resource></Error>`)
+		}
+	}))
+	defer srv.Close()
+	b, err := backend.NewS3(backend.S3Config{Endpoint: srv.URL, Bucket: "nope", Region: "us-east-1",
+		AccessKeyID: "limited", SecretAccessKey: "s3cr3t-value", MaxRetries: 1})
+	require.NoError(t, err)
+	created, err := b.EnsureBucket(context.Background())
+	require.Error(t, err)
+	assert.False(t, created)
+	assert.ErrorIs(t, err, backend.ErrNoSuchBucket)
+	assert.Contains(t, err.Error(), "access denied")
+	assert.Contains(t, err.Error(), "Access Denied.")
+	assert.NotContains(t, err.Error(), "s3cr3t-value")
 }

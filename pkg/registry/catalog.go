@@ -16,6 +16,7 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
 	corelisters "kubestash.dev/kubestash/pkg/generated/listers/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
@@ -44,6 +45,9 @@ type Catalog struct {
 	mu      sync.Mutex
 	stores  map[string]*store.Store
 	onStore []func(*store.Store)
+	// recorded holds storage + "\x00" + repository dir of the
+	// repositories known to be in their metadata.yaml.
+	recorded sync.Map
 }
 
 // ResourcePrefix is the registry key prefix of a catalog resource.
@@ -219,8 +223,7 @@ func (c *Catalog) repositoryIndexed(key string) (store.Location, bool) {
 // them), on real writes only: nothing is written on behalf of a namespace
 // the storage does not allow, nor for a dry run.
 type repositoryRecorder struct {
-	c     *Catalog
-	known sync.Map // storage + "\x00" + repository dir, recorded already
+	c *Catalog
 }
 
 func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) error {
@@ -233,7 +236,7 @@ func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) erro
 		return err // placement checked it already
 	}
 	known := loc.Storage + "\x00" + dir
-	if _, ok := l.known.Load(known); ok {
+	if _, ok := l.c.recorded.Load(known); ok {
 		return nil
 	}
 	b, ok := l.c.Backends.Backend(loc.Storage)
@@ -252,7 +255,26 @@ func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) erro
 	if l.c.Discovery != nil {
 		l.c.Discovery.Invalidate(loc.Storage)
 	}
-	l.known.Store(known, true)
+	l.c.recorded.Store(known, true)
+	return nil
+}
+
+// UnlistRepository drops the repository at repoPath from the metadata.yaml
+// of storage (backend b), for a repository whose data is gone: discovery
+// then no longer looks for it, and a later Repository at the same path is
+// recorded again.
+func (c *Catalog) UnlistRepository(ctx context.Context, storage string, b backend.Backend, repoPath string) error {
+	dir, err := layout.RepoDir(repoPath)
+	if err != nil {
+		return err
+	}
+	c.recorded.Delete(storage + "\x00" + dir)
+	if err := layout.RemoveRepository(ctx, b, repoPath); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		return fmt.Errorf("remove repository %s from %s of %s: %w", dir, layout.MetadataFile, b, err)
+	}
+	if c.Discovery != nil {
+		c.Discovery.Invalidate(storage)
+	}
 	return nil
 }
 

@@ -5,7 +5,9 @@ package backupstorage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -13,11 +15,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	corev1 "k8s.io/api/core/v1"
 
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
@@ -36,10 +42,13 @@ type Reconciler struct {
 	// CatalogServerAccount ("namespace/name") is granted get on the
 	// storage's Secret; empty: no grant.
 	CatalogServerAccount string
+	// Recorder, if set, gets the Events of wipe-outs.
+	Recorder record.EventRecorder
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
-// status. It never deletes anything in the backend. It also revokes what
+// status. It deletes nothing in the backend but on the explicit deletion of
+// a storage whose deletionPolicy is WipeOut (finishDeletion). It also revokes what
 // Jobs of other namespaces were granted of it (executor.GrantStorage) and
 // its usagePolicy no longer allows.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
@@ -51,6 +60,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return fmt.Errorf("get BackupStorage %s/%s: %w", namespace, name, err)
 	}
 	if err := executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, bs); err != nil {
+		return err
+	}
+	if bs.DeletionTimestamp != nil {
+		if slices.Contains(bs.Finalizers, catalogv1alpha1.FinalizerWipeOut) {
+			return r.finishDeletion(ctx, bs)
+		}
+	} else if changed, err := r.finalizer(ctx, bs); err != nil || changed {
 		return err
 	}
 	// The catalog server holds no right on Secrets but those granted
@@ -82,11 +98,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		b, err := build(bs, secret)
 		if err == nil {
 			ictx, cancel := context.WithTimeout(ctx, time.Minute)
-			_, err = layout.EnsureMeta(ictx, b, placement.Version)
+			err = initialize(ictx, bs, b)
 			cancel()
 		}
 		if err != nil {
-			conditions.Set(&st.Conditions, conditions.False(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationFailed, err.Error()))
+			conditions.Set(&st.Conditions, conditions.False(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationFailed, initMessage(bs, err)))
 		} else {
 			conditions.Set(&st.Conditions, conditions.True(storagev1alpha1.TypeBackendInitialized, storagev1alpha1.ReasonBackendInitializationSucceeded, "metadata.yaml is in place"))
 		}
@@ -112,6 +128,39 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		}
 	}
 	return nil
+}
+
+// initialize makes the backend ready for the catalog: the bucket, created
+// if missing as upstream does (when the credentials allow), and
+// metadata.yaml, written if absent.
+func initialize(ctx context.Context, bs *storagev1alpha1.BackupStorage, b backend.Backend) error {
+	if bm, ok := b.(backend.BucketMaker); ok {
+		created, err := bm.EnsureBucket(ctx)
+		if err != nil {
+			return err
+		}
+		if created {
+			klog.FromContext(ctx).Info("Created the bucket of a BackupStorage", "backupStorage", klog.KObj(bs), "backend", b.String())
+		}
+	}
+	_, err := layout.EnsureMeta(ctx, b, placement.Version)
+	return err
+}
+
+// initMessage is the BackendInitialized condition's message for err. A
+// missing bucket names the field and says what to do, since that is a
+// mistake in the spec or a right the credentials lack, not an outage.
+func initMessage(bs *storagev1alpha1.BackupStorage, err error) string {
+	if !errors.Is(err, backend.ErrNoSuchBucket) || bs.Spec.Storage.S3 == nil {
+		return err.Error()
+	}
+	var cause error = err
+	var be *backend.Error
+	if errors.As(err, &be) && be.Err != nil {
+		cause = be.Err
+	}
+	return fmt.Sprintf("spec.storage.s3.bucket: bucket %q does not exist and could not be created (%v); create it, or allow the storage's credentials s3:CreateBucket",
+		bs.Spec.Storage.S3.Bucket, cause)
 }
 
 // reason keeps a Secret lookup error short and free of its content.

@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupStorages: check and initialize each; the resync refreshes
 		// the repository list.
-		bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount}
+		bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount, Recorder: recorder}
 		stoLoop := loop.New("backupstorage", bsto.Reconcile)
 		if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch BackupStorages")
@@ -196,6 +196,15 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error(err, "Cannot watch Repositories")
 			return
 		}
+		// Repositories deleted with deletionPolicy WipeOut: their data,
+		// then their finalizer.
+		rwr := &wipeout.RepositoryReconciler{Kube: kube, Client: client, Recorder: recorder, OpenBackend: openBackend}
+		rwLoop := loop.New("repositorywipeout", rwr.Reconcile)
+		if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(rwLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch Repositories")
+			return
+		}
+		go rwLoop.Run(ctx, 1)
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))

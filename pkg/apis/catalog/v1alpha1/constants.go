@@ -39,6 +39,14 @@ const (
 	LabelInvokerName     = "kubestash.com/invoker-name"
 )
 
+// FinalizerWipeOut is on every Repository whose deletionPolicy is WipeOut
+// (the catalog server keeps it there) and on every BackupStorage whose
+// deletionPolicy is WipeOut (the controller keeps it there). An explicit
+// delete then waits while the controller removes the data; a delete by the
+// namespace's deletion never touches the backend (the finalizer is only
+// dropped).
+const FinalizerWipeOut = "kubestash.com/wipeout"
+
 // Repository conditions. The Repository is Ready iff RepositoryInitialized
 // is True.
 const (

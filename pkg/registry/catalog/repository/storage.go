@@ -13,7 +13,9 @@ import (
 
 // NewREST returns the storage of repositories and repositories/status:
 // repository.yaml in the repository's directory of its BackupStorage,
-// recorded in the storage's metadata.yaml.
+// recorded in the storage's metadata.yaml. A Repository with deletionPolicy
+// WipeOut carries a finalizer (see wipeOutFinalizer) and leaves
+// metadata.yaml when its file goes (UnlistOnWipeOut).
 func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Namespaces) (*registry.REST, *registry.StatusREST, error) {
 	strategy := registry.NewStrategy(scheme, Kind)
 	return c.NewREST(registry.Resource{
@@ -29,6 +31,7 @@ func NewREST(scheme *runtime.Scheme, c *registry.Catalog, namespaces registry.Na
 		ShortNames:     []string{"repo"},
 		Categories:     registry.Categories,
 		Locator:        placement.RepositoryLocator{},
+		DeleteHook:     UnlistOnWipeOut{Catalog: c},
 		Reference: func(obj runtime.Object) registry.Reference {
 			r := obj.(*catalog.Repository)
 			ns := r.Spec.StorageRef.Namespace

@@ -5,6 +5,7 @@ package repository
 
 import (
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 )
@@ -26,6 +28,7 @@ var Kind = registry.Kind[*catalog.Repository]{
 	ClearStatus:    func(r *catalog.Repository) { r.Status = catalog.RepositoryStatus{} },
 	CopyStatus:     func(r, old *catalog.Repository) { r.Status = old.Status },
 	CopySpec:       func(r, old *catalog.Repository) { r.Spec = old.Spec },
+	Default:        wipeOutFinalizer,
 	ValidateSpec:   validateSpec,
 	ValidateStatus: validateStatus,
 	ValidateSpecUpdate: func(r, old *catalog.Repository) field.ErrorList {
@@ -34,6 +37,27 @@ var Kind = registry.Kind[*catalog.Repository]{
 		errs := registry.Immutable(spec.Child("path"), r.Spec.Path, old.Spec.Path)
 		return append(errs, registry.Immutable(spec.Child("storageRef"), r.Spec.StorageRef, old.Spec.StorageRef)...)
 	},
+}
+
+// wipeOutFinalizer keeps catalogv1alpha1.FinalizerWipeOut on a Repository
+// exactly while its deletionPolicy is WipeOut. An explicit delete then only
+// marks the Repository deleted, in its file, so the intent survives
+// restarts and is seen by any cluster over the bucket; the controller
+// removes the data and then the finalizer, and the file goes with it.
+// Once deletion has begun the finalizers are the controller's to change.
+// (A delete in a terminating namespace never gets this far: it leaves the
+// backend alone, see registry.REST.)
+func wipeOutFinalizer(r *catalog.Repository) {
+	if r.DeletionTimestamp != nil {
+		return
+	}
+	has := slices.Contains(r.Finalizers, catalogv1alpha1.FinalizerWipeOut)
+	switch want := r.Spec.DeletionPolicy == catalog.DeletionPolicyWipeOut; {
+	case want && !has:
+		r.Finalizers = append(r.Finalizers, catalogv1alpha1.FinalizerWipeOut)
+	case !want && has:
+		r.Finalizers = slices.DeleteFunc(r.Finalizers, func(f string) bool { return f == catalogv1alpha1.FinalizerWipeOut })
+	}
 }
 
 func validateSpec(r *catalog.Repository) field.ErrorList {

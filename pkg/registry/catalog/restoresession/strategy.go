@@ -85,6 +85,9 @@ func validateSpec(r *catalog.RestoreSession) field.ErrorList {
 		tasks := field.NewPath("spec", "addon", "tasks")
 		for i, t := range a.Tasks {
 			errs = append(errs, addon.ValidateAddonVolumes(tasks.Index(i).Child("addonVolumes"), t.AddonVolumes)...)
+			// include/exclude select what is restored: paths in the
+			// snapshot, never a way out of the target volume.
+			errs = append(errs, addon.ValidateRestorePaths(tasks.Index(i), &a.Tasks[i])...)
 		}
 		if rs := a.ContainerRuntimeSettings; rs != nil {
 			crs := field.NewPath("spec", "addon", "containerRuntimeSettings")
