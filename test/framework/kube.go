@@ -114,6 +114,10 @@ var Controllers = []string{
 	"persistentvolume-protection-controller",
 	"ttl-after-finished-controller",
 	"root-ca-certificate-publisher-controller",
+	// The built-in admin, edit and view roles gather the rules of
+	// ClusterRoles labelled aggregate-to-*, as the catalog's are
+	// (artifacts/apiserver/02-rbac.yaml).
+	"clusterrole-aggregation-controller",
 	// A real node: Ready taints lifted, the kubernetes Service's
 	// endpoints, finished pods of deleted nodes collected.
 	"node-lifecycle-controller",
