@@ -223,7 +223,7 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	namespaces := registry.NamespaceLister{Lister: nsInformer.Lister()}
+	namespaces := &registry.NamespaceLister{Lister: nsInformer.Lister(), Client: kubeClient.CoreV1().Namespaces()}
 	sessions := registry.BackupConfigurationSessions{Lister: bcLister}
 	resources := map[string]rest.Storage{}
 	for _, r := range []struct {

@@ -5,6 +5,9 @@
 //	R/snapshots/<name>.yaml           Snapshot
 //	R/backupsessions/<name>.yaml      BackupSession
 //	R/restoresessions/<name>.yaml     RestoreSession
+//	R/<sessions>/history/<name>-<t>.yaml  a session of an earlier namespace
+//	                                  incarnation, replaced by a new one of
+//	                                  its name (see HistoryKey); not served
 //	R/forget/<snapshot>.yaml          restic data to forget (see ForgetDir)
 //	R/repository/v1/<session>/<comp>/ restic data, never listed
 //
@@ -28,7 +31,10 @@ const (
 	// ResticDir holds the restic repositories of a Repository; discovery
 	// never descends into it (it can hold millions of objects).
 	ResticDir = "repository"
-	fileExt   = ".yaml"
+	// HistoryDir, inside a sessions folder, keeps the sessions replaced by
+	// a later incarnation of their namespace; scans never list it.
+	HistoryDir = "history"
+	fileExt    = ".yaml"
 )
 
 // Kind of catalog file, by the folder it sits in.
@@ -125,4 +131,20 @@ func Parse(key string) (k Kind, repoDir, name string, ok bool) {
 		}
 	}
 	return 0, "", "", false
+}
+
+// HistoryKey returns where the session file fileKey (a BackupSession or
+// RestoreSession, see Key) is kept once a session of a later incarnation of
+// its namespace takes its name: in the history folder next to it, named
+// after the session and stamp (its creation time, for people to read).
+func HistoryKey(fileKey, stamp string) (string, error) {
+	k, _, name, ok := Parse(fileKey)
+	if !ok || (k != KindBackupSession && k != KindRestoreSession) {
+		return "", fmt.Errorf("%q is not a session file", fileKey)
+	}
+	if stamp == "" || strings.ContainsAny(stamp, "/\\") {
+		return "", fmt.Errorf("history stamp %q is not valid in a file name", stamp)
+	}
+	dir, _ := path.Split(fileKey)
+	return dir + HistoryDir + "/" + name + "-" + stamp + fileExt, nil
 }

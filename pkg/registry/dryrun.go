@@ -56,6 +56,23 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 			return err
 		}
 	}
+	if r.owner == nil {
+		return r.Store.Create(ctx, obj, createValidation, options)
+	}
+	if err := r.owner.stamp(ctx, obj); err != nil {
+		return nil, err
+	}
+	out, err = r.Store.Create(ctx, obj, createValidation, options)
+	if !apierrors.IsAlreadyExists(err) {
+		return out, err
+	}
+	m, merr := meta.Accessor(obj)
+	if merr != nil {
+		return nil, err
+	}
+	if replaced, rerr := r.replaceEarlier(ctx, m.GetName(), dryRunOf(options)); rerr != nil || !replaced {
+		return nil, errors.Join(err, rerr)
+	}
 	return r.Store.Create(ctx, obj, createValidation, options)
 }
 
@@ -88,13 +105,46 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			return nil
 		}
 	}
+	if r.owner != nil {
+		if cur, err := r.Store.Get(ctx, name, &metav1.GetOptions{}); err == nil && !r.owner.current(ctx, cur) {
+			if !forceAllowCreate && !r.UpdateStrategy.AllowCreateOnUpdate(ctx) {
+				return nil, false, apierrors.NewNotFound(r.DefaultQualifiedResource, name)
+			}
+			var dry []string
+			if options != nil {
+				dry = options.DryRun
+			}
+			if _, err := r.replaceEarlier(ctx, name, dry); err != nil {
+				return nil, false, err
+			}
+		}
+		objInfo = stampedInfo{UpdatedObjectInfo: objInfo, owner: r.owner}
+	}
 	return r.Store.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
+}
+
+func dryRunOf(o *metav1.CreateOptions) []string {
+	if o == nil {
+		return nil
+	}
+	return o.DryRun
 }
 
 // Get hides host paths from errors, as every method does.
 func (r *REST) Get(ctx context.Context, name string, options *metav1.GetOptions) (out runtime.Object, err error) {
 	defer func() { err = r.publicError(ctx, err) }()
-	return r.Store.Get(ctx, name, options)
+	out, err = r.Store.Get(ctx, name, options)
+	if err != nil || r.owner == nil {
+		return out, err
+	}
+	current, err := r.owner.check(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	if !current {
+		return nil, apierrors.NewNotFound(r.DefaultQualifiedResource, name)
+	}
+	return out, nil
 }
 
 func (r *REST) publicError(ctx context.Context, err error) error {

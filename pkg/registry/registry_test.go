@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -62,10 +63,36 @@ func (b staticBackends) Storages() []string {
 	return ids
 }
 
-// fakeNamespaces marks namespaces as terminating.
+// fakeNamespaces marks namespaces as terminating, and tells their
+// incarnation: every namespace exists, with an empty UID, unless recreate
+// or remove changed it.
 type fakeNamespaces struct {
-	mu          sync.Mutex
-	terminating map[string]bool
+	mu           sync.Mutex
+	terminating  map[string]bool
+	incarnations map[string]*registry.Incarnation // nil value: removed
+}
+
+func (f *fakeNamespaces) Incarnation(_ context.Context, ns string) (registry.Incarnation, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inc, ok := f.incarnations[ns]
+	if !ok {
+		return registry.Incarnation{}, true, nil
+	}
+	if inc == nil {
+		return registry.Incarnation{}, false, nil
+	}
+	return *inc, true, nil
+}
+
+// recreate gives ns a new incarnation, created at created.
+func (f *fakeNamespaces) recreate(ns string, uid types.UID, created time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.incarnations == nil {
+		f.incarnations = map[string]*registry.Incarnation{}
+	}
+	f.incarnations[ns] = &registry.Incarnation{UID: uid, Created: metav1.NewTime(created)}
 }
 
 func (f *fakeNamespaces) Terminating(ns string) bool {

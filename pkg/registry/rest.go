@@ -8,6 +8,8 @@ package registry
 import (
 	"context"
 	"strconv"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,17 +26,28 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 )
 
-// Namespaces tells whether a namespace is being deleted.
+// Namespaces tells whether a namespace is being deleted, and which
+// incarnation of it is alive.
 type Namespaces interface {
 	Terminating(namespace string) bool
+	// Incarnation returns the namespace as it is now; ok is false when it
+	// does not exist, err when that cannot be told.
+	Incarnation(ctx context.Context, namespace string) (inc Incarnation, ok bool, err error)
 }
 
-// NamespaceLister answers Namespaces from an informer's lister.
-type NamespaceLister struct{ Lister corelisters.NamespaceLister }
+// NamespaceLister answers Namespaces from an informer's lister, and from
+// Client (if set) for a namespace the informer has not seen yet.
+type NamespaceLister struct {
+	Lister corelisters.NamespaceLister
+	Client NamespaceGetter
+
+	mu     sync.Mutex
+	missed map[string]time.Time // namespaces Client found missing, and when
+}
 
 // Terminating is true for a namespace in phase Terminating or with a
 // deletionTimestamp; false when it is unknown.
-func (n NamespaceLister) Terminating(namespace string) bool {
+func (n *NamespaceLister) Terminating(namespace string) bool {
 	if namespace == "" || n.Lister == nil {
 		return false
 	}
@@ -59,6 +72,9 @@ type REST struct {
 	categories []string
 	// guard runs the store's write checks for dry runs; nil: none.
 	guard *guard
+	// owner, for sessions, serves only those of their namespace's current
+	// incarnation; nil: every object is served.
+	owner *sessionOwner
 }
 
 var (
@@ -104,7 +120,7 @@ func (r *REST) doList(ctx context.Context, options *metainternalversion.ListOpti
 	kept := make([]runtime.Object, 0, len(items))
 	for _, it := range items {
 		m, err := meta.Accessor(it)
-		if err != nil || !r.terminating(m.GetNamespace()) {
+		if err != nil || (!r.terminating(m.GetNamespace()) && !r.hidden(ctx, it)) {
 			kept = append(kept, it)
 		}
 	}
@@ -152,7 +168,7 @@ func (r *REST) doWatch(ctx context.Context, options *metainternalversion.ListOpt
 		if err != nil {
 			return e, true
 		}
-		return e, !r.terminating(m.GetNamespace())
+		return e, !r.terminating(m.GetNamespace()) && !r.hidden(ctx, e.Object)
 	}), nil
 }
 
@@ -166,6 +182,11 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 
 func (r *REST) doDelete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	ns, _ := genericapirequest.NamespaceFrom(ctx)
+	if r.owner != nil {
+		if cur, err := r.Store.Get(ctx, name, &metav1.GetOptions{}); err == nil && r.hidden(ctx, cur) {
+			return nil, false, apierrors.NewNotFound(r.DefaultQualifiedResource, name)
+		}
+	}
 	if !r.terminating(ns) {
 		return r.Store.Delete(ctx, name, deleteValidation, options)
 	}
@@ -192,7 +213,10 @@ func (r *REST) doDeleteCollection(ctx context.Context, deleteValidation rest.Val
 				"resource", r.DefaultQualifiedResource.String(), "namespace", ns)
 			return r.NewListFunc(), nil
 		}
-		return r.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+		if r.owner == nil {
+			return r.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+		}
+		// Sessions go one by one through List, which leaves out history.
 	}
 	if listOptions == nil {
 		listOptions = &metainternalversion.ListOptions{}

@@ -75,7 +75,14 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 		locator.indexed = c.repositoryIndexed
 		locator.record = (&repositoryRecorder{c: c}).record
 	}
-	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, locator, r.DeleteHook), AttrFunc: r.GetAttrs}
+	hook := r.DeleteHook
+	var owner *sessionOwner
+	if (r.Kind == layout.KindBackupSession || r.Kind == layout.KindRestoreSession) && namespaces != nil {
+		// A session belongs to the namespace incarnation that made it.
+		owner = &sessionOwner{namespaces: namespaces}
+		hook = ArchiveHook{Next: hook}
+	}
+	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, locator, hook), AttrFunc: r.GetAttrs}
 	if err := s.CompleteWithOptions(opts); err != nil {
 		return nil, nil, fmt.Errorf("storage of %s: %w", r.Plural, err)
 	}
@@ -88,5 +95,6 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 	}}
 	rest := NewREST(s, namespaces, r.ShortNames, r.Categories)
 	rest.guard = g
+	rest.owner = owner
 	return rest, NewStatusREST(s, r.StatusStrategy), nil
 }

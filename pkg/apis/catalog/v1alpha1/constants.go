@@ -39,6 +39,13 @@ const (
 	LabelInvokerName     = "kubestash.com/invoker-name"
 )
 
+// AnnotationNamespaceUID is set by the catalog server on every BackupSession
+// and RestoreSession it creates: the UID of the namespace (the incarnation
+// of it) the session was created in. A session whose namespace has since
+// been deleted and created again, or that another cluster wrote into the
+// bucket, is history: it stays in the bucket and is not served.
+const AnnotationNamespaceUID = "catalog.kubestash.com/namespace-uid"
+
 // FinalizerWipeOut is on every Repository whose deletionPolicy is WipeOut
 // (the catalog server keeps it there) and on every BackupStorage whose
 // deletionPolicy is WipeOut (the controller keeps it there). An explicit
