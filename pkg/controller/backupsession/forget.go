@@ -160,6 +160,9 @@ func (r *Reconciler) createRetentionJob(ctx context.Context, bs *catalogv1alpha1
 			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
 		},
 	}
+	if len(repos) > 0 {
+		executor.Stamp(job, bs.UID, bs.Namespace, repos[0])
+	}
 	created, err := r.Kube.BatchV1().Jobs(bs.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, name, metav1.GetOptions{})

@@ -78,6 +78,16 @@ func (r *Reconciler) now() time.Time {
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
 	bs, err := r.Client.CatalogV1alpha1().BackupSessions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		// Deleted: its backup and retention Jobs, and their pods, go too.
+		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, labels.Set{
+			catalogv1alpha1.LabelInvokerName: name, labelInvokerNS: namespace,
+		})
+		if err != nil {
+			return err
+		}
+		if pending {
+			return loop.ErrRequeue
+		}
 		return nil
 	}
 	if err != nil {
@@ -273,6 +283,9 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	st.TotalSnapshots = ptr.To(int32(len(snaps)))
 
 	job, err := r.ensureJob(ctx, bs, bc, s)
+	if errors.Is(err, executor.ErrEarlierJob) {
+		return true, nil
+	}
 	if err != nil {
 		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeBackupExecutorEnsured, catalogv1alpha1.ReasonFailedToEnsureBackupExecutor, err.Error()))
 		// Nothing will run: end the session rather than leave it Pending.
@@ -583,7 +596,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	jobs := r.Kube.BatchV1().Jobs(bs.Namespace)
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
 	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		return job, nil
+		return executor.ForSession(ctx, r.Kube, job, bs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
@@ -676,8 +689,11 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	if bs.Spec.BackupTimeout != nil {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(bs.Spec.BackupTimeout.Seconds()))
 	}
-	// No owner reference to the BackupSession: catalog objects live in the
-	// backend, not in this cluster; history cleanup deletes Jobs itself.
+	// No owner reference to the BackupSession (see executor.Reap): the
+	// controller deletes the Jobs of deleted sessions itself.
+	if len(s.Repositories) > 0 {
+		executor.Stamp(job, bs.UID, bs.Namespace, s.Repositories[0].Name)
+	}
 	created, err := r.Kube.BatchV1().Jobs(bs.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create Job %s: %w", name, err)

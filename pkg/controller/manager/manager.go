@@ -233,8 +233,30 @@ func Run(ctx context.Context, o Options) error {
 			return
 		}
 
+		// A claim being deleted waits for every pod that mounts it, finished
+		// ones too: the finished Jobs of ours that mount it go.
+		claimFactory := kubeinformers.NewSharedInformerFactory(kube, o.Resync)
+		claims := claimFactory.Core().V1().PersistentVolumeClaims()
+		jobLister := kubeFactory.Batch().V1().Jobs().Lister()
+		claimLoop := loop.New("claims", func(ctx context.Context, namespace, name string) error {
+			pvc, err := claims.Lister().PersistentVolumeClaims(namespace).Get(name)
+			if err != nil || pvc.DeletionTimestamp == nil {
+				return nil // gone, or not being deleted
+			}
+			jobs, err := jobLister.Jobs(namespace).List(labels.Everything())
+			if err != nil {
+				return err
+			}
+			return executor.ReleaseClaim(ctx, kube, jobs, namespace, name)
+		})
+		if _, err := claims.Informer().AddEventHandler(claimLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch PersistentVolumeClaims")
+			return
+		}
+
 		factory.Start(ctx.Done())
 		kubeFactory.Start(ctx.Done())
+		claimFactory.Start(ctx.Done())
 		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 			if !ok {
 				logger.Error(nil, "Informer did not sync", "type", typ)
@@ -242,15 +264,18 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 		kubeFactory.WaitForCacheSync(ctx.Done())
+		claimFactory.WaitForCacheSync(ctx.Done())
 		logger.Info("Controllers started")
 		go bsLoop.Run(ctx, o.Workers)
 		go rsLoop.Run(ctx, o.Workers)
 		go stoLoop.Run(ctx, 1)
 		go woLoop.Run(ctx, 1)
 		go repoLoop.Run(ctx, 1)
+		go claimLoop.Run(ctx, 1)
 		bcLoop.Run(ctx, o.Workers)
 		factory.Shutdown()
 		kubeFactory.Shutdown()
+		claimFactory.Shutdown()
 	}
 
 	if !o.LeaderElect {

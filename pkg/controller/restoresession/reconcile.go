@@ -69,6 +69,14 @@ func (r *Reconciler) now() time.Time {
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
 	rs, err := r.Client.CatalogV1alpha1().RestoreSessions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		// Deleted: its Job and pods go too.
+		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, jobSelector(namespace, name))
+		if err != nil {
+			return err
+		}
+		if pending {
+			return loop.ErrRequeue
+		}
 		return nil
 	}
 	if err != nil {
@@ -162,6 +170,9 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 	}
 
 	job, err := r.ensureJob(ctx, rs, snap, target)
+	if errors.Is(err, executor.ErrEarlierJob) {
+		return true, nil
+	}
 	if err != nil {
 		conditions.Set(&st.Conditions, conditions.False(catalogv1alpha1.TypeRestoreExecutorEnsured, catalogv1alpha1.ReasonFailedToEnsureRestoreExecutor, err.Error()))
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "restore ended"))
@@ -415,7 +426,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	jobs := r.Kube.BatchV1().Jobs(rs.Namespace)
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", rs.Name, "")
 	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		return job, nil
+		return executor.ForSession(ctx, r.Kube, job, rs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
@@ -481,12 +492,8 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 		return nil, err
 	}
 	pod.ServiceAccountName = acct.Name()
-	lbls := map[string]string{
-		storagev1alpha1.LabelManagedBy:    storagev1alpha1.LabelManagedByValue,
-		storagev1alpha1.LabelComponent:    "kubestash-restore",
-		catalogv1alpha1.LabelInvokerName:  rs.Name,
-		"kubestash.com/invoker-namespace": rs.Namespace,
-	}
+	lbls := jobSelector(rs.Namespace, rs.Name)
+	lbls[storagev1alpha1.LabelManagedBy] = storagev1alpha1.LabelManagedByValue
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: lbls},
 		Spec: batchv1.JobSpec{
@@ -516,10 +523,20 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	if rs.Spec.RestoreTimeout != nil {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(rs.Spec.RestoreTimeout.Seconds()))
 	}
+	executor.Stamp(job, rs.UID, snap.Namespace, snap.Spec.Repository)
 	created, err := jobs.Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create Job %s: %w", name, err)
 	}
 	r.Recorder.Eventf(rs, corev1.EventTypeNormal, "RestoreExecutorEnsured", "Created Job %s to restore Snapshot %s", name, snap.Name)
 	return created, nil
+}
+
+// jobSelector finds the restore Job of RestoreSession namespace/name.
+func jobSelector(namespace, name string) labels.Set {
+	return labels.Set{
+		storagev1alpha1.LabelComponent:    "kubestash-restore",
+		catalogv1alpha1.LabelInvokerName:  name,
+		"kubestash.com/invoker-namespace": namespace,
+	}
 }
