@@ -20,10 +20,16 @@ import (
 	"time"
 )
 
-// Binary is bin/restic of this module (built by hack/tools.sh). The test is
-// skipped when it is missing, with the command that builds it.
+// Binary is bin/restic of this module (built by hack/tools.sh), or
+// $KUBESTASH_TEST_RESTIC. The test is skipped when it is missing, with the
+// command that builds it.
 func Binary(t testing.TB) string {
 	t.Helper()
+	// KUBESTASH_TEST_RESTIC names another build of the same restic, for
+	// running these tests while bin/ is being rebuilt.
+	if p := os.Getenv("KUBESTASH_TEST_RESTIC"); p != "" {
+		return p
+	}
 	root, err := repoRoot()
 	if err != nil {
 		t.Skipf("restic binary: %v", err)
