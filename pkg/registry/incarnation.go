@@ -68,7 +68,7 @@ func (n *NamespaceLister) incarnationOf(ctx context.Context, namespace string) (
 	n.mu.Lock()
 	missed, ok := n.missed[namespace]
 	n.mu.Unlock()
-	if ok && time.Since(missed) < missTTL {
+	if fresh, _ := ctx.Value(freshKey{}).(bool); ok && !fresh && time.Since(missed) < missTTL {
 		return Incarnation{}, false, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
@@ -134,7 +134,9 @@ func (o sessionOwner) stamp(ctx context.Context, obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	inc, ok, err := o.namespaces.Incarnation(ctx, m.GetNamespace())
+	// A namespace created a moment ago may be missing from the informer
+	// and from the cache of misses: look it up.
+	inc, ok, err := o.namespaces.Incarnation(context.WithValue(ctx, freshKey{}, true), m.GetNamespace())
 	if err != nil {
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
@@ -176,6 +178,9 @@ func keepStamp(obj, old runtime.Object) {
 }
 
 type archiveKey struct{}
+
+// freshKey marks a lookup that must not trust the cache of misses.
+type freshKey struct{}
 
 // withArchive marks a delete as the replacement of a session of an earlier
 // incarnation: the hook keeps its file in the history folder.
