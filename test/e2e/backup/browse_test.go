@@ -216,6 +216,21 @@ func TestBrowse(t *testing.T) {
 		}
 	})
 
+	t.Run("kubectl", func(t *testing.T) {
+		// What a user sees with kubectl alone (docs/browse.md quotes it).
+		base := fmt.Sprintf("/apis/catalog.kubestash.com/v1alpha1/namespaces/%s/snapshots/%s", ns, snap)
+		out, _, err := env.Kubectl(ctx, "", "--as=ed", "get", "--raw", base+"/files?path=/initial")
+		require.NoError(t, err)
+		t.Logf("kubectl --as=ed get --raw '%s/files?path=/initial':\n%s", base, out)
+		var l catalogv1alpha1.SnapshotFileList
+		require.NoError(t, json.Unmarshal([]byte(out), &l))
+		assert.Equal(t, "/initial", l.Path)
+		_, stderr, err := env.Kubectl(ctx, "", "--as=viewer", "get", "--raw", base+"/download?path=/initial")
+		require.Error(t, err)
+		t.Logf("kubectl --as=viewer get --raw '%s/download?path=/initial':\n%s", base, stderr)
+		assert.Contains(t, stderr, "Forbidden")
+	})
+
 	t.Run("restore with include", func(t *testing.T) {
 		// The first subdirectory of initial/ is restored; the target
 		// already holds a file outside it, which must stay as it is, and
