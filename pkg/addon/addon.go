@@ -162,6 +162,10 @@ func PodSpec(in Input) (corev1.PodSpec, error) {
 		Image:        Expand(fn.Image, in.Params),
 		WorkingDir:   fn.WorkingDir,
 		VolumeMounts: append(append([]corev1.VolumeMount(nil), in.Task.VolumeMounts...), fn.VolumeMounts...),
+		// The Function's, as upstream; the pod Security admission of the
+		// namespace still judges them.
+		Ports:         fn.Ports,
+		VolumeDevices: fn.VolumeDevices,
 	}
 	for _, a := range fn.Command {
 		c.Command = append(c.Command, Expand(a, in.Params))
@@ -194,6 +198,12 @@ func PodSpec(in Input) (corev1.PodSpec, error) {
 	overrides := map[string]*addonsv1alpha1.VolumeSource{}
 	overrideField := map[string]*field.Path{}
 	if in.Ref != nil {
+		// Accepted and never mounted would be worse than refused. The
+		// BackupConfiguration CRD refuses it at admission; this catches a
+		// RestoreSession and what was stored before the rule.
+		if in.Ref.TargetVolumes != nil {
+			return corev1.PodSpec{}, fmt.Errorf("task %s: %s", in.Task.Name, field.Forbidden(fld.Child("targetVolumes"), "not supported yet; remove it"))
+		}
 		if errs := ValidateAddonVolumes(fld.Child("addonVolumes"), in.Ref.AddonVolumes); len(errs) > 0 {
 			return corev1.PodSpec{}, fmt.Errorf("task %s: %w", in.Task.Name, errs.ToAggregate())
 		}

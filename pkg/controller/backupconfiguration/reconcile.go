@@ -400,6 +400,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 			continue
 		}
 		p.invalid = append(p.invalid, checkAddonInfo(bc, &s)...)
+		p.invalid = append(p.invalid, checkScheduler(&s)...)
 		a, ok := addons[s.Addon.Name]
 		if !ok {
 			var err error
@@ -453,6 +454,20 @@ func checkAddonInfo(bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Sessio
 		}
 	}
 	return out
+}
+
+// checkScheduler refuses, naming it, the one part of a session's
+// scheduler.jobTemplate that is not applied to the trigger CronJob: the
+// trigger pod's template. The pod only creates a BackupSession, under the
+// restricted Pod Security level, so there is little to tune in it, and
+// what a user may set in a pod template is checked for the backup Job
+// only (executor.ApplyJobTemplate).
+func checkScheduler(s *corev1alpha1.Session) []string {
+	if s.Scheduler == nil || apiequality.Semantic.DeepEqual(s.Scheduler.JobTemplate.Template, storagev1alpha1.PodTemplateSpec{}) {
+		return nil
+	}
+	fld := field.NewPath("spec", "sessions").Key(s.Name).Child("scheduler", "jobTemplate", "template")
+	return []string{field.Forbidden(fld, "not supported yet; remove it (the backup Job's pod is set in addon.jobTemplate)").Error()}
 }
 
 // failedConditions joins the messages of a status's False conditions
@@ -648,6 +663,11 @@ func (r *Reconciler) cronJob(bc *corev1alpha1.BackupConfiguration, s corev1alpha
 					BackoffLimit:            orDefaultPtr(jt.BackoffLimit, 1),
 					ActiveDeadlineSeconds:   jt.ActiveDeadlineSeconds,
 					TTLSecondsAfterFinished: jt.TTLSecondsAfterFinished,
+					// As upstream: the user's, to the letter.
+					Parallelism:    jt.Parallelism,
+					Completions:    jt.Completions,
+					CompletionMode: jt.CompletionMode,
+					Suspend:        jt.Suspend,
 					Template: corev1.PodTemplateSpec{
 						ObjectMeta: metav1.ObjectMeta{Labels: labels},
 						Spec: corev1.PodSpec{

@@ -17889,7 +17889,7 @@ func schema_pkg_apis_addons_v1alpha1_Task(ref common.ReferenceCallback) common.O
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "Task is one backup or restore task: which Function runs it, with which parameters and volumes.",
+				Description: "Task is one backup or restore task: which Function runs it, with which parameters and volumes. Every task runs as a Job with restic here.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"name": {
@@ -21913,7 +21913,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref common.ReferenceCall
 					},
 					"deletionPolicy": {
 						SchemaProps: spec.SchemaProps{
-							Description: "DeletionPolicy: Delete (the default) removes the Repositories and Snapshots from the catalog and keeps the data; WipeOut also removes the data.",
+							Description: "DeletionPolicy: Delete (the default) keeps the data: the storage's Repositories and Snapshots stop being served and come back with a BackupStorage at the same place. WipeOut makes an explicit delete remove everything this project wrote under the prefix (directory) first; the deletion of the namespace never does.",
 							Default:     "Delete",
 							Type:        []string{"string"},
 							Format:      "",
@@ -21921,7 +21921,7 @@ func schema_pkg_apis_storage_v1alpha1_BackupStorageSpec(ref common.ReferenceCall
 					},
 					"runtimeSettings": {
 						SchemaProps: spec.SchemaProps{
-							Description: "RuntimeSettings for the storage initializer and cleaner jobs.",
+							Description: "RuntimeSettings for the storage initializer and cleaner jobs. Refused: no such Job runs here (the controller initializes and wipes the storage itself).",
 							Default:     map[string]interface{}{},
 							Ref:         ref(storagev1alpha1.RuntimeSettings{}.OpenAPIModelName()),
 						},

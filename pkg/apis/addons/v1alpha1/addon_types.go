@@ -64,7 +64,9 @@ type AddonSpec struct {
 }
 
 // Task is one backup or restore task: which Function runs it, with which
-// parameters and volumes.
+// parameters and volumes. Every task runs as a Job with restic here.
+// +kubebuilder:validation:XValidation:rule="!has(self.driver) || self.driver == 'Restic'",message="only driver Restic is supported yet",fieldPath=".driver"
+// +kubebuilder:validation:XValidation:rule="!has(self.executor) || self.executor == 'Job'",message="only executor Job is supported yet",fieldPath=".executor"
 type Task struct {
 	// Name of the task, e.g. logical-backup.
 	// +kubebuilder:validation:MinLength=1

@@ -53,6 +53,7 @@ type AddonInfo struct {
 }
 
 // TaskReference is one task of an Addon and its configuration.
+// +kubebuilder:validation:XValidation:rule="!has(self.targetVolumes)",message="targetVolumes is not supported yet; remove it",fieldPath=".targetVolumes"
 type TaskReference struct {
 	// Name of the task in the Addon, e.g. logical-backup.
 	// +kubebuilder:validation:MinLength=1

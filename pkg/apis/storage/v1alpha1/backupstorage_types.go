@@ -73,6 +73,7 @@ type BackupStorage struct {
 }
 
 // BackupStorageSpec is the backend, who may use it and what deleting it does.
+// +kubebuilder:validation:XValidation:rule="!has(self.runtimeSettings) || (!has(self.runtimeSettings.pod) && !has(self.runtimeSettings.container))",message="runtimeSettings is not supported yet (no storage initializer or cleaner Job runs here); remove it",fieldPath=".runtimeSettings"
 type BackupStorageSpec struct {
 	// Storage is the backend.
 	// +required
@@ -90,15 +91,19 @@ type BackupStorageSpec struct {
 	// +optional
 	Default bool `json:"default,omitempty"`
 
-	// DeletionPolicy: Delete (the default) removes the Repositories and
-	// Snapshots from the catalog and keeps the data; WipeOut also removes
-	// the data.
+	// DeletionPolicy: Delete (the default) keeps the data: the storage's
+	// Repositories and Snapshots stop being served and come back with a
+	// BackupStorage at the same place. WipeOut makes an explicit delete
+	// remove everything this project wrote under the prefix (directory)
+	// first; the deletion of the namespace never does.
 	// +default="Delete"
 	// +kubebuilder:default=Delete
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// RuntimeSettings for the storage initializer and cleaner jobs.
+	// Refused: no such Job runs here (the controller initializes and
+	// wipes the storage itself).
 	// +optional
 	RuntimeSettings RuntimeSettings `json:"runtimeSettings,omitempty"`
 }

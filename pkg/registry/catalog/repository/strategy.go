@@ -69,6 +69,10 @@ func validateSpec(r *catalog.Repository) field.ErrorList {
 		errs = append(errs, field.Invalid(spec.Child("path"), r.Spec.Path, err.Error()))
 	}
 	errs = append(errs, registry.Enum(spec.Child("deletionPolicy"), r.Spec.DeletionPolicy, true, catalog.DeletionPolicyDelete, catalog.DeletionPolicyWipeOut)...)
+	if r.Spec.Paused {
+		// Accepted and never acted upon would be worse than refused.
+		errs = append(errs, field.Forbidden(spec.Child("paused"), "not supported yet; remove it (pause the BackupConfiguration instead)"))
+	}
 	if r.Spec.EncryptionSecret != nil {
 		errs = append(errs, registry.Required(spec.Child("encryptionSecret", "name"), r.Spec.EncryptionSecret.Name, "the Secret with the restic password")...)
 	}

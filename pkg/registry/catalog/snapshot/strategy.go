@@ -47,6 +47,10 @@ func validateSpec(s *catalog.Snapshot) field.ErrorList {
 	errs := registry.Required(spec.Child("repository"), s.Spec.Repository, "the Repository that stores the Snapshot")
 	errs = append(errs, registry.Enum(spec.Child("type"), s.Spec.Type, true, catalog.BackupTypeFull, catalog.BackupTypeIncremental)...)
 	errs = append(errs, registry.Enum(spec.Child("deletionPolicy"), s.Spec.DeletionPolicy, true, catalog.DeletionPolicyDelete, catalog.DeletionPolicyWipeOut)...)
+	if s.Spec.Paused {
+		// Accepted and never acted upon would be worse than refused.
+		errs = append(errs, field.Forbidden(spec.Child("paused"), "not supported yet; remove it (pause the BackupConfiguration instead)"))
+	}
 	return errs
 }
 

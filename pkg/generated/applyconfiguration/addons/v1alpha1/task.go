@@ -27,7 +27,7 @@ import (
 // with apply.
 //
 // Task is one backup or restore task: which Function runs it, with which
-// parameters and volumes.
+// parameters and volumes. Every task runs as a Job with restic here.
 type TaskApplyConfiguration struct {
 	// Name of the task, e.g. logical-backup.
 	Name *string `json:"name,omitempty"`

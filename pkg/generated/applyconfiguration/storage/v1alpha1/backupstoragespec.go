@@ -35,11 +35,15 @@ type BackupStorageSpecApplyConfiguration struct {
 	// Default marks this as the default storage of the namespaces allowed to
 	// use it. A namespace should have at most one default.
 	Default *bool `json:"default,omitempty"`
-	// DeletionPolicy: Delete (the default) removes the Repositories and
-	// Snapshots from the catalog and keeps the data; WipeOut also removes
-	// the data.
+	// DeletionPolicy: Delete (the default) keeps the data: the storage's
+	// Repositories and Snapshots stop being served and come back with a
+	// BackupStorage at the same place. WipeOut makes an explicit delete
+	// remove everything this project wrote under the prefix (directory)
+	// first; the deletion of the namespace never does.
 	DeletionPolicy *storagev1alpha1.DeletionPolicy `json:"deletionPolicy,omitempty"`
 	// RuntimeSettings for the storage initializer and cleaner jobs.
+	// Refused: no such Job runs here (the controller initializes and
+	// wipes the storage itself).
 	RuntimeSettings *RuntimeSettingsApplyConfiguration `json:"runtimeSettings,omitempty"`
 }
 
