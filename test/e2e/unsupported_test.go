@@ -15,8 +15,10 @@ import (
 
 // TestUnsupportedFieldsRefused: fields that nothing here acts on are
 // refused at admission with a 422 naming them, never accepted and ignored
-// (issue 12, item 11): hooks, backupVerifier, nice and ionice, and the gcs
-// and azure providers, which the catalog server cannot serve.
+// (issue 12, item 11): hooks, backupVerifier, nice and ionice, the gcs
+// and azure providers, which the catalog server cannot serve, a
+// BackupStorage's runtimeSettings, a task's targetVolumes, Addon drivers
+// other than Restic, and a Repository's paused.
 func TestUnsupportedFieldsRefused(t *testing.T) {
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(env.Config)
@@ -25,6 +27,8 @@ func TestUnsupportedFieldsRefused(t *testing.T) {
 	require.NoError(t, err)
 	startCatalogServer(t, catalogServerOptions{})
 	gvrFunction := schema.GroupVersionResource{Group: "addons.kubestash.com", Version: "v1alpha1", Resource: "functions"}
+	gvrAddon := schema.GroupVersionResource{Group: "addons.kubestash.com", Version: "v1alpha1", Resource: "addons"}
+	gvrRepository := schema.GroupVersionResource{Group: "catalog.kubestash.com", Version: "v1alpha1", Resource: "repositories"}
 
 	session := func(obj map[string]any) map[string]any {
 		return obj["spec"].(map[string]any)["sessions"].([]any)[0].(map[string]any)
@@ -64,6 +68,26 @@ func TestUnsupportedFieldsRefused(t *testing.T) {
 			obj: map[string]any{"apiVersion": "storage.kubestash.com/v1alpha1", "kind": "BackupStorage", "metadata": map[string]any{"name": "gcs"},
 				"spec": map[string]any{"storage": map[string]any{"provider": "gcs", "gcs": map[string]any{"bucket": "b", "secretName": "s"}}}},
 			want: []string{"spec.storage.provider", "providers gcs and azure are not supported yet"}},
+		{name: "BackupStorage runtimeSettings", gvr: gvrBackupStorage, namespaced: true,
+			obj: func() map[string]any {
+				o := exampleObject(t, "02-backupstorage.yaml")
+				o["spec"].(map[string]any)["runtimeSettings"] = map[string]any{"pod": map[string]any{"podLabels": map[string]any{"a": "b"}}}
+				return o
+			}(),
+			want: []string{"spec.runtimeSettings", "runtimeSettings is not supported yet"}},
+		{name: "a task's targetVolumes", gvr: gvrBackupConfiguration, namespaced: true,
+			obj: bc(func(o map[string]any) {
+				session(o)["addon"].(map[string]any)["tasks"].([]any)[0].(map[string]any)["targetVolumes"] = map[string]any{"volumes": []any{}}
+			}),
+			want: []string{"spec.sessions[0].addon.tasks[0].targetVolumes", "targetVolumes is not supported yet"}},
+		{name: "an Addon task's driver", gvr: gvrAddon,
+			obj: map[string]any{"apiVersion": "addons.kubestash.com/v1alpha1", "kind": "Addon", "metadata": map[string]any{"name": "walg"},
+				"spec": map[string]any{"backupTasks": []any{map[string]any{"name": "t", "function": "f", "driver": "WalG", "executor": "Job"}}}},
+			want: []string{"spec.backupTasks[0].driver", "only driver Restic is supported yet"}},
+		{name: "Repository paused", gvr: gvrRepository, namespaced: true,
+			obj: map[string]any{"apiVersion": "catalog.kubestash.com/v1alpha1", "kind": "Repository", "metadata": map[string]any{"name": "paused"},
+				"spec": map[string]any{"storageRef": map[string]any{"name": "s3-storage"}, "path": "/paused", "paused": true}},
+			want: []string{"spec.paused", "not supported yet"}},
 		{name: "RestoreSession hooks", gvr: gvrRestoreSession, namespaced: true,
 			obj: func() map[string]any {
 				o := exampleObject(t, "07-restoresession.yaml")

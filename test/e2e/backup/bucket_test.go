@@ -1,0 +1,123 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// storageOn is a namespace with the test MinIO's keys in s3-secret and a
+// BackupStorage s3-storage at endpoint, bucket and prefix.
+func storageOn(ns, endpoint, bucket, prefix string) string {
+	m := env.MinIO
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s3-secret, namespace: %[1]s}
+stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
+---
+apiVersion: storage.kubestash.com/v1alpha1
+kind: BackupStorage
+metadata: {name: s3-storage, namespace: %[1]s}
+spec:
+  storage:
+    provider: s3
+    s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[6]s, secretName: s3-secret}
+`, ns, m.AccessKey, m.SecretKey, endpoint, bucket, prefix)
+}
+
+// TestBucketCreated: a BackupStorage naming a bucket that does not exist
+// yet, with credentials that may create it, creates it (as upstream
+// does), becomes Ready and holds metadata.yaml.
+func TestBucketCreated(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	const ns, bucket = "bucket-new", "created-by-backupstorage"
+	mc, err := env.MinIO.Client()
+	require.NoError(t, err)
+	exists, err := mc.BucketExists(ctx, bucket)
+	require.NoError(t, err)
+	require.False(t, exists)
+
+	_, stderr, err := env.Kubectl(ctx, storageOn(ns, env.MinIO.Endpoint, bucket, "team"), "apply", "-f", "-")
+	require.NoError(t, err, stderr)
+	require.Eventually(t, func() bool {
+		out, _, err := env.Kubectl(ctx, "", "get", "backupstorage", "s3-storage", "-n", ns, "-o", "jsonpath={.status.phase}")
+		return err == nil && out == "Ready"
+	}, 2*time.Minute, time.Second, "the BackupStorage becomes Ready")
+	exists, err = mc.BucketExists(ctx, bucket)
+	require.NoError(t, err)
+	assert.True(t, exists, "the bucket was created")
+	_, err = mc.StatObject(ctx, bucket, "team/metadata.yaml", minio.StatObjectOptions{})
+	assert.NoError(t, err, "metadata.yaml is in the new bucket")
+}
+
+// TestBucketNotCreatable: with credentials that may not create the
+// missing bucket (an S3 endpoint whose CreateBucket answers AccessDenied,
+// as a MinIO or AWS policy without s3:CreateBucket does), the
+// BackupStorage stays NotReady with a message naming the field, saying
+// the bucket does not exist and could not be created, and why; no secret
+// in it. The catalog server keeps serving the rest.
+func TestBucketNotCreatable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	require.NoError(t, startSystem(ctx))
+	logsOnFailure(t)
+	const ns, bucket = "bucket-denied", "not-allowed-to-create"
+
+	// The controller and the catalog server run on this host: an S3
+	// endpoint on loopback reaches both.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		switch {
+		case r.Method == http.MethodHead:
+			w.WriteHeader(http.StatusNotFound)
+		case r.Method == http.MethodPut && strings.Trim(r.URL.Path, "/") == bucket:
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message><BucketName>%s</BucketName><Resource>/%s</Resource></Error>`, bucket, bucket)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>%s</BucketName></Error>`, bucket)
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	_, stderr, err := env.Kubectl(ctx, storageOn(ns, "http://"+l.Addr().String(), bucket, ""), "apply", "-f", "-")
+	require.NoError(t, err, stderr)
+	var msg string
+	require.Eventually(t, func() bool {
+		out, _, err := env.Kubectl(ctx, "", "get", "backupstorage", "s3-storage", "-n", ns, "-o",
+			`jsonpath={.status.phase}|{.status.conditions[?(@.type=="BackendInitialized")].message}`)
+		phase, m, _ := strings.Cut(out, "|")
+		msg = m
+		return err == nil && phase == "NotReady" && m != ""
+	}, 2*time.Minute, time.Second, "the BackupStorage is NotReady with a message")
+	assert.Contains(t, msg, `spec.storage.s3.bucket: bucket "not-allowed-to-create" does not exist and could not be created`)
+	assert.Contains(t, msg, "Access Denied")
+	assert.NotContains(t, msg, env.MinIO.SecretKey)
+
+	// The catalog server neither crashed nor stopped serving, after
+	// more than a poll of the missing bucket.
+	time.Sleep(20 * time.Second)
+	_, stderr, err = env.Kubectl(ctx, "", "get", "snapshots", "-A")
+	assert.NoError(t, err, stderr)
+	out, _, err := env.Kubectl(ctx, "", "get", "backupstorage", "s3-storage", "-n", ns)
+	require.NoError(t, err)
+	assert.Contains(t, out, "NotReady", "kubectl shows it NotReady")
+}
