@@ -58,10 +58,14 @@ func TestBrowse(t *testing.T) {
 	bindRole(ctx, t, ns, "viewer", "view")
 	bindRole(ctx, t, other, "stranger", "edit")
 	editor, viewer, stranger := userClient(t, "ed"), userClient(t, "viewer"), userClient(t, "stranger")
+	var lastErr error
 	require.Eventually(t, func() bool {
-		_, err := files(ctx, editor, ns, snap, "/", false, "")
-		return err == nil
-	}, time.Minute, time.Second, "the edit role aggregates snapshots/files")
+		_, lastErr = files(ctx, editor, ns, snap, "/", false, "")
+		return lastErr == nil
+	}, time.Minute, time.Second, "the edit role aggregates snapshots/files and the catalog server may read the Secrets")
+	if lastErr != nil {
+		t.Fatalf("listing as edit: %v", lastErr)
+	}
 
 	t.Run("list root and a subdirectory", func(t *testing.T) {
 		root, err := files(ctx, editor, ns, snap, "/", false, "")
