@@ -59,7 +59,7 @@ func TestBrowse(t *testing.T) {
 	bindRole(ctx, t, other, "stranger", "edit")
 	editor, viewer, stranger := userClient(t, "ed"), userClient(t, "viewer"), userClient(t, "stranger")
 	var lastErr error
-	require.Eventually(t, func() bool {
+	assert.Eventually(t, func() bool {
 		_, lastErr = files(ctx, editor, ns, snap, "/", false, "")
 		return lastErr == nil
 	}, time.Minute, time.Second, "the edit role aggregates snapshots/files and the catalog server may read the Secrets")
