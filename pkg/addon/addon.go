@@ -174,6 +174,22 @@ func PodSpec(in Input) (corev1.PodSpec, error) {
 		c.Args = append(c.Args, Expand(a, in.Params))
 	}
 	if in.Ref != nil {
+		// The controller's own variables (the Secrets by secretKeyRef) come
+		// after a task's and would win; a task's variable of the same name
+		// would be accepted and ignored, so it is refused.
+		reserved := map[string]bool{}
+		for _, e := range in.Env {
+			reserved[e.Name] = true
+		}
+		for i, v := range in.Ref.Variables {
+			if reserved[v.Name] {
+				fld := in.Field
+				if fld == nil {
+					fld = field.NewPath("tasks").Key(in.Task.Name)
+				}
+				return corev1.PodSpec{}, field.Invalid(fld.Child("variables").Index(i).Child("name"), v.Name, "is set by the controller (from the storage's or the encryption Secret); choose another name")
+			}
+		}
 		c.Env = append(c.Env, in.Ref.Variables...)
 	}
 	c.Env = append(c.Env, in.Env...)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
@@ -75,4 +76,39 @@ func TestParamsRequired(t *testing.T) {
 	assert.Equal(t, map[string]string{"paths": "/a", "x": "2", "flag": "true"}, p)
 	_, err = Params(task, &corev1alpha1.TaskReference{Params: &runtime.RawExtension{Raw: []byte(`{"paths":{"a":1}}`)}}, nil)
 	assert.ErrorContains(t, err, "param paths")
+}
+
+// TestVariablesMayNotShadowTheControllers: a task variable named as one the
+// controller sets would be overridden (the later entry wins), that is,
+// accepted and ignored; it is refused naming it.
+func TestVariablesMayNotShadowTheControllers(t *testing.T) {
+	a := load[addonsv1alpha1.Addon](t, "pvc-addon.yaml")
+	fn := load[addonsv1alpha1.Function](t, "pvc-backup-function.yaml")
+	task, err := FindTask(a, "logical-backup", true)
+	require.NoError(t, err)
+	secret := corev1.EnvVar{Name: "RESTIC_PASSWORD_repo", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "encrypt-secret"}, Key: "RESTIC_PASSWORD"}}}
+	for _, tc := range []struct {
+		name    string
+		vars    []corev1.EnvVar
+		wantErr string
+	}{
+		{name: "a variable of its own name is passed", vars: []corev1.EnvVar{{Name: "TZ", Value: "UTC"}}},
+		{name: "a variable named as a Secret's is refused", vars: []corev1.EnvVar{{Name: "TZ", Value: "UTC"}, {Name: "RESTIC_PASSWORD_repo", Value: "guess"}},
+			wantErr: `spec.sessions[daily].addon.tasks[0].variables[1].name: Invalid value: "RESTIC_PASSWORD_repo": is set by the controller`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := &corev1alpha1.TaskReference{Name: "logical-backup", Variables: tc.vars}
+			params, err := Params(task, ref, map[string]string{InputNamespace: "demo", InputBackupSession: "s", InputPVCName: "pvc"})
+			require.NoError(t, err)
+			spec, err := PodSpec(Input{Task: task, Function: fn, Ref: ref, Params: params, Env: []corev1.EnvVar{secret},
+				Field: field.NewPath("spec", "sessions").Key("daily").Child("addon", "tasks").Index(0)})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, append(append([]corev1.EnvVar(nil), tc.vars...), secret), spec.Containers[0].Env)
+		})
+	}
 }
