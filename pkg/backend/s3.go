@@ -283,10 +283,11 @@ var _ BucketMaker = (*S3)(nil)
 func (s *S3) EnsureBucket(ctx context.Context) (bool, error) {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
 	if err != nil {
-		if errors.Is(s.wrap("stat", "", err), ErrForbidden) {
+		err = s.wrap("stat bucket", s.bucket, err)
+		if errors.Is(err, ErrForbidden) {
 			return false, nil
 		}
-		return false, s.wrap("stat", "", err)
+		return false, err
 	}
 	if ok {
 		return false, nil
