@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +15,18 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kubestash.dev/kubestash/test/framework"
 )
 
-// storageOn is a namespace with the test MinIO's keys in s3-secret and a
-// BackupStorage s3-storage at endpoint, bucket and prefix.
+// storageOn is a namespace with the test MinIO's root keys in s3-secret
+// and a BackupStorage s3-storage at endpoint, bucket and prefix.
 func storageOn(ns, endpoint, bucket, prefix string) string {
-	m := env.MinIO
+	return storageAs(ns, endpoint, bucket, prefix, env.MinIO.AccessKey, env.MinIO.SecretKey)
+}
+
+// storageAs is storageOn with other keys.
+func storageAs(ns, endpoint, bucket, prefix, accessKey, secretKey string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
@@ -34,7 +43,7 @@ spec:
   storage:
     provider: s3
     s3: {endpoint: %[4]s, bucket: %[5]s, region: us-east-1, prefix: %[6]s, secretName: s3-secret}
-`, ns, m.AccessKey, m.SecretKey, endpoint, bucket, prefix)
+`, ns, accessKey, secretKey, endpoint, bucket, prefix)
 }
 
 // TestBucketCreated: a BackupStorage naming a bucket that does not exist
@@ -66,40 +75,68 @@ func TestBucketCreated(t *testing.T) {
 }
 
 // TestBucketNotCreatable: with credentials that may not create the
-// missing bucket (an S3 endpoint whose CreateBucket answers AccessDenied,
-// as a MinIO or AWS policy without s3:CreateBucket does), the
-// BackupStorage stays NotReady with a message naming the field, saying
-// the bucket does not exist and could not be created, and why; no secret
-// in it. The catalog server keeps serving the rest.
+// missing bucket, the BackupStorage stays NotReady with a message naming
+// the field, saying the bucket does not exist and could not be created,
+// and why; no secret in it. The catalog server keeps serving the rest.
+// Two such credentials: a MinIO user whose policy denies s3:CreateBucket,
+// and an S3 endpoint whose CreateBucket answers AccessDenied (as AWS does
+// for a policy without it).
 func TestBucketNotCreatable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	require.NoError(t, startSystem(ctx))
 	logsOnFailure(t)
-	const ns, bucket = "bucket-denied", "not-allowed-to-create"
 
-	// The controller and the catalog server run on this host: an S3
-	// endpoint on loopback reaches both.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/xml")
-		switch {
-		case r.Method == http.MethodHead:
-			w.WriteHeader(http.StatusNotFound)
-		case r.Method == http.MethodPut && strings.Trim(r.URL.Path, "/") == bucket:
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message><BucketName>%s</BucketName><Resource>/%s</Resource></Error>`, bucket, bucket)
-		default:
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>%s</BucketName></Error>`, bucket)
-		}
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Run("MinIO user without s3:CreateBucket", func(t *testing.T) {
+		const ns, bucket, user, password = "bucket-denied-minio", "not-allowed-to-create", "limited", "limited-secret-123"
+		limitedUser(ctx, t, user, password)
+		_, stderr, err := env.Kubectl(ctx, storageAs(ns, env.MinIO.Endpoint, bucket, "team", user, password), "apply", "-f", "-")
+		require.NoError(t, err, stderr)
+		assertNotCreatable(ctx, t, ns, bucket, password)
+		mc, err := env.MinIO.Client()
+		require.NoError(t, err)
+		exists, err := mc.BucketExists(ctx, bucket)
+		require.NoError(t, err)
+		assert.False(t, exists)
+	})
 
-	_, stderr, err := env.Kubectl(ctx, storageOn(ns, "http://"+l.Addr().String(), bucket, ""), "apply", "-f", "-")
-	require.NoError(t, err, stderr)
+	t.Run("S3 endpoint answering AccessDenied", func(t *testing.T) {
+		const ns, bucket = "bucket-denied-fake", "not-allowed-to-create"
+		// The controller and the catalog server run on this host: an S3
+		// endpoint on loopback reaches both.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			switch {
+			case r.Method == http.MethodHead:
+				w.WriteHeader(http.StatusNotFound)
+			case r.Method == http.MethodPut && strings.Trim(r.URL.Path, "/") == bucket:
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message><BucketName>%s</BucketName><Resource>/%s</Resource></Error>`, bucket, bucket)
+			default:
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>%s</BucketName></Error>`, bucket)
+			}
+		})}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		_, stderr, err := env.Kubectl(ctx, storageOn(ns, "http://"+l.Addr().String(), bucket, ""), "apply", "-f", "-")
+		require.NoError(t, err, stderr)
+		assertNotCreatable(ctx, t, ns, bucket, env.MinIO.SecretKey)
+	})
+
+	// The catalog server neither crashed nor stopped serving, after more
+	// than a poll of the missing buckets.
+	time.Sleep(20 * time.Second)
+	_, stderr, err := env.Kubectl(ctx, "", "get", "snapshots", "-A")
+	assert.NoError(t, err, stderr)
+}
+
+// assertNotCreatable waits for BackupStorage s3-storage of ns to be
+// NotReady saying that bucket is missing and could not be created.
+func assertNotCreatable(ctx context.Context, t *testing.T, ns, bucket, secret string) {
+	t.Helper()
 	var msg string
 	require.Eventually(t, func() bool {
 		out, _, err := env.Kubectl(ctx, "", "get", "backupstorage", "s3-storage", "-n", ns, "-o",
@@ -108,16 +145,35 @@ func TestBucketNotCreatable(t *testing.T) {
 		msg = m
 		return err == nil && phase == "NotReady" && m != ""
 	}, 2*time.Minute, time.Second, "the BackupStorage is NotReady with a message")
-	assert.Contains(t, msg, `spec.storage.s3.bucket: bucket "not-allowed-to-create" does not exist and could not be created`)
+	assert.Contains(t, msg, fmt.Sprintf(`spec.storage.s3.bucket: bucket %q does not exist and could not be created`, bucket))
 	assert.Contains(t, msg, "Access Denied")
-	assert.NotContains(t, msg, env.MinIO.SecretKey)
-
-	// The catalog server neither crashed nor stopped serving, after
-	// more than a poll of the missing bucket.
-	time.Sleep(20 * time.Second)
-	_, stderr, err = env.Kubectl(ctx, "", "get", "snapshots", "-A")
-	assert.NoError(t, err, stderr)
+	assert.NotContains(t, msg, secret)
 	out, _, err := env.Kubectl(ctx, "", "get", "backupstorage", "s3-storage", "-n", ns)
 	require.NoError(t, err)
 	assert.Contains(t, out, "NotReady", "kubectl shows it NotReady")
+}
+
+// limitedUser makes a user of the test MinIO that may read and write
+// objects but not create buckets, with hack/tools/minio/limiteduser (built
+// in the MinIO pin's module, which has MinIO's admin client; an alternate
+// go.mod keeps the pin's files as they are).
+func limitedUser(ctx context.Context, t *testing.T, user, password string) {
+	t.Helper()
+	root, err := framework.RepoRoot()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(root, "hack", "tools", "minio", f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	bin := filepath.Join(dir, "limiteduser")
+	build := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-modfile="+filepath.Join(dir, "go.mod"), "-o", bin, "./limiteduser")
+	build.Dir = filepath.Join(root, "hack", "tools", "minio")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build limiteduser: %s", out)
+	run := exec.CommandContext(ctx, bin, env.MinIO.Host, user, password)
+	run.Env = append(os.Environ(), "MINIO_ROOT_USER="+env.MinIO.AccessKey, "MINIO_ROOT_PASSWORD="+env.MinIO.SecretKey)
+	out, err = run.CombinedOutput()
+	require.NoError(t, err, "limiteduser: %s", out)
 }
