@@ -50,6 +50,15 @@ ldflags() {
   crictl)
     v=$(modversion "$dir" sigs.k8s.io/cri-tools)
     flags+=" -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" ;;
+  minio)
+    # A pseudo-version (v0.0.0-<yyyymmddhhmmss>-<commit>) says when and what
+    # was built; MinIO's own releases are named by that time.
+    v=$(modversion "$dir" github.com/minio/minio)
+    local ts=${v#v0.0.0-} commit=${v##*-}; ts=${ts%%-*}
+    local when="${ts:0:4}-${ts:4:2}-${ts:6:2}T${ts:8:2}:${ts:10:2}:${ts:12:2}Z"
+    for kv in "Version=$when" "ReleaseTag=RELEASE.${when//:/-}" "CommitID=$commit" "ShortCommitID=${commit:0:12}" "CopyrightYear=${ts:0:4}"; do
+      flags+=" -X github.com/minio/minio/cmd.$kv"
+    done ;;
   cni)
     v=$(modversion "$dir" github.com/containernetworking/plugins)
     flags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v" ;;
@@ -68,7 +77,8 @@ stamp() {
 build() {
   local name=$1 dir=$2 pkgs=$3 outs=$4 envs=$5
   local want have="" missing=0
-  want=$(stamp "$dir" "$pkgs" "$envs")
+  # The version stamps are part of the build: a new one rebuilds.
+  want=$(stamp "$dir" "$pkgs" "$envs $(ldflags "$name" "$dir")")
   [[ -f $STAMPS/$name ]] && have=$(cat "$STAMPS/$name")
   for o in $outs; do [[ -x $BIN/$o ]] || missing=1; done
   if [[ $missing == 0 && $want == "$have" ]]; then
