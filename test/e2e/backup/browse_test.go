@@ -182,6 +182,7 @@ func TestBrowse(t *testing.T) {
 		_, err := files(ctx, editor, ns, snap, "/no/such/dir", false, "")
 		assert.True(t, apierrors.IsNotFound(err), "missing path: %v", err)
 		assert.ErrorContains(t, err, "/no/such/dir", "the 404 names the path")
+		t.Logf("files of a missing path: %v", err)
 		_, _, err = download(ctx, editor, ns, snap, "/initial/missing.bin")
 		assert.True(t, apierrors.IsNotFound(err), "missing file: %v", err)
 		assert.ErrorContains(t, err, "/initial/missing.bin")
@@ -205,6 +206,7 @@ func TestBrowse(t *testing.T) {
 		_, err = files(ctx, editor, ns, pending.Name, "/", false, "")
 		assert.True(t, apierrors.IsConflict(err), "not Succeeded: %v", err)
 		assert.ErrorContains(t, err, "Running")
+		t.Logf("files of a Running Snapshot: %v", err)
 		_, _, err = download(ctx, editor, ns, pending.Name, "/")
 		assert.True(t, apierrors.IsConflict(err), "not Succeeded: %v", err)
 	})
@@ -274,6 +276,7 @@ func TestBrowse(t *testing.T) {
 		_, err = editor.CatalogV1alpha1().RestoreSessions(ns).Create(ctx, bad, metav1.CreateOptions{})
 		assert.True(t, apierrors.IsInvalid(err), "%v", err)
 		assert.ErrorContains(t, err, "spec.addon.tasks[0].params.include")
+		t.Logf("a RestoreSession including /initial/../../etc: %v", err)
 
 		_, err = editor.CatalogV1alpha1().RestoreSessions(ns).Create(ctx, rs, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -348,7 +351,12 @@ func files(ctx context.Context, c user, ns, snap, p string, recursive bool, toke
 	if token != "" {
 		req = req.Param("continue", token)
 	}
-	raw, err := req.DoRaw(ctx)
+	// Result.Error decodes the Status of a failure (DoRaw would not).
+	res := req.Do(ctx)
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	raw, err := res.Raw()
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +373,11 @@ func filesLimit(ctx context.Context, c user, ns, snap, p, token string, limit in
 	if token != "" {
 		req = req.Param("continue", token)
 	}
-	raw, err := req.DoRaw(ctx)
+	res := req.Do(ctx)
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	raw, err := res.Raw()
 	if err != nil {
 		return nil, err
 	}
