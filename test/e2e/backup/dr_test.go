@@ -17,8 +17,8 @@ import (
 
 // TestDisasterRecovery backs a PVC up in one cluster, then starts a second,
 // fresh control plane pointed at the same bucket: its catalog shows the old
-// cluster's snapshot at once, and a RestoreSession there brings the data
-// back file for file.
+// cluster's snapshot at once, and the same RestoreSession manifest the old
+// cluster ran brings the data back there file for file.
 func TestDisasterRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -69,6 +69,9 @@ spec:
 	old, err := versioned.NewForConfig(env.Config)
 	require.NoError(t, err)
 	waitSnapshot(ctx, t, old, ns)
+	// The tutorial's restore, in the old cluster; its RestoreSession stays
+	// in the bucket.
+	before := restoreLatest(ctx, t, env, ns, "dr-restore", "s3-repo", data)
 
 	// The old cluster's node goes, as in a disaster (and a host has room
 	// for one kubelet); the new cluster gets a node of its own. The old
@@ -103,8 +106,11 @@ spec:
 	snap := waitSnapshot(ctx, t, fresh, ns)
 	t.Logf("the new cluster sees %s from the bucket", snap)
 
-	// The new cluster restores the old cluster's data, file for file.
-	restoreLatest(ctx, t, cp2, ns, "dr-restore", "s3-repo", data)
+	// The new cluster restores the old cluster's data, file for file, with
+	// the same RestoreSession manifest: a new restore, not the old cluster's
+	// Succeeded one (which is history, not served).
+	after := restoreLatest(ctx, t, cp2, ns, "dr-restore", "s3-repo", data)
+	require.NotEqual(t, before.UID, after.UID, "the fresh cluster ran a restore of its own")
 }
 
 // waitSnapshot waits for a Succeeded Snapshot in ns and returns its name.
