@@ -2,7 +2,7 @@ package addon
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -30,17 +30,18 @@ func SplitPaths(v string) []string {
 	return out
 }
 
-// CheckSnapshotPath says why p cannot select files of a snapshot: it must
+// CheckSnapshotPath says why p cannot select files of a snapshot (without
+// quoting p, which the caller names with its field): it must
 // be absolute in the snapshot ("/" is the backed-up volume's root; a
 // pattern such as /logs/*.gz is fine) and may not contain "..", which
 // would only ever match nothing or climb out of the restore target.
 func CheckSnapshotPath(p string) error {
 	if !strings.HasPrefix(p, "/") {
-		return fmt.Errorf("%q must be an absolute path in the snapshot (/dir or /dir/file; / is the volume's root)", p)
+		return errors.New("must be an absolute path in the snapshot (/dir or /dir/file; / is the volume's root)")
 	}
 	for _, e := range strings.Split(p, "/") {
 		if e == ".." {
-			return fmt.Errorf("%q must not contain ..", p)
+			return errors.New("must not contain ..")
 		}
 	}
 	return nil

@@ -46,7 +46,7 @@ func (a *Agent) Restore(ctx context.Context, o RestoreOptions) error {
 	// stored before that rule, or a hand-made Job, is refused here.
 	for _, p := range append(append([]string(nil), o.Includes...), o.Excludes...) {
 		if err := addon.CheckSnapshotPath(p); err != nil {
-			return fmt.Errorf("restore: --include/--exclude: %w", err)
+			return fmt.Errorf("restore: --include/--exclude %q: %w", p, err)
 		}
 	}
 	if o.ScratchDir == "" {
