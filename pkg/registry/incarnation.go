@@ -80,7 +80,13 @@ func (n *NamespaceLister) incarnationOf(ctx context.Context, namespace string) (
 		if n.missed == nil {
 			n.missed = map[string]time.Time{}
 		}
-		n.missed[namespace] = time.Now()
+		now := time.Now()
+		for ns, at := range n.missed {
+			if now.Sub(at) >= missTTL {
+				delete(n.missed, ns) // keeps the cache as small as the misses of the last few seconds
+			}
+		}
+		n.missed[namespace] = now
 		n.mu.Unlock()
 		return Incarnation{}, false, nil
 	case err != nil:
