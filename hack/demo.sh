@@ -207,6 +207,12 @@ else
   (cd "$BACKEND_DIR" && find . -name '*.yaml' -not -path '*/repository/*' | sed 's|^\./||' | sort)
 fi
 
+SNAP=$("${KUBECTL[@]}" get snapshots -n $NS -o jsonpath='{.items[0].metadata.name}')
+FILES="/apis/catalog.kubestash.com/v1alpha1/namespaces/$NS/snapshots/$SNAP/files?path=/"
+step "Looking inside the backup through the API (no restic password needed): kubectl get --raw \"$FILES\""
+# One entry a line, for reading; the answer is a SnapshotFileList (docs/browse.md).
+"${KUBECTL[@]}" get --raw "$FILES" | sed 's/},{/},\n  {/g; s/"items":\[/"items":[\n  /' | awk 'NR <= 12'
+
 step "Deleting the data in the PVC"
 find "$DEMO/data" -mindepth 1 -delete
 echo "$(find "$DEMO/data" -mindepth 1 | wc -l) entries left"
@@ -255,6 +261,8 @@ echo "What to try next:"
 if [[ "${DEMO_KEEP:-1}" != 0 ]]; then
   echo "  - browse the catalog:   bin/kubectl --kubeconfig .dev/kubeconfig get repositories,snapshots,backupsessions,restoresessions -n $NS"
   echo "  - one Snapshot in full: bin/kubectl --kubeconfig .dev/kubeconfig get snapshots -n $NS -o yaml"
+  echo "  - what it holds, and a file of it: bin/kubectl --kubeconfig .dev/kubeconfig get --raw \"$FILES\""
+  echo "    and .../snapshots/$SNAP/download?path=/<file>  (docs/browse.md)"
   echo "  - stop the environment: hack/dev-env.sh down   (or make dev-env-down)"
 else
   echo "  - keep the environment up to browse it: make demo, then"
