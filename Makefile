@@ -39,6 +39,13 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+## chart-lint: helm lint --strict of charts/kubestash-catalog with the default values and with ci/full-values.yaml
+.PHONY: chart-lint
+chart-lint:
+	hack/tools.sh helm
+	bin/helm lint --strict charts/kubestash-catalog
+	bin/helm lint --strict charts/kubestash-catalog -f charts/kubestash-catalog/ci/full-values.yaml
+
 ## test: build the components and images, verify, then run every test (unit and end-to-end; the node tests need root)
 test: tools images verify
 	$(GO) test $(GOTEST_FLAGS) $(PKGS)

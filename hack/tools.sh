@@ -3,7 +3,7 @@
 # modules pinned under hack/tools/ and in go.mod, into bin/: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet,
 # kubectl, containerd 2 (with its runc shim and ctr), crictl, the CNI plugins,
-# MinIO and restic. runc comes from Debian's package (installed here when
+# MinIO, restic and helm. runc comes from Debian's package (installed here when
 # missing): building it from its module needs cgo and libseccomp, and Debian's
 # runc 1.1 is what the node was proven with. Idempotent: a binary is rebuilt
 # only when its pinned module set, its flags or the Go version changed.
@@ -26,6 +26,7 @@ COMPONENTS=(
   "cni|hack/tools/cni|github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback github.com/containernetworking/plugins/plugins/meta/portmap|cni/bridge cni/host-local cni/loopback cni/portmap|CGO_ENABLED=0"
   "minio|hack/tools/minio|github.com/minio/minio|minio|"
   "restic|.|github.com/restic/restic/cmd/restic|restic|CGO_ENABLED=0"
+  "helm|hack/tools/helm|helm.sh/helm/v4/cmd/helm|helm|CGO_ENABLED=0"
 )
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -62,6 +63,9 @@ ldflags() {
   cni)
     v=$(modversion "$dir" github.com/containernetworking/plugins)
     flags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v" ;;
+  helm)
+    v=$(modversion "$dir" helm.sh/helm/v4)
+    flags+=" -X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
   esac
   echo "$flags"
 }
