@@ -196,7 +196,9 @@ func TestChartValuesSchema(t *testing.T) {
 		_, err := c.run(t, "template", "kubestash-catalog", c.dir, "--set", set)
 		assert.Error(t, err, "--set %s was accepted", set)
 	}
-	_, err := c.run(t, "template", "kubestash-catalog", c.dir, "--set", "apiserver.tls.source=secret")
+	_, err := c.run(t, "template", "kubestash-catalog", c.dir, "--set", "controller.replicas=2", "--set", "controller.leaderElection=false")
+	assert.ErrorContains(t, err, "leaderElection", "two controllers without leader election")
+	_, err = c.run(t, "template", "kubestash-catalog", c.dir, "--set", "apiserver.tls.source=secret")
 	assert.Error(t, err, "source=secret without a Secret and caBundle")
 	t.Logf("tls.source=secret alone: %v", err)
 }
