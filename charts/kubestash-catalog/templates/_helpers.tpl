@@ -132,7 +132,7 @@ Secret and the APIService through a cache in .Values.
 {{- $dns := include "kubestash-catalog.apiserver.serviceDNS" . }}
 {{- $days := int .Values.apiserver.tls.validityDays }}
 {{- $ca := genCA (printf "%s-ca" (include "kubestash-catalog.fullname" .)) $days }}
-{{- $cert := genSignedCert $dns nil (list $dns (printf "%s.cluster.local" $dns)) $days $ca }}
+{{- $cert := genSignedCert $dns nil (list $dns (printf "%s.%s" $dns .Values.apiserver.tls.clusterDomain)) $days $ca }}
 {{- $pair = dict "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) "ca" ($ca.Cert | b64enc) }}
 {{- end }}
 {{- $_ := set $cache "_pair" $pair }}
