@@ -16,31 +16,17 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
-	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
 	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
 )
 
 // TestSessionsOfAnEarlierIncarnation: after a namespace is deleted and
 // created again, its old RestoreSessions stay in the bucket as history and
 // are not served; a new one of the same name is a new restore.
 func TestSessionsOfAnEarlierIncarnation(t *testing.T) {
-	dir := t.TempDir()
-	local, err := backend.NewLocal(dir)
-	require.NoError(t, err)
-	scheme := newScheme()
-	tmpl := store.DefaultConfig()
-	tmpl.PollInterval = 0
-	cat := &registry.Catalog{
-		Codec:     layout.NewFileCodec(scheme),
-		Backends:  staticBackends{"demo/local": local},
-		Discovery: layout.NewDiscovery(0),
-		Template:  tmpl,
-		Version:   "test",
-	}
+	dir, cat, scheme := localCatalog(t)
 	namespaces := &fakeNamespaces{}
 	namespaces.recreate("demo", "uid-1", time.Now().Add(-time.Hour))
 	repos, _, err := repository.NewREST(scheme, cat, namespaces)

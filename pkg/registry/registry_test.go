@@ -110,6 +110,26 @@ func (f *fakeNamespaces) set(ns string, t bool) {
 	f.terminating[ns] = t
 }
 
+// localCatalog is a Catalog over a new local directory served as the
+// storage demo/local; its stores poll only when asked.
+func localCatalog(t *testing.T) (dir string, cat *registry.Catalog, scheme *runtime.Scheme) {
+	t.Helper()
+	dir = t.TempDir()
+	local, err := backend.NewLocal(dir)
+	require.NoError(t, err)
+	scheme = newScheme()
+	tmpl := store.DefaultConfig()
+	tmpl.PollInterval = 0
+	cat = &registry.Catalog{
+		Codec:     layout.NewFileCodec(scheme),
+		Backends:  staticBackends{"demo/local": local},
+		Discovery: layout.NewDiscovery(0),
+		Template:  tmpl,
+		Version:   "test",
+	}
+	return dir, cat, scheme
+}
+
 func nsContext(ns string) context.Context {
 	ctx := genericapirequest.WithNamespace(genericapirequest.NewContext(), ns)
 	return genericapirequest.WithRequestInfo(ctx, &genericapirequest.RequestInfo{APIGroup: catalog.GroupName, APIVersion: "v1alpha1"})
@@ -118,25 +138,13 @@ func nsContext(ns string) context.Context {
 // TestCatalogREST drives the REST storages of repositories and snapshots
 // over a local directory, as the HTTP handlers would.
 func TestCatalogREST(t *testing.T) {
-	dir := t.TempDir()
-	local, err := backend.NewLocal(dir)
-	require.NoError(t, err)
-	scheme := newScheme()
-	tmpl := store.DefaultConfig()
-	tmpl.PollInterval = 0
-	cat := &registry.Catalog{
-		Codec:     layout.NewFileCodec(scheme),
-		Backends:  staticBackends{"demo/local": local},
-		Discovery: layout.NewDiscovery(0),
-		Template:  tmpl,
-		Version:   "test",
-		// The storage's usagePolicy: Same.
-		Allowed: func(storage, namespace string) error {
-			if namespace != "demo" {
-				return fmt.Errorf("storage %s may not be used in %s", storage, namespace)
-			}
-			return nil
-		},
+	dir, cat, scheme := localCatalog(t)
+	// The storage's usagePolicy: Same.
+	cat.Allowed = func(storage, namespace string) error {
+		if namespace != "demo" {
+			return fmt.Errorf("storage %s may not be used in %s", storage, namespace)
+		}
+		return nil
 	}
 	namespaces := &fakeNamespaces{}
 	repos, _, err := repository.NewREST(scheme, cat, namespaces)

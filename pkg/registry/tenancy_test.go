@@ -23,7 +23,6 @@ import (
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
 	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
 )
 
 // tenancyCatalog serves storage demo/local (usagePolicy Same) with
@@ -35,32 +34,21 @@ type tenancyCatalog struct {
 
 func newTenancyCatalog(t *testing.T) *tenancyCatalog {
 	t.Helper()
-	dir := t.TempDir()
-	local, err := backend.NewLocal(dir)
-	require.NoError(t, err)
-	scheme := newScheme()
-	tmpl := store.DefaultConfig()
-	tmpl.PollInterval = 0
-	cat := &registry.Catalog{
-		Codec:     layout.NewFileCodec(scheme),
-		Backends:  staticBackends{"demo/local": local},
-		Discovery: layout.NewDiscovery(0),
-		Template:  tmpl,
-		Version:   "test",
-		// As storages.Manager: a missing BackupStorage is an error too,
-		// of another wording than a refusal.
-		Allowed: func(storage, namespace string) error {
-			if storage != "demo/local" {
-				return fmt.Errorf("BackupStorage %s: not found", storage)
-			}
-			if namespace != "demo" {
-				return fmt.Errorf("BackupStorage %s may not be used in namespace %s: usagePolicy Same", storage, namespace)
-			}
-			return nil
-		},
+	dir, cat, scheme := localCatalog(t)
+	// As storages.Manager: a missing BackupStorage is an error too,
+	// of another wording than a refusal.
+	cat.Allowed = func(storage, namespace string) error {
+		if storage != "demo/local" {
+			return fmt.Errorf("BackupStorage %s: not found", storage)
+		}
+		if namespace != "demo" {
+			return fmt.Errorf("BackupStorage %s may not be used in namespace %s: usagePolicy Same", storage, namespace)
+		}
+		return nil
 	}
 	ns := &fakeNamespaces{}
 	tc := &tenancyCatalog{dir: dir}
+	var err error
 	tc.repos, _, err = repository.NewREST(scheme, cat, ns)
 	require.NoError(t, err)
 	t.Cleanup(tc.repos.Destroy)

@@ -15,10 +15,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/registry"
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
 )
 
 // TestDeleteSnapshotWipeOut: deleting a Snapshot removes its file; with
@@ -27,19 +25,7 @@ import (
 // data. Delete, dry runs, pending finalizers and terminating namespaces
 // write no mark.
 func TestDeleteSnapshotWipeOut(t *testing.T) {
-	dir := t.TempDir()
-	local, err := backend.NewLocal(dir)
-	require.NoError(t, err)
-	scheme := newScheme()
-	tmpl := store.DefaultConfig()
-	tmpl.PollInterval = 0
-	cat := &registry.Catalog{
-		Codec:     layout.NewFileCodec(scheme),
-		Backends:  staticBackends{"demo/local": local},
-		Discovery: layout.NewDiscovery(0),
-		Template:  tmpl,
-		Version:   "test",
-	}
+	dir, cat, scheme := localCatalog(t)
 	namespaces := &fakeNamespaces{}
 	repos, _, err := repository.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
@@ -88,6 +74,8 @@ func TestDeleteSnapshotWipeOut(t *testing.T) {
 	markFile := func(name string) string { return filepath.Join(dir, "demo", "repo", layout.ForgetDir, name+".yaml") }
 	readMark := func(t *testing.T, name string) *layout.ForgetMark {
 		t.Helper()
+		local, err := backend.NewLocal(dir)
+		require.NoError(t, err)
 		m, _, err := layout.ReadForgetMark(context.Background(), local, "demo/repo/"+layout.ForgetDir+"/"+name+".yaml")
 		require.NoError(t, err)
 		return m
