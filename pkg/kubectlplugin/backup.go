@@ -1,0 +1,143 @@
+package kubectlplugin
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
+)
+
+const fieldManager = "kubectl-kubestash"
+
+func newTriggerCommand(o *Options) *cobra.Command {
+	var session string
+	cmd := &cobra.Command{
+		Use:   "trigger BACKUPCONFIGURATION [--session NAME]",
+		Short: "Start a backup now",
+		Long: `Start a backup session of a BackupConfiguration now: create the
+BackupSession <config>-<session>-<unix seconds> that its CronJob would
+create, and print its name. --session is needed when the configuration has
+more than one session.`,
+		Example: `  kubectl kubestash trigger pvc-backup -n demo
+  kubectl get backupsession -n demo -w`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.clients()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			bc, err := c.Client.CoreV1alpha1().BackupConfigurations(c.Namespace).Get(ctx, args[0], metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			bs, err := NewBackupSession(bc, session, o.Now().Unix())
+			if err != nil {
+				return err
+			}
+			out, err := c.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Create(ctx, bs, metav1.CreateOptions{FieldManager: fieldManager})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "backupsession.catalog.kubestash.com/%s created\n", out.Name)
+			if bc.Spec.Paused {
+				fmt.Fprintf(o.ErrOut, "warning: BackupConfiguration %s is paused\n", bc.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&session, "session", "", "the session of the BackupConfiguration (default: its only session)")
+	return cmd
+}
+
+// NewBackupSession is the BackupSession the CronJob of a session creates
+// (agent trigger, pkg/agent/trigger.go): named <bc>-<session>-<unix>,
+// labelled with its invoker, with the session's timeout and retries.
+func NewBackupSession(bc *corev1alpha1.BackupConfiguration, sessionName string, unix int64) (*catalogv1alpha1.BackupSession, error) {
+	var session *corev1alpha1.Session
+	var names []string
+	for i := range bc.Spec.Sessions {
+		names = append(names, bc.Spec.Sessions[i].Name)
+		if bc.Spec.Sessions[i].Name == sessionName {
+			session = &bc.Spec.Sessions[i]
+		}
+	}
+	switch {
+	case sessionName == "" && len(bc.Spec.Sessions) == 1:
+		session = &bc.Spec.Sessions[0]
+	case sessionName == "":
+		return nil, fmt.Errorf("BackupConfiguration %s has sessions %s: choose one with --session", bc.Name, strings.Join(names, ", "))
+	case session == nil:
+		return nil, fmt.Errorf("BackupConfiguration %s has no session %q (it has %s)", bc.Name, sessionName, strings.Join(names, ", "))
+	}
+	name := catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, session.Name, strconv.FormatInt(unix, 10))
+	bs := &catalogv1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: bc.Namespace,
+			Labels:    map[string]string{catalogv1alpha1.LabelInvokerName: bc.Name},
+		},
+		Spec: catalogv1alpha1.BackupSessionSpec{
+			Invoker: corev1.TypedLocalObjectReference{
+				APIGroup: ptr.To(corev1alpha1.GroupName),
+				Kind:     corev1alpha1.ResourceKindBackupConfiguration,
+				Name:     bc.Name,
+			},
+			Session:       session.Name,
+			BackupTimeout: session.BackupTimeout,
+		},
+	}
+	if session.RetryConfig != nil {
+		bs.Spec.RetryLeft = session.RetryConfig.MaxRetry
+	}
+	return bs, nil
+}
+
+func newPauseCommand(o *Options, pause bool) *cobra.Command {
+	verb, short := "resume", "Resume the backups of a BackupConfiguration (spec.paused: false)"
+	if pause {
+		verb, short = "pause", "Pause the backups of a BackupConfiguration (spec.paused: true)"
+	}
+	return &cobra.Command{
+		Use:   verb + " BACKUPCONFIGURATION",
+		Short: short,
+		Long: short + `.
+A paused configuration's CronJobs are suspended and it starts no session;
+the change is printed as "spec.paused: OLD -> NEW".`,
+		Example: fmt.Sprintf("  kubectl kubestash %s pvc-backup -n demo", verb),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.clients()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			bcs := c.Client.CoreV1alpha1().BackupConfigurations(c.Namespace)
+			bc, err := bcs.Get(ctx, args[0], metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			ref := "backupconfiguration.core.kubestash.com/" + bc.Name
+			if bc.Spec.Paused == pause {
+				fmt.Fprintf(o.Out, "%s unchanged (spec.paused: %t)\n", ref, pause)
+				return nil
+			}
+			// The resourceVersion makes the patch fail on a concurrent change.
+			patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"spec":{"paused":%t}}`, bc.ResourceVersion, pause)
+			out, err := bcs.Patch(ctx, bc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fieldManager})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "%s %sd (spec.paused: %t -> %t)\n", ref, verb, bc.Spec.Paused, out.Spec.Paused)
+			return nil
+		},
+	}
+}
