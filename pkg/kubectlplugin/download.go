@@ -17,6 +17,7 @@ import (
 
 func newDownloadCommand(o *Options) *cobra.Command {
 	var out string
+	var keepLinks bool
 	cmd := &cobra.Command{
 		Use:   "download SNAPSHOT PATH [-o FILE|DIR]",
 		Short: "Download a file or a directory of a Snapshot",
@@ -25,9 +26,11 @@ func newDownloadCommand(o *Options) *cobra.Command {
 A file is written to FILE (-o), by default its base name in the current
 directory; "-o -" writes it to stdout. A directory comes as a tar, which is
 extracted into DIR (-o, by default the directory's base name), with its
-modes, mtimes and symlinks. An entry of the tar that would land outside DIR
-(an absolute name, "..", a symlink pointing out of DIR, or a path through a
-symlink) stops the download with an error.`,
+modes and mtimes (not owners) and its symlinks. An entry of the tar that
+would land outside DIR (an absolute name, "..", a hard link out of DIR, or
+a path through a symlink) stops the download with an error. A symlink whose
+target is absolute or outside DIR is skipped with a warning, unless
+--keep-outside-links; nothing is ever written through a symlink.`,
 		Example: `  kubectl kubestash download s3-repo-pvc-backup-daily-1733580000 /config/app.yaml -o app.yaml
   kubectl kubestash download s3-repo-pvc-backup-daily-1733580000 /data -o restored-data`,
 		Args: cobra.ExactArgs(2),
@@ -51,7 +54,8 @@ symlink) stops the download with an error.`,
 			}
 			start := time.Now()
 			if kind == contentTar {
-				n, err := ExtractTar(body, dest)
+				warn := func(s string) { fmt.Fprintln(o.ErrOut, "warning: "+s) }
+				n, err := ExtractTar(body, dest, ExtractOptions{KeepOutsideLinks: keepLinks, Warn: warn})
 				if err != nil {
 					return fmt.Errorf("extracting %s into %s: %w", p, dest, err)
 				}
@@ -74,6 +78,7 @@ symlink) stops the download with an error.`,
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", `file or directory to write to ("-": stdout, for a file)`)
+	cmd.Flags().BoolVar(&keepLinks, "keep-outside-links", false, "create the directory's symlinks whose target is absolute or outside DIR (skipped by default)")
 	return cmd
 }
 
@@ -101,13 +106,26 @@ func writeFile(name string, r io.Reader) (int64, error) {
 	return n, nil
 }
 
+// ExtractOptions say what ExtractTar does with symlinks out of the
+// directory.
+type ExtractOptions struct {
+	// KeepOutsideLinks creates symlinks whose target is absolute or
+	// outside the directory (nothing is ever written through a symlink).
+	// Without it they are skipped, each reported to Warn.
+	KeepOutsideLinks bool
+	// Warn receives a line per skipped entry.
+	Warn func(string)
+}
+
 // ExtractTar extracts a tar into dir (created if missing) and returns how
-// many entries it wrote. It refuses, with an error naming the entry, any
+// many entries it wrote. It refuses, with an error naming the entry, an
 // entry that would write outside dir: an absolute name or one with "..", a
-// symlink or hard link whose target is absolute or leaves dir, and a name
-// through a symlink. Permission bits (without set-ID and sticky bits) and
-// mtimes are kept; owners are not; devices and FIFOs are skipped.
-func ExtractTar(r io.Reader, dir string) (int, error) {
+// hard link whose target leaves dir, and a name through a symlink. A
+// symlink whose target is absolute or leaves dir is skipped (and reported)
+// unless opts.KeepOutsideLinks. Permission bits (without set-ID and sticky
+// bits) and mtimes are kept; owners are not; devices and FIFOs are
+// skipped.
+func ExtractTar(r io.Reader, dir string, opts ExtractOptions) (int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -180,8 +198,11 @@ func ExtractTar(r io.Reader, dir string) (int, error) {
 				return n, err
 			}
 		case tar.TypeSymlink:
-			if err := insideLink(rel, h.Linkname); err != nil {
-				return n, fmt.Errorf("symlink %s -> %s: %w", h.Name, h.Linkname, err)
+			if err := insideLink(rel, h.Linkname); err != nil && !opts.KeepOutsideLinks {
+				if opts.Warn != nil {
+					opts.Warn(fmt.Sprintf("skipped symlink %s -> %s: %v (--keep-outside-links creates it)", rel, h.Linkname, err))
+				}
+				continue
 			}
 			if err := replace(target); err != nil {
 				return n, err
@@ -209,6 +230,9 @@ func ExtractTar(r io.Reader, dir string) (int, error) {
 			}
 		default:
 			// Devices, FIFOs and the like are not recreated.
+			if opts.Warn != nil {
+				opts.Warn(fmt.Sprintf("skipped %s: not a file, directory or link", rel))
+			}
 			continue
 		}
 		n++

@@ -128,7 +128,7 @@ func TestExtractTar(t *testing.T) {
 		entry{name: "a/link", typ: tar.TypeSymlink, link: "x.txt"},
 		entry{name: "up", typ: tar.TypeSymlink, link: "a/../deep"},
 		entry{name: "hard", typ: tar.TypeLink, link: "a/x.txt"},
-	), dir)
+	), dir, ExtractOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, 6, n)
 	b, err := os.ReadFile(filepath.Join(dir, "a", "x.txt"))
@@ -156,9 +156,6 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 		"..":                    {{name: "../evil", typ: tar.TypeReg, mode: 0o644, body: "x"}},
 		"inner ..":              {{name: "a/../../evil", typ: tar.TypeReg, mode: 0o644, body: "x"}},
 		"absolute":              {{name: "/tmp/evil", typ: tar.TypeReg, mode: 0o644, body: "x"}},
-		"symlink out":           {{name: "l", typ: tar.TypeSymlink, link: "../.."}},
-		"symlink out deep":      {{name: "a/b/l", typ: tar.TypeSymlink, link: "../../../etc"}},
-		"absolute symlink":      {{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}},
 		"through a symlink":     {{name: "l", typ: tar.TypeSymlink, link: "sub"}, {name: "sub/", typ: tar.TypeDir, mode: 0o755}, {name: "l/x", typ: tar.TypeReg, mode: 0o644, body: "x"}},
 		"hard link out":         {{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}},
 		"hard link to nothing":  {{name: "h", typ: tar.TypeLink, link: "missing"}},
@@ -167,13 +164,50 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "out")
-			_, err := ExtractTar(tarOf(t, es...), dir)
+			_, err := ExtractTar(tarOf(t, es...), dir, ExtractOptions{KeepOutsideLinks: true})
 			assert.Error(t, err)
 			t.Log(err)
 			ents, _ := os.ReadDir(parent)
 			assert.Len(t, ents, 1, "nothing beside the directory")
 		})
 	}
+}
+
+// TestExtractTarOutsideLinks: symlinks out of the directory are skipped
+// with a warning, or created with KeepOutsideLinks; a path through one is
+// refused either way.
+func TestExtractTarOutsideLinks(t *testing.T) {
+	links := []entry{
+		{name: "out", typ: tar.TypeSymlink, link: "../.."},
+		{name: "a/b/deep", typ: tar.TypeSymlink, link: "../../../etc"},
+		{name: "abs", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		{name: "in", typ: tar.TypeSymlink, link: "a/b/../b"},
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	var warnings []string
+	n, err := ExtractTar(tarOf(t, links...), dir, ExtractOptions{Warn: func(s string) { warnings = append(warnings, s) }})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []string{
+		"skipped symlink out -> ../..: the target is outside the directory (--keep-outside-links creates it)",
+		"skipped symlink a/b/deep -> ../../../etc: the target is outside the directory (--keep-outside-links creates it)",
+		"skipped symlink abs -> /etc/passwd: an absolute target is refused (--keep-outside-links creates it)",
+	}, warnings)
+	_, err = os.Lstat(filepath.Join(dir, "abs"))
+	assert.True(t, os.IsNotExist(err))
+
+	dir = filepath.Join(t.TempDir(), "out")
+	n, err = ExtractTar(tarOf(t, links...), dir, ExtractOptions{KeepOutsideLinks: true})
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	l, err := os.Readlink(filepath.Join(dir, "abs"))
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/passwd", l)
+
+	// Writing through an outside link is refused even when it was kept.
+	_, err = ExtractTar(tarOf(t, append(links, entry{name: "out/evil", typ: tar.TypeReg, mode: 0o644, body: "x"})...),
+		filepath.Join(t.TempDir(), "out"), ExtractOptions{KeepOutsideLinks: true})
+	assert.ErrorContains(t, err, "out/evil: a path through the symlink out is refused")
 }
 
 func TestLsFollowsContinue(t *testing.T) {

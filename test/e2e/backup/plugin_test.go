@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,32 +164,18 @@ func TestPlugin(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want[small].SHA256, sha(b))
 
-		// A directory, extracted: the same tree as the source.
+		// A directory, extracted: the same tree as the source, but for
+		// the symlink to /etc/hostname, skipped with a warning unless
+		// --keep-outside-links.
 		_, stderr, code = plugin(wd, "download", snap, "/initial", "-o", "restored")
 		require.Equal(t, 0, code, stderr)
 		t.Logf("kubectl kubestash download %s /initial -o restored:\n%s", snap, stderr)
-		got, err := restictest.Digest(filepath.Join(wd, "restored"))
-		require.NoError(t, err)
-		n := 0
-		for p, w := range want {
-			rel, ok := strings.CutPrefix(p, "initial/")
-			if !ok {
-				continue
-			}
-			n++
-			g, ok := got[rel]
-			if !assert.True(t, ok, "%s is downloaded", p) {
-				continue
-			}
-			assert.Equal(t, w.Type, g.Type, p)
-			assert.Equal(t, w.SHA256, g.SHA256, p)
-			assert.Equal(t, w.Link, g.Link, p)
-			if w.Type != "symlink" {
-				assert.Equal(t, w.Mode.Perm(), g.Mode.Perm(), p)
-				assert.Equal(t, w.ModTime.Unix(), g.ModTime.Unix(), p)
-			}
-		}
-		assert.Len(t, got, n, "nothing more than the source")
+		assert.Contains(t, stderr, "warning: skipped symlink link-absolute -> /etc/hostname: an absolute target is refused")
+		assertTree(t, want, "initial", filepath.Join(wd, "restored"), "link-absolute")
+		_, stderr, code = plugin(wd, "download", snap, "/initial", "-o", "restored-all", "--keep-outside-links")
+		require.Equal(t, 0, code, stderr)
+		assert.NotContains(t, stderr, "warning")
+		assertTree(t, want, "initial", filepath.Join(wd, "restored-all"))
 	})
 
 	t.Run("errors", func(t *testing.T) {
@@ -290,4 +277,34 @@ func TestPlugin(t *testing.T) {
 			}
 		}
 	})
+}
+
+// assertTree compares the folder got with the entries of want below dir,
+// but for the names in skipped: types, bytes, link targets, permissions
+// and mtimes.
+func assertTree(t *testing.T, want map[string]restictest.Entry, dir, got string, skipped ...string) {
+	t.Helper()
+	have, err := restictest.Digest(got)
+	require.NoError(t, err)
+	n := 0
+	for p, w := range want {
+		rel, ok := strings.CutPrefix(p, dir+"/")
+		if !ok || slices.Contains(skipped, rel) {
+			continue
+		}
+		n++
+		g, ok := have[rel]
+		if !assert.True(t, ok, "%s is downloaded", p) {
+			continue
+		}
+		assert.Equal(t, w.Type, g.Type, p)
+		assert.Equal(t, w.SHA256, g.SHA256, p)
+		assert.Equal(t, w.Link, g.Link, p)
+		if w.Type != "symlink" {
+			assert.Equal(t, w.Mode.Perm(), g.Mode.Perm(), p)
+			assert.Equal(t, w.ModTime.Unix(), g.ModTime.Unix(), p)
+		}
+	}
+	assert.Positive(t, n)
+	assert.Len(t, have, n, "nothing more than the source")
 }
