@@ -24,7 +24,8 @@ func newDownloadCommand(o *Options) *cobra.Command {
 		Long: `Download a file or a directory of a Snapshot (snapshots/download).
 
 A file is written to FILE (-o), by default its base name in the current
-directory; "-o -" writes it to stdout. A directory comes as a tar, which is
+directory; "-o -" writes it (or a directory's tar) to stdout. A directory
+comes as a tar, which is
 extracted into DIR (-o, by default the directory's base name), with its
 modes and mtimes (not owners) and its symlinks. An entry of the tar that
 would land outside DIR (an absolute name, "..", a hard link out of DIR, or
@@ -53,6 +54,10 @@ target is absolute or outside DIR is skipped with a warning, unless
 				}
 			}
 			start := time.Now()
+			if dest == "-" {
+				_, err = io.Copy(o.Out, body)
+				return err
+			}
 			if kind == contentTar {
 				warn := func(s string) { fmt.Fprintln(o.ErrOut, "warning: "+s) }
 				n, err := ExtractTar(body, dest, ExtractOptions{KeepOutsideLinks: keepLinks, Warn: warn})
@@ -61,10 +66,6 @@ target is absolute or outside DIR is skipped with a warning, unless
 				}
 				fmt.Fprintf(o.ErrOut, "%s: %d entries extracted into %s in %s\n", p, n, dest, humanDuration(time.Since(start)))
 				return nil
-			}
-			if dest == "-" {
-				_, err = io.Copy(o.Out, body)
-				return err
 			}
 			if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
 				dest = filepath.Join(dest, path.Base(p))
@@ -77,7 +78,7 @@ target is absolute or outside DIR is skipped with a warning, unless
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", `file or directory to write to ("-": stdout, for a file)`)
+	cmd.Flags().StringVarP(&out, "output", "o", "", `file or directory to write to ("-": stdout, a directory as tar)`)
 	cmd.Flags().BoolVar(&keepLinks, "keep-outside-links", false, "create the directory's symlinks whose target is absolute or outside DIR (skipped by default)")
 	return cmd
 }

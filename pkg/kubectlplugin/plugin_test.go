@@ -302,6 +302,10 @@ func TestCatAndDownload(t *testing.T) {
 	assert.Equal(t, "inside", string(b))
 	assert.Contains(t, stderr, "/data: 2 entries extracted into restored")
 
+	out, _, code = run(t, c, "download", "snap-1", "/data", "-o", "-")
+	assert.Equal(t, 0, code)
+	assert.Equal(t, string(dirTar), out, "-o - writes the tar as it comes")
+
 	_, stderr, code = run(t, c, "download", "snap-1", "/missing", "-o", "m")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "Error from server (NotFound): path /missing not found in Snapshot snap-1\n", stderr)
