@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -138,7 +140,11 @@ func Execute() int {
 // it and gives exit code 1.
 func Run(cmd *cobra.Command, args []string, errOut io.Writer) int {
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
+	// Ctrl-C ends requests and waits cleanly: a download in progress
+	// leaves no partial file.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(errOut, ErrorMessage(err))
 		return 1
 	}
