@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
@@ -53,35 +50,14 @@ func (a *Agent) Trigger(ctx context.Context, o TriggerOptions) (*catalogv1alpha1
 		return nil, fmt.Errorf("BackupConfiguration %s/%s has no session %q", bc.Namespace, bc.Name, o.SessionName)
 	}
 
-	name := catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, session.Name, strconv.FormatInt(a.now().Unix(), 10))
-	bs := &catalogv1alpha1.BackupSession{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      name,
-			Namespace: bc.Namespace,
-			// No ownerReferences: catalog objects outlive the
-			// cluster's garbage collection (DESIGN.md).
-			Labels: map[string]string{catalogv1alpha1.LabelInvokerName: bc.Name},
-		},
-		Spec: catalogv1alpha1.BackupSessionSpec{
-			Invoker: corev1.TypedLocalObjectReference{
-				APIGroup: ptr.To(corev1alpha1.GroupName),
-				Kind:     corev1alpha1.ResourceKindBackupConfiguration,
-				Name:     bc.Name,
-			},
-			Session:       session.Name,
-			BackupTimeout: session.BackupTimeout,
-		},
-	}
-	if session.RetryConfig != nil {
-		bs.Spec.RetryLeft = session.RetryConfig.MaxRetry
-	}
+	bs := catalogv1alpha1.NewBackupSession(bc, session, a.now())
 	out, err := a.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Create(ctx, bs, metav1.CreateOptions{FieldManager: fieldManager})
 	if apierrors.IsAlreadyExists(err) {
 		klog.InfoS("BackupSession already exists", "backupSession", klog.KObj(bs))
-		return a.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Get(ctx, name, metav1.GetOptions{})
+		return a.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Get(ctx, bs.Name, metav1.GetOptions{})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create BackupSession %s/%s: %w", bc.Namespace, name, err)
+		return nil, fmt.Errorf("create BackupSession %s/%s: %w", bc.Namespace, bs.Name, err)
 	}
 	klog.InfoS("Created BackupSession", "backupSession", klog.KObj(out), "retryLeft", out.Spec.RetryLeft)
 	return out, nil

@@ -2,14 +2,13 @@ package kubectlplugin
 
 import (
 	"fmt"
-	"strconv"
+
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
@@ -78,27 +77,7 @@ func NewBackupSession(bc *corev1alpha1.BackupConfiguration, sessionName string, 
 	case session == nil:
 		return nil, fmt.Errorf("BackupConfiguration %s has no session %q (it has %s)", bc.Name, sessionName, strings.Join(names, ", "))
 	}
-	name := catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, session.Name, strconv.FormatInt(unix, 10))
-	bs := &catalogv1alpha1.BackupSession{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      name,
-			Namespace: bc.Namespace,
-			Labels:    map[string]string{catalogv1alpha1.LabelInvokerName: bc.Name},
-		},
-		Spec: catalogv1alpha1.BackupSessionSpec{
-			Invoker: corev1.TypedLocalObjectReference{
-				APIGroup: ptr.To(corev1alpha1.GroupName),
-				Kind:     corev1alpha1.ResourceKindBackupConfiguration,
-				Name:     bc.Name,
-			},
-			Session:       session.Name,
-			BackupTimeout: session.BackupTimeout,
-		},
-	}
-	if session.RetryConfig != nil {
-		bs.Spec.RetryLeft = session.RetryConfig.MaxRetry
-	}
-	return bs, nil
+	return catalogv1alpha1.NewBackupSession(bc, session, time.Unix(unix, 0)), nil
 }
 
 func newPauseCommand(o *Options, pause bool) *cobra.Command {
