@@ -25,6 +25,14 @@ type ReconcileFunc func(ctx context.Context, namespace, name string) error
 // appear without an event.
 var ErrRequeue = errors.New("requeue")
 
+// RequeueAfter is not a failure either: the object is to be looked at
+// again after d, when what it waits for is due.
+func RequeueAfter(d time.Duration) error { return &requeueAfter{d: d} }
+
+type requeueAfter struct{ d time.Duration }
+
+func (e *requeueAfter) Error() string { return fmt.Sprintf("requeue after %s", e.d) }
+
 // Loop is one controller's queue and workers.
 type Loop struct {
 	Name      string
@@ -94,9 +102,13 @@ func (l *Loop) next(ctx context.Context) bool {
 		return true
 	}
 	err = l.Reconcile(ctx, ns, name)
+	var after *requeueAfter
 	switch {
 	case err == nil:
 		l.queue.Forget(key)
+	case errors.As(err, &after):
+		l.queue.Forget(key)
+		l.queue.AddAfter(key, after.d)
 	case errors.Is(err, ErrRequeue):
 		l.queue.AddRateLimited(key)
 	default:

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
@@ -55,6 +57,14 @@ type Reconciler struct {
 	// OpenBackend opens a BackupStorage's backend from this process;
 	// nil means storages.Open.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
+	// MinAge is how old (by the backend's clock) a mark must be before a
+	// clean-up Job takes it: a session's retention deletes its Snapshots
+	// first and creates its own retention Job a moment later, and a mark
+	// seen in between must not get a second Job. Every deletion queues
+	// the Repository MinAge later, so no mark waits for an event.
+	MinAge time.Duration
+	// Clock is the controller's clock; nil means the real one.
+	Clock clock.PassiveClock
 }
 
 // Reconcile starts a clean-up Job for the forget marks of Repository
@@ -104,12 +114,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	if err != nil {
 		return fmt.Errorf("list forget marks of Repository %s/%s: %w", ns, name, err)
 	}
-	if len(marks) == 0 {
-		return nil
+	var clk clock.PassiveClock = clock.RealClock{}
+	if r.Clock != nil {
+		clk = r.Clock
 	}
+	now := clk.Now()
 	keys := make([]string, 0, len(marks))
+	var wait time.Duration
 	for _, m := range marks {
+		if age := now.Sub(m.LastModified); age < r.MinAge {
+			wait = max(wait, r.MinAge-age)
+			continue
+		}
 		keys = append(keys, m.Key)
+	}
+	if len(keys) == 0 {
+		if wait > 0 {
+			logger.V(2).Info("Forget marks too recent to take; looking again later", "after", wait)
+			return loop.RequeueAfter(wait)
+		}
+		return nil
 	}
 	sort.Strings(keys)
 	sum := sha256.New()

@@ -3,6 +3,7 @@ package wipeout
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
@@ -117,4 +119,24 @@ func TestWaitsForARetentionJob(t *testing.T) {
 func TestRepositoryGone(t *testing.T) {
 	r, _ := newReconciler(t)
 	assert.NoError(t, r.Reconcile(context.Background(), "demo", "other"))
+}
+
+// A mark younger than MinAge may be a session's retention mark whose
+// retention Job is being created: it waits, and gets a Job once old enough.
+func TestYoungMarksWait(t *testing.T) {
+	ctx := context.Background()
+	r, b := newReconciler(t)
+	mark(t, b, "snap-1")
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	r.MinAge, r.Clock = 30*time.Second, clk
+
+	err := r.Reconcile(ctx, "demo", "s3-repo")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, loop.ErrRequeue, "a known wait, not a back-off")
+	assert.Contains(t, err.Error(), "requeue after")
+	assert.Empty(t, jobs(t, r), "no Job for a mark just written")
+
+	clk.SetTime(clk.Now().Add(31 * time.Second))
+	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	assert.Len(t, jobs(t, r), 1, "an old enough mark gets its Job")
 }

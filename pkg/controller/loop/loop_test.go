@@ -1,0 +1,84 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// calls records each reconcile of a key, answering from a script.
+type calls struct {
+	mu      sync.Mutex
+	at      []time.Time
+	answers []error
+}
+
+func (c *calls) reconcile(_ context.Context, ns, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = append(c.at, time.Now())
+	if len(c.answers) == 0 {
+		return nil
+	}
+	err := c.answers[0]
+	c.answers = c.answers[1:]
+	return err
+}
+
+func (c *calls) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.at)
+}
+
+func TestLoop(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answers []error
+		// want is how many reconciles the key gets in all.
+		want int
+		// gap is the least time between the first two.
+		gap time.Duration
+	}{
+		{name: "done at once", answers: nil, want: 1},
+		{name: "a failure is retried", answers: []error{errors.New("boom")}, want: 2},
+		{name: "ErrRequeue looks again", answers: []error{ErrRequeue, ErrRequeue}, want: 3},
+		{name: "RequeueAfter waits as told", answers: []error{RequeueAfter(300 * time.Millisecond)}, want: 2, gap: 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			c := &calls{answers: tc.answers}
+			l := New("test", c.reconcile)
+			done := make(chan struct{})
+			go func() { l.Run(ctx, 1); close(done) }()
+			l.Add("ns/name")
+			require.Eventually(t, func() bool { return c.count() >= tc.want }, 30*time.Second, 10*time.Millisecond)
+			assert.Never(t, func() bool { return c.count() > tc.want }, 300*time.Millisecond, 10*time.Millisecond, "nothing more once the answer is nil")
+			cancel()
+			<-done
+			assert.Equal(t, tc.want, c.count())
+			if tc.gap > 0 {
+				assert.GreaterOrEqual(t, c.at[1].Sub(c.at[0]), tc.gap)
+			}
+		})
+	}
+}
+
+func TestMalformedKeyIsDropped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &calls{}
+	l := New("test", c.reconcile)
+	done := make(chan struct{})
+	go func() { l.Run(ctx, 1); close(done) }()
+	l.Add("a/b/c")
+	l.Add("ns/ok")
+	require.Eventually(t, func() bool { return c.count() == 1 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+	assert.Equal(t, 1, c.count(), "only the well-formed key is reconciled")
+}
