@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&o.LeaseName, "leader-election-name", "kubestash-controller", "name of the leader Lease")
 	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "how often everything is reconciled again")
 	flag.DurationVar(&o.PendingTimeout, "pod-pending-timeout", 10*time.Minute, "how long a backup or restore pod may stay Pending before its session fails")
+	flag.DurationVar(&o.FinishedJobTTL, "finished-job-ttl", 24*time.Hour, "how long the Jobs (and pods, and logs) of a finished BackupSession or RestoreSession are kept after they ended, once the session's outcome is recorded; 0: as long as the session exists")
 	flag.DurationVar(&o.WipeOutDelay, "wipeout-delay", 30*time.Second, "how long after a WipeOut Snapshot is deleted its restic data is cleaned up, unless a session's retention Job does it first")
 	qps := flag.Float64("kube-api-qps", 50, "requests per second to the API server (client-go's default of 5 delays session steps by seconds)")
 	burst := flag.Int("kube-api-burst", 100, "burst of requests to the API server")

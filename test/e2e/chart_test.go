@@ -352,7 +352,7 @@ func TestChartFullValues(t *testing.T) {
 		"--agent-image=registry.example.com:5000/mirror/kubestash-agent:v0.1.0-rc.1",
 		"--local-backend-dirs=/srv/backups,/mnt/nfs/kubestash",
 		"--leader-elect=true", "--resync=1m", "--workers=4", "--pod-pending-timeout=20m",
-		"--wipeout-delay=1m", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4", "--vmodule=loop=5",
+		"--wipeout-delay=1m", "--finished-job-ttl=2h", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4", "--vmodule=loop=5",
 	} {
 		assert.Contains(t, cargs, a)
 	}

@@ -59,6 +59,9 @@ type Reconciler struct {
 	// PendingTimeout is how long a backup Job's pod may stay Pending before
 	// the session fails; 0 means executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// FinishedJobTTL is how long the Jobs of a finished session are kept
+	// (for their log) after they ended; 0 keeps them while the session is.
+	FinishedJobTTL time.Duration
 	// OpenBackend opens a BackupStorage's backend from this process, to
 	// look for forget marks; nil means its Secret and storages.Build.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
@@ -79,9 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	bs, err := r.Client.CatalogV1alpha1().BackupSessions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		// Deleted: its backup and retention Jobs, and their pods, go too.
-		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, labels.Set{
-			catalogv1alpha1.LabelInvokerName: name, labelInvokerNS: namespace,
-		})
+		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, sessionJobs(namespace, name))
 		if err != nil {
 			return err
 		}
@@ -94,7 +95,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return fmt.Errorf("get BackupSession %s/%s: %w", namespace, name, err)
 	}
 	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil && !retryDue(bs) {
-		return nil
+		// Its outcome is recorded: its Jobs are kept only for their log.
+		wait, err := executor.ExpireFinished(ctx, r.Kube, namespace, sessionJobs(namespace, name), r.FinishedJobTTL, r.now())
+		if err == nil && wait > 0 {
+			return loop.RequeueAfter(wait)
+		}
+		return err
 	}
 	st := bs.Status.DeepCopy()
 	requeue := false
@@ -148,6 +154,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 }
 
 var errNoSession = errors.New("no such session")
+
+// sessionJobs selects the backup and retention Jobs of session ns/name.
+func sessionJobs(ns, name string) labels.Set {
+	return labels.Set{catalogv1alpha1.LabelInvokerName: name, labelInvokerNS: ns}
+}
 
 // retryDue reports whether a failed session still owes its retry.
 func retryDue(bs *catalogv1alpha1.BackupSession) bool {

@@ -32,6 +32,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
+	"kubestash.dev/kubestash/pkg/controller/unlock"
 	"kubestash.dev/kubestash/pkg/controller/wipeout"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
@@ -59,6 +60,10 @@ type Options struct {
 	// PendingTimeout is how long a backup or restore Job's pod may stay
 	// Pending before its session fails; 0: executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// FinishedJobTTL is how long the backup, retention and restore Jobs
+	// of a finished session are kept after they ended; 0 keeps them for
+	// as long as their session.
+	FinishedJobTTL time.Duration
 	// WipeOutDelay is how long after a WipeOut Snapshot is deleted its
 	// Repository is looked at for forget marks to clean up, leaving a
 	// session's own retention Job time to do it; 0: 30s.
@@ -126,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 
 		// BackupSessions: their own changes, their Snapshots' (the agent
 		// reports there) and their Jobs'.
-		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout,
+		bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL,
 			OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
 		bsLoop := loop.New("backupsession", bsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
@@ -169,7 +174,7 @@ func Run(ctx context.Context, o Options) error {
 			wipeOutDelay = 30 * time.Second
 		}
 		wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent,
-			OpenBackend: openBackend,
+			OpenBackend: openBackend, MinAge: wipeOutDelay,
 			Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
 				LocalDirs: o.LocalBackendDirs}}
 		woLoop := loop.New("wipeout", wor.Reconcile)
@@ -205,10 +210,20 @@ func Run(ctx context.Context, o Options) error {
 			return
 		}
 		go rwLoop.Run(ctx, 1)
+		// Requests to remove stale restic locks (kubectl kubestash unlock).
+		ur := &unlock.Reconciler{Kube: kube, Client: client, Recorder: recorder,
+			Pods: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
+				LocalDirs: o.LocalBackendDirs}}
+		unlockLoop := loop.New("unlock", ur.Reconcile)
+		if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(unlockLoop.Handler()); err != nil {
+			logger.Error(err, "Cannot watch Repositories")
+			return
+		}
+		go unlockLoop.Run(ctx, 1)
 		kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
 		}))
-		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, LocalDirs: o.LocalBackendDirs}
+		rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs}
 		rsLoop := loop.New("restoresession", rsr.Reconcile)
 		if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
 			logger.Error(err, "Cannot watch RestoreSessions")

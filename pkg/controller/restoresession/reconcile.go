@@ -54,6 +54,9 @@ type Reconciler struct {
 	// PendingTimeout is how long a restore Job's pod may stay Pending
 	// before the restore fails; 0 means executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// FinishedJobTTL is how long the Job of a finished restore is kept
+	// (for its log) after it ended; 0 keeps it while the session is.
+	FinishedJobTTL time.Duration
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy
 }
@@ -83,7 +86,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return fmt.Errorf("get RestoreSession %s/%s: %w", namespace, name, err)
 	}
 	if rs.Status.Phase.IsTerminal() && len(rs.Status.PausedBackups) == 0 {
-		return nil
+		// Its outcome is recorded: its Job is kept only for its log.
+		wait, err := executor.ExpireFinished(ctx, r.Kube, namespace, jobSelector(namespace, name), r.FinishedJobTTL, r.now())
+		if err == nil && wait > 0 {
+			return loop.RequeueAfter(wait)
+		}
+		return err
 	}
 	st := rs.Status.DeepCopy()
 	requeue := false

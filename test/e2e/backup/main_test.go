@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"kubestash.dev/kubestash/test/framework"
 )
@@ -116,22 +119,49 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 	}
 	// The controller runs as its ServiceAccount with the rights of
 	// artifacts/controller, not as the admin: a missing rule fails here.
-	controllerKubeconfig, err := cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
+	controllerKubeconfig, err = cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
 		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
 	if err != nil {
 		return ps, err
 	}
-	for _, p := range []*framework.Process{
-		{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: []string{
-			"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}},
-	} {
-		p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
-		if err := p.Start(); err != nil {
-			return ps, err
-		}
-		ps = append(ps, p)
+	p := controllerProcess(cp)
+	if err := p.Start(); err != nil {
+		return ps, err
 	}
-	return ps, nil
+	return append(ps, p), nil
+}
+
+// controllerKubeconfig is the controller's identity on env.
+var controllerKubeconfig string
+
+// controllerProcess is the controller of cp with its usual flags and
+// extra ones after them (a later flag wins).
+func controllerProcess(cp *framework.ControlPlane, extra ...string) *framework.Process {
+	p := &framework.Process{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: append([]string{
+		"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}, extra...)}
+	p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
+	return p
+}
+
+// restartController runs the controller with extra flags until t ends,
+// then with its usual ones again.
+func restartController(t *testing.T, extra ...string) {
+	t.Helper()
+	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "controller" })
+	require.GreaterOrEqual(t, i, 0, "the controller runs")
+	require.NoError(t, procs[i].Stop(30*time.Second))
+	// Both append to the controller's log.
+	p := controllerProcess(env, extra...)
+	require.NoError(t, p.Start())
+	procs[i] = p
+	t.Cleanup(func() {
+		_ = p.Stop(30 * time.Second)
+		usual := controllerProcess(env)
+		if err := usual.Start(); err != nil {
+			t.Errorf("start the controller again: %v", err)
+		}
+		procs[i] = usual
+	})
 }
 
 var procs []*framework.Process

@@ -1,0 +1,76 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+)
+
+// ExpireFinished deletes, with their pods, the Jobs found by selector in
+// namespace that finished at least ttl ago. It is called only for a session
+// whose outcome is recorded in the catalog, so nothing is left to read from
+// them but their log, which ttl keeps for a while. Jobs still running are
+// left alone; wait is how long until the next finished one is due (0:
+// none). ttl <= 0 keeps every Job for as long as its session exists.
+//
+// Kubernetes' own ttlSecondsAfterFinished is not used for these Jobs: it
+// would also delete the Job of a session whose outcome the controller has
+// not recorded yet (a controller down for longer than ttl), and the session
+// would run its backup or restore again.
+func ExpireFinished(ctx context.Context, kube kubernetes.Interface, namespace string, selector labels.Set, ttl time.Duration, now time.Time) (wait time.Duration, err error) {
+	if ttl <= 0 {
+		return 0, nil
+	}
+	jobs, err := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+	if err != nil {
+		return 0, fmt.Errorf("list Jobs %s in %s: %w", selector, namespace, err)
+	}
+	var errs []error
+	for i := range jobs.Items {
+		job := &jobs.Items[i]
+		finished, ok := FinishedAt(job)
+		if !ok || job.DeletionTimestamp != nil {
+			continue
+		}
+		if left := finished.Add(ttl).Sub(now); left > 0 {
+			if wait == 0 || left < wait {
+				wait = left
+			}
+			continue
+		}
+		klog.FromContext(ctx).V(1).Info("Deleting a finished Job whose session's outcome is recorded", "job", klog.KObj(job), "finished", finished)
+		if err := deleteJob(ctx, kube, job); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return wait, errors.Join(errs...)
+}
+
+// FinishedAt is when job completed or failed; ok is false while it runs.
+func FinishedAt(job *batchv1.Job) (t time.Time, ok bool) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobFailed:
+			switch {
+			case !c.LastTransitionTime.IsZero():
+				return c.LastTransitionTime.Time, true
+			case job.Status.CompletionTime != nil:
+				return job.Status.CompletionTime.Time, true
+			default:
+				return job.CreationTimestamp.Time, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
