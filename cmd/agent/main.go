@@ -3,6 +3,7 @@
 //	agent trigger --namespace=demo --invoker-name=<bc> --invoker-kind=BackupConfiguration --session-name=<session>
 //	agent backup  --namespace=demo --backupsession=<bs> --enable-cache=true --scratch-dir=/kubestash-tmp --exclude= --paths=/kubestash-data
 //	agent forget  --namespace=demo --repository=<repo> --scratch-dir=/kubestash-tmp
+//	agent unlock  --namespace=demo --repository=<repo> --scratch-dir=/kubestash-tmp
 //	agent restore --namespace=demo --restoresession=<rs> --snapshot=<snapshot> --enable-cache=true --scratch-dir=/kubestash-tmp
 //
 // The arguments are upstream's (Functions pvc-backup and pvc-restore, the
@@ -104,7 +105,7 @@ func newRootCommand() *cobra.Command {
 		pf.AddGoFlag(klogFlags.Lookup(name))
 	}
 
-	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newTriggerCommand(g), newForgetCommand(g))
+	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newTriggerCommand(g), newForgetCommand(g), newUnlockCommand(g))
 	return root
 }
 
@@ -272,6 +273,36 @@ func newTriggerCommand(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.InvokerName, "invoker-name", "", "name of the BackupConfiguration")
 	f.StringVar(&o.InvokerKind, "invoker-kind", "BackupConfiguration", "kind of the invoker")
 	f.StringVar(&o.SessionName, "session-name", "", "session of the BackupConfiguration")
+	return cmd
+}
+
+func newUnlockCommand(g *globalFlags) *cobra.Command {
+	var o agent.UnlockOptions
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Remove the stale restic locks of a Repository, never a live one (kubectl kubestash unlock)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.agent()
+			if err != nil {
+				return err
+			}
+			summary, err := a.Unlock(cmd.Context(), o)
+			if summary != "" {
+				// The Job's log, and its pod's termination message: the
+				// controller puts it in the Repository's condition.
+				fmt.Println(summary)
+				if err == nil {
+					writeTerminationMessage(summary)
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Namespace, "namespace", podNamespace(), "namespace of the Repository")
+	f.StringVar(&o.Repository, "repository", "", "Repository whose restic repositories to unlock")
+	f.StringVar(&o.ScratchDir, "scratch-dir", agent.DefaultScratchDir, "folder for restic's temporary files")
 	return cmd
 }
 

@@ -459,3 +459,45 @@ restored-restore-1796658509: `+string(final)+` in 3s; dump `+string(final)+`
 		})
 	}
 }
+
+func TestUnlock(t *testing.T) {
+	token := time.Unix(1796658509, 0).UTC().Format(time.RFC3339Nano)
+	job := catalogv1alpha1.UnlockJobName("s3-repo", token)
+	repo := func(answered bool, status metav1.ConditionStatus, msg string) *catalogv1alpha1.Repository {
+		r := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "s3-repo", Namespace: "demo"}}
+		if answered {
+			// As the controller leaves it once its Job ended.
+			r.Annotations = map[string]string{catalogv1alpha1.AnnotationUnlocked: token}
+			r.Status.Conditions = []kmapi.Condition{{Type: catalogv1alpha1.TypeStaleLocksRemoved, Status: status, Message: msg}}
+		}
+		return r
+	}
+
+	c, f := fakeClients(repo(false, "", ""))
+	out, stderr, code := run(t, c, "unlock", "s3-repo", "--wait=false")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "repository.catalog.kubestash.com/s3-repo: unlock requested (Job "+job+")\n", out)
+	r, err := f.CatalogV1alpha1().Repositories("demo").Get(t.Context(), "s3-repo", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, token, r.Annotations[catalogv1alpha1.AnnotationUnlockRequest], "the request the controller answers")
+
+	c, _ = fakeClients(repo(true, metav1.ConditionTrue, "Job "+job+" completed: repository/v1/daily/dump: removed 1 stale lock(s), kept 0 lock(s) of a restic that may still run"))
+	out, stderr, code = run(t, c, "unlock", "s3-repo")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "repository.catalog.kubestash.com/s3-repo: unlock requested (Job "+job+")\n"+
+		"Job "+job+" completed:\n  repository/v1/daily/dump: removed 1 stale lock(s), kept 0 lock(s) of a restic that may still run\n", out)
+
+	c, _ = fakeClients(repo(true, metav1.ConditionFalse, "Job "+job+" failed: pod x container unlock: exit code 1: wrong password"))
+	_, stderr, code = run(t, c, "unlock", "s3-repo")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "wrong password")
+
+	c, _ = fakeClients(repo(false, "", ""))
+	_, stderr, code = run(t, c, "unlock", "s3-repo", "--timeout=50ms")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "timed out waiting for the unlock of Repository s3-repo (is the controller running?)")
+
+	_, stderr, code = run(t, c, "unlock", "nope")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `"nope" not found`)
+}

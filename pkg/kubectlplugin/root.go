@@ -116,7 +116,7 @@ listing needs get on snapshots/files, downloading get on snapshots/download.`,
 	root.AddCommand(
 		newLsCommand(o), newCatCommand(o), newDownloadCommand(o),
 		newTriggerCommand(o), newPauseCommand(o, true), newPauseCommand(o, false),
-		newRestoreCommand(o),
+		newRestoreCommand(o), newUnlockCommand(o),
 	)
 	return root
 }

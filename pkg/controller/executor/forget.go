@@ -41,6 +41,18 @@ type Forget struct {
 // namespace ns: their Secrets by secretKeyRef (or a grant for a shared
 // storage), the mounts of their local storages, and an emptyDir scratch.
 func (f Forget) PodSpec(ctx context.Context, ns string, repos []string) (corev1.PodSpec, error) {
+	return f.podSpec(ctx, "forget", ns, repos)
+}
+
+// UnlockPodSpec returns the pod that runs `agent unlock` on Repository
+// repo of namespace ns, with the same access as a forget pod.
+func (f Forget) UnlockPodSpec(ctx context.Context, ns, repo string) (corev1.PodSpec, error) {
+	return f.podSpec(ctx, "unlock", ns, []string{repo})
+}
+
+// podSpec is the pod of agent command (forget or unlock, which take the
+// same arguments) on repos of ns.
+func (f Forget) podSpec(ctx context.Context, command, ns string, repos []string) (corev1.PodSpec, error) {
 	if f.Image == "" {
 		return corev1.PodSpec{}, fmt.Errorf("the controller has no agent image (--agent-image)")
 	}
@@ -79,9 +91,9 @@ func (f Forget) PodSpec(ctx context.Context, ns string, repos []string) (corev1.
 		RestartPolicy:      corev1.RestartPolicyNever,
 		ServiceAccountName: f.ServiceAccount,
 		Containers: []corev1.Container{{
-			Name:  "forget",
+			Name:  command,
 			Image: f.Image,
-			Args: []string{"forget", "--namespace=" + ns, "--repository=" + strings.Join(repos, ","),
+			Args: []string{command, "--namespace=" + ns, "--repository=" + strings.Join(repos, ","),
 				"--scratch-dir=" + ForgetScratchDir},
 			VolumeMounts:             []corev1.VolumeMount{{Name: "kubestash-tmp-volume", MountPath: ForgetScratchDir}},
 			Env:                      env,
