@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
+	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/restic/restictest"
 	"kubestash.dev/kubestash/test/framework"
 )
@@ -276,6 +278,68 @@ func TestPlugin(t *testing.T) {
 				assert.False(t, ok, "%s is outside the include and must not be restored", p)
 			}
 		}
+	})
+
+	// unlock: a lock left by a killed restic whose hostname names a Job pod
+	// of the namespace that does not exist is removed; the lock of a restic
+	// that runs is kept.
+	t.Run("unlock", func(t *testing.T) {
+		m := env.MinIO
+		loc := restic.Location{Provider: restic.ProviderS3, Path: "plugin/repository/v1/" + failSession + "/dump",
+			S3: &restic.S3{Endpoint: m.Endpoint, Bucket: m.Bucket, Prefix: ns, Region: "us-east-1"}}
+		url, err := loc.URL()
+		require.NoError(t, err)
+		resticEnv := append(os.Environ(), "RESTIC_REPOSITORY="+url, "RESTIC_PASSWORD="+e.o.Password,
+			"AWS_ACCESS_KEY_ID="+m.AccessKey, "AWS_SECRET_ACCESS_KEY="+m.SecretKey, "AWS_DEFAULT_REGION=us-east-1")
+		// hold runs a restic backup of its stdin, which holds a lock until
+		// stdin closes; with a hostname, in a UTS namespace of its own, so
+		// that the lock names that host.
+		hold := func(hostname string) (*exec.Cmd, io.WriteCloser) {
+			args := []string{"backup", "--stdin", "--stdin-filename", "held", "--no-cache", "--host", "plugin-e2e"}
+			cmd := exec.CommandContext(ctx, filepath.Join(binDir, "restic"), args...)
+			if hostname != "" {
+				cmd = exec.CommandContext(ctx, "unshare", append([]string{"--uts", "sh", "-c", `hostname "$0" && exec "$@"`, hostname, filepath.Join(binDir, "restic")}, args...)...)
+			}
+			cmd.Env = resticEnv
+			in, err := cmd.StdinPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			return cmd, in
+		}
+		locks := func() int {
+			l, err := e.repo().Locks(ctx)
+			require.NoError(t, err)
+			return len(l)
+		}
+		require.Equal(t, 0, locks())
+		dead, _ := hold("pvc-backup-manual-99-bcdfg")
+		require.Eventually(t, func() bool { return locks() == 1 }, time.Minute, 500*time.Millisecond, "the first restic holds its lock")
+		require.NoError(t, dead.Process.Kill())
+		_ = dead.Wait()
+		live, liveIn := hold("")
+		t.Cleanup(func() {
+			_ = live.Process.Signal(os.Interrupt) // restic removes its lock
+			_ = liveIn.Close()
+			_ = live.Wait()
+		})
+		require.Eventually(t, func() bool { return locks() == 2 }, time.Minute, 500*time.Millisecond, "the second restic holds its lock")
+
+		stdout, stderr, code := plugin(wd, "unlock", failRepo)
+		t.Logf("kubectl kubestash unlock %s:\n%s%s", failRepo, stdout, stderr)
+		require.Equal(t, 0, code, stderr)
+		assert.Regexp(t, `^repository\.catalog\.kubestash\.com/s3-repo: unlock requested \(Job unlock-s3-repo-[0-9a-f]{10}\)\n`+
+			`Job unlock-s3-repo-[0-9a-f]{10} completed:\n`+
+			`  repository/v1/manual/dump: removed 1 stale lock\(s\), kept 1 lock\(s\) of a restic that may still run\n$`, stdout)
+		assert.Equal(t, 1, locks(), "the live restic's lock is kept")
+
+		// The same request is not run again; view may not ask.
+		jobs, err := env.KubeClient.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=kubestash-unlock"})
+		require.NoError(t, err)
+		assert.Len(t, jobs.Items, 1)
+		viewer := exec.CommandContext(ctx, bin, "--kubeconfig", env.Kubeconfig, "-n", ns, "--as", "viewer", "unlock", failRepo)
+		out, err := viewer.CombinedOutput()
+		assert.Error(t, err)
+		assert.Contains(t, string(out), "Error from server (Forbidden)", "a viewer cannot request an unlock")
 	})
 }
 
