@@ -105,16 +105,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	st := bs.Status.DeepCopy()
 	requeue := false
 	bc, session, err := r.invoker(ctx, bs)
+	fresh := false
+	if err == nil && conditions.Get(st.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil {
+		// Before anything is started: may this session run at all? (A
+		// status write lost after the start must not turn a running
+		// session into a Skipped one, hence started.)
+		started, serr := r.started(ctx, bs, session)
+		if serr != nil {
+			return serr
+		}
+		fresh = !started
+	}
 	switch {
 	case err != nil && !apierrors.IsNotFound(err) && !errors.Is(err, errNoSession):
 		return err
 	case err != nil:
 		r.skip(st, err.Error())
-	case conditions.Get(st.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil && !r.started(ctx, bs, session):
-		// Before anything is started: may this session run at all? (A
-		// status write lost after the start must not turn a running
-		// session into a Skipped one, hence started.)
-		if reason := r.skipReason(ctx, bs, bc); reason != "" {
+	case fresh:
+		reason, err := r.skipReason(ctx, bs, bc)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
 			r.skip(st, reason)
 			break
 		}
@@ -223,45 +235,58 @@ func (r *Reconciler) skip(st *catalogv1alpha1.BackupSessionStatus, reason string
 // skipReason says why a new session must not run: its configuration is
 // paused or not Ready, or another session of the same configuration and
 // session name is still running.
-func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
+func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (string, error) {
 	if bc.Spec.Paused {
-		return fmt.Sprintf("BackupConfiguration %s is paused", bc.Name)
+		return fmt.Sprintf("BackupConfiguration %s is paused", bc.Name), nil
 	}
 	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
 		why := fmt.Sprintf("BackupConfiguration %s is not Ready (%s)", bc.Name, bc.Status.Phase)
 		if c := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady); c != nil && c.Message != "" {
 			why += ": " + c.Message
 		}
-		return why
+		return why, nil
 	}
+	// Fails closed: without the list, nothing starts; the reconcile is
+	// retried.
 	others, err := r.sessions(ctx, bs.Namespace, bc.Name, bs.Spec.Session)
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("list the BackupSessions of %s/%s: %w", bs.Namespace, bc.Name, err)
 	}
 	for _, o := range others {
 		if o.Name == bs.Name || o.Status.Phase.IsTerminal() || conditions.Get(o.Status.Conditions, catalogv1alpha1.TypeSnapshotsEnsured) == nil {
 			continue
 		}
-		return fmt.Sprintf("BackupSession %s of the same session is still running", o.Name)
+		return fmt.Sprintf("BackupSession %s of the same session is still running", o.Name), nil
 	}
-	return ""
+	return "", nil
 }
 
 // started reports whether bs's Job or one of its Snapshots exists: the
-// session was started, whatever its stored status says.
-func (r *Reconciler) started(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session) bool {
-	if _, err := r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, ""), metav1.GetOptions{}); err == nil {
-		return true
+// session was started, whatever its stored status says. A failed lookup
+// is an error, not "not started".
+func (r *Reconciler) started(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session) (bool, error) {
+	job := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
+	_, err := r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, job, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("get Job %s/%s: %w", bs.Namespace, job, err)
 	}
 	if s == nil {
-		return false
+		return false, nil
 	}
 	for _, repo := range s.Repositories {
-		if _, err := r.Client.CatalogV1alpha1().Snapshots(bs.Namespace).Get(ctx, catalogv1alpha1.GenerateSnapshotName(repo.Name, bs.Name), metav1.GetOptions{}); err == nil {
-			return true
+		name := catalogv1alpha1.GenerateSnapshotName(repo.Name, bs.Name)
+		_, err := r.Client.CatalogV1alpha1().Snapshots(bs.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			return true, nil
+		case !apierrors.IsNotFound(err):
+			return false, fmt.Errorf("get Snapshot %s/%s: %w", bs.Namespace, name, err)
 		}
 	}
-	return false
+	return false, nil
 }
 
 // sessions lists the BackupSessions of one session of a configuration.
@@ -318,14 +343,20 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	}
 	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
 		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
-		_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+		// The Job goes before the session says it ended; a failed delete
+		// is retried with the whole reconcile.
+		if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
+			return false, err
+		}
 	}
 	if !ended {
 		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
 			ended, why = true, msg
 			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, msg))
 			r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
-			_ = r.Kube.BatchV1().Jobs(bs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+			if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
+				return false, err
+			}
 		}
 	}
 	st.Snapshots = nil

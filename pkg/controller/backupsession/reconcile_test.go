@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -266,6 +267,24 @@ func TestSkipped(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, jobs.Items, "a skipped session starts nothing")
 	})
+	// The guard against two sessions at once fails closed: a lookup that
+	// fails starts nothing and decides nothing; the reconcile is retried.
+	for _, tc := range []struct{ verb, resource string }{{"list", "backupsessions"}, {"get", "snapshots"}} {
+		t.Run(tc.verb+" "+tc.resource+" fails", func(t *testing.T) {
+			e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
+			e.ks.PrependReactor(tc.verb, tc.resource, func(clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewServiceUnavailable("catalog server restarting")
+			})
+			err := e.r.Reconcile(ctx, "demo", "bc-daily-2")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "catalog server restarting")
+			bs := e.get(t, "bc-daily-2")
+			assert.Empty(t, bs.Status.Phase, "nothing decided")
+			jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			assert.Empty(t, jobs.Items, "nothing started")
+		})
+	}
 }
 
 func TestULID(t *testing.T) {

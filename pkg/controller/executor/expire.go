@@ -47,7 +47,7 @@ func ExpireFinished(ctx context.Context, kube kubernetes.Interface, namespace st
 			continue
 		}
 		klog.FromContext(ctx).V(1).Info("Deleting a finished Job whose session's outcome is recorded", "job", klog.KObj(job), "finished", finished)
-		if err := deleteJob(ctx, kube, job); err != nil {
+		if err := DeleteJob(ctx, kube, job); err != nil {
 			errs = append(errs, err)
 		}
 	}

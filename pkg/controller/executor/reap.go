@@ -56,7 +56,7 @@ func ForSession(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job
 	}
 	if job.DeletionTimestamp == nil {
 		klog.FromContext(ctx).V(1).Info("Deleting the Job of an earlier session of this name", "job", klog.KObj(job))
-		if err := deleteJob(ctx, kube, job); err != nil {
+		if err := DeleteJob(ctx, kube, job); err != nil {
 			return nil, err
 		}
 	}
@@ -92,7 +92,7 @@ func Reap(ctx context.Context, kube kubernetes.Interface, client versioned.Inter
 			}
 		}
 		klog.FromContext(ctx).V(1).Info("Deleting the Job of a deleted session", "job", klog.KObj(job))
-		if err := deleteJob(ctx, kube, job); err != nil {
+		if err := DeleteJob(ctx, kube, job); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -119,9 +119,10 @@ func splitRef(ref string) (ns, name string, ok bool) {
 	return ns, name, ok && ns != "" && name != ""
 }
 
-// deleteJob deletes job and, in the background, its pods; the UID
-// precondition keeps a Job of the same name made meanwhile.
-func deleteJob(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) error {
+// DeleteJob deletes job and, in the background, its pods; the UID
+// precondition keeps a Job of the same name made meanwhile. A Job already
+// gone, or replaced, is no error.
+func DeleteJob(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) error {
 	err := kube.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
 		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
 		Preconditions:     &metav1.Preconditions{UID: &job.UID},
@@ -146,7 +147,7 @@ func ReleaseClaim(ctx context.Context, kube kubernetes.Interface, jobs []*batchv
 			continue
 		}
 		klog.FromContext(ctx).V(1).Info("Deleting a finished Job whose pod keeps a deleted claim", "job", klog.KObj(job), "claim", claim)
-		if err := deleteJob(ctx, kube, job); err != nil {
+		if err := DeleteJob(ctx, kube, job); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -204,13 +204,19 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 	}
 	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
 		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
-		_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+		// The Job goes before the session says it ended; a failed delete
+		// is retried with the whole reconcile.
+		if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
+			return false, err
+		}
 	}
 	if !ended && !done {
 		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
 			ended, why = true, msg
 			r.Recorder.Eventf(rs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
-			_ = r.Kube.BatchV1().Jobs(rs.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+			if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
+				return false, err
+			}
 		}
 	}
 	if ended && !done {
