@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&o.CatalogServerAccount, "catalog-server-account", executor.DefaultCatalogServerAccount,
 		"ServiceAccount (namespace/name) the catalog server runs as: it is granted get on each BackupStorage's Secret, by name; empty: no grants")
 	localDirs := flag.String("local-backend-dirs", "", "comma-separated host directories under which local BackupStorages may be (hostPath, or where their volume is mounted into this controller); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says")
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "host:port serving /metrics (Prometheus), /healthz and /readyz, e.g. :8080; empty: not served")
 	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *printVersion {

@@ -346,13 +346,19 @@ func TestChartFullValues(t *testing.T) {
 	mustFind(t, objs, "PodDisruptionBudget", "ks-apiserver")
 	assert.Equal(t, "registry-credentials", apiserver.Spec.Template.Spec.ImagePullSecrets[0].Name)
 
-	cargs := controller.Spec.Template.Spec.Containers[0].Args
+	cc := controller.Spec.Template.Spec.Containers[0]
+	require.NotNil(t, cc.ReadinessProbe, "the controller has a readiness probe")
+	require.NotNil(t, cc.LivenessProbe, "the controller has a liveness probe")
+	assert.Equal(t, "/readyz", cc.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, "/healthz", cc.LivenessProbe.HTTPGet.Path)
+	assert.Equal(t, int32(9090), cc.Ports[0].ContainerPort)
+	cargs := cc.Args
 	for _, a := range []string{
 		"--catalog-server-account=" + chartNamespace + "/catalog-server",
 		"--agent-image=registry.example.com:5000/mirror/kubestash-agent:v0.1.0-rc.1",
 		"--local-backend-dirs=/srv/backups,/mnt/nfs/kubestash",
 		"--leader-elect=true", "--resync=1m", "--workers=4", "--pod-pending-timeout=20m",
-		"--wipeout-delay=1m", "--finished-job-ttl=2h", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4", "--vmodule=loop=5",
+		"--wipeout-delay=1m", "--finished-job-ttl=2h", "--metrics-bind-address=:9090", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4", "--vmodule=loop=5",
 	} {
 		assert.Contains(t, cargs, a)
 	}

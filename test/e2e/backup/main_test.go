@@ -145,7 +145,7 @@ func controllerProcess(cp *framework.ControlPlane, extra ...string) *framework.P
 
 // restartController runs the controller with extra flags until t ends,
 // then with its usual ones again.
-func restartController(t *testing.T, extra ...string) {
+func restartController(t testing.TB, extra ...string) {
 	t.Helper()
 	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "controller" })
 	require.GreaterOrEqual(t, i, 0, "the controller runs")
