@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
@@ -100,20 +101,30 @@ the change is printed as "spec.paused: OLD -> NEW".`,
 			}
 			ctx := cmd.Context()
 			bcs := c.Client.CoreV1alpha1().BackupConfigurations(c.Namespace)
-			bc, err := bcs.Get(ctx, args[0], metav1.GetOptions{})
+			var bc, out *corev1alpha1.BackupConfiguration
+			// The resourceVersion makes the patch fail on a concurrent
+			// change (the controller writes the status often), so that
+			// what is printed is what changed: read again and retry.
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				var err error
+				if bc, err = bcs.Get(ctx, args[0], metav1.GetOptions{}); err != nil {
+					return err
+				}
+				if bc.Spec.Paused == pause {
+					out = nil
+					return nil
+				}
+				patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"spec":{"paused":%t}}`, bc.ResourceVersion, pause)
+				out, err = bcs.Patch(ctx, bc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fieldManager})
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			ref := "backupconfiguration.core.kubestash.com/" + bc.Name
-			if bc.Spec.Paused == pause {
+			if out == nil {
 				fmt.Fprintf(o.Out, "%s unchanged (spec.paused: %t)\n", ref, pause)
 				return nil
-			}
-			// The resourceVersion makes the patch fail on a concurrent change.
-			patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"spec":{"paused":%t}}`, bc.ResourceVersion, pause)
-			out, err := bcs.Patch(ctx, bc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fieldManager})
-			if err != nil {
-				return err
 			}
 			fmt.Fprintf(o.Out, "%s %sd (spec.paused: %t -> %t)\n", ref, verb, bc.Spec.Paused, out.Spec.Paused)
 			return nil

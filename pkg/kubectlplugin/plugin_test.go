@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -377,6 +380,21 @@ func TestPauseResume(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Equal(t, "backupconfiguration.core.kubestash.com/pvc-backup resumed (spec.paused: true -> false)\n", out)
 	assert.False(t, paused())
+
+	// The controller wrote the status meanwhile: read again and retry.
+	conflicts := 1
+	f.PrependReactor("patch", "backupconfigurations", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "core.kubestash.com", Resource: "backupconfigurations"}, "pvc-backup", errors.New("the object has been modified"))
+	})
+	out, stderr, code = run(t, c, "pause", "pvc-backup")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "backupconfiguration.core.kubestash.com/pvc-backup paused (spec.paused: false -> true)\n", out)
+	assert.True(t, paused())
+	assert.Equal(t, 0, conflicts)
 }
 
 func restoreObjects() []runtime.Object {
