@@ -32,6 +32,7 @@ import (
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
@@ -64,6 +65,16 @@ type Reconciler struct {
 	CatalogServerAccount string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 func (r *Reconciler) now() time.Time {
@@ -76,7 +87,7 @@ func (r *Reconciler) now() time.Time {
 // Reconcile brings the world in line with the BackupConfiguration
 // namespace/name, from what it observes now. It is idempotent.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bc, err := r.Client.CoreV1alpha1().BackupConfigurations(namespace).Get(ctx, name, metav1.GetOptions{})
+	bc, err := r.reads().BackupConfigurations.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// CronJobs go with it through their owner reference; Repositories
 		// and backups stay (they outlive their configuration).
@@ -274,7 +285,7 @@ type problems struct {
 func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) problems {
 	var p problems
 	ns := bc.Namespace
-	nsObj, err := r.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	nsObj, err := r.reads().Namespaces.Get(ctx, "", ns)
 	if err != nil {
 		nsObj = nil
 	}
@@ -287,7 +298,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		p.invalid = append(p.invalid, fmt.Sprintf("spec.target.namespace: %q is not the configuration's namespace %q: a BackupConfiguration backs up only PersistentVolumeClaims of its own namespace", t.Namespace, ns))
 	} else if t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" {
 		tns := ns
-		pvc, err := r.Kube.CoreV1().PersistentVolumeClaims(tns).Get(ctx, t.Name, metav1.GetOptions{})
+		pvc, err := r.reads().Claims.Get(ctx, tns, t.Name)
 		found = err == nil
 		switch {
 		case apierrors.IsNotFound(err):
@@ -317,7 +328,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		} else {
 			ref := withNamespace(*b.StorageRef, ns)
 			st.Storage = &corev1alpha1.StorageStatus{Ref: ref}
-			bs, err := r.Client.StorageV1alpha1().BackupStorages(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			bs, err := r.reads().BackupStorages.Get(ctx, ref.Namespace, ref.Name)
 			var refused error
 			if err == nil {
 				refused = bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj)
@@ -342,7 +353,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		} else {
 			ref := withNamespace(*b.RetentionPolicy, ns)
 			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Ref: ref, Found: ptr.To(false)}
-			rp, err := r.Client.StorageV1alpha1().RetentionPolicies(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			rp, err := r.reads().RetentionPolicies.Get(ctx, ref.Namespace, ref.Name)
 			var refused error
 			if err == nil {
 				refused = rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj)
@@ -404,7 +415,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		a, ok := addons[s.Addon.Name]
 		if !ok {
 			var err error
-			a, err = r.Client.AddonsV1alpha1().Addons().Get(ctx, s.Addon.Name, metav1.GetOptions{})
+			a, err = r.reads().Addons.Get(ctx, "", s.Addon.Name)
 			if err != nil {
 				a = nil
 			}
@@ -530,7 +541,7 @@ func (r *Reconciler) ensureRepositories(ctx context.Context, bc *corev1alpha1.Ba
 					DeletionPolicy:   repositoryDeletionPolicy(info.DeletionPolicy),
 				},
 			}
-			cur, err := repos.Get(ctx, info.Name, metav1.GetOptions{})
+			cur, err := r.reads().Repositories.Get(ctx, bc.Namespace, info.Name)
 			switch {
 			case apierrors.IsNotFound(err):
 				cur, err = repos.Create(ctx, want, metav1.CreateOptions{})
@@ -611,7 +622,7 @@ func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.Back
 func (r *Reconciler) ensureCronJob(ctx context.Context, bc *corev1alpha1.BackupConfiguration, s corev1alpha1.Session) error {
 	want := r.cronJob(bc, s)
 	cjs := r.Kube.BatchV1().CronJobs(bc.Namespace)
-	cur, err := cjs.Get(ctx, want.Name, metav1.GetOptions{})
+	cur, err := r.reads().CronJobs.Get(ctx, bc.Namespace, want.Name)
 	if apierrors.IsNotFound(err) {
 		if _, err := cjs.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create CronJob %s: %w", want.Name, err)

@@ -105,7 +105,7 @@ func (r *Reconciler) forget(ctx context.Context, bs *catalogv1alpha1.BackupSessi
 		}
 	}
 	name := retentionJobName(bs.Name)
-	job, err := r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, name, metav1.GetOptions{})
+	job, err := r.reads().Jobs.Get(ctx, bs.Namespace, name)
 	if apierrors.IsNotFound(err) {
 		job, err = r.createRetentionJob(ctx, bs, bc, s, pending)
 		if err != nil {

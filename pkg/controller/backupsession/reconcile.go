@@ -34,6 +34,7 @@ import (
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/retention"
@@ -62,6 +63,8 @@ type Reconciler struct {
 	// FinishedJobTTL is how long the Jobs of a finished session are kept
 	// (for their log) after they ended; 0 keeps them while the session is.
 	FinishedJobTTL time.Duration
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
 	// OpenBackend opens a BackupStorage's backend from this process, to
 	// look for forget marks; nil means its Secret and storages.Build.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
@@ -79,7 +82,7 @@ func (r *Reconciler) now() time.Time {
 // Reconcile derives the BackupSession's state from what exists now: its
 // configuration, its Snapshots and its Job.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bs, err := r.Client.CatalogV1alpha1().BackupSessions(namespace).Get(ctx, name, metav1.GetOptions{})
+	bs, err := r.reads().BackupSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its backup and retention Jobs, and their pods, go too.
 		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, sessionJobs(namespace, name))
@@ -96,7 +99,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	}
 	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil && !retryDue(bs) {
 		// Its outcome is recorded: its Jobs are kept only for their log.
-		wait, err := executor.ExpireFinished(ctx, r.Kube, namespace, sessionJobs(namespace, name), r.FinishedJobTTL, r.now())
+		if r.FinishedJobTTL <= 0 {
+			return nil
+		}
+		jobs, err := r.reads().ListJobs(ctx, namespace, labels.SelectorFromSet(sessionJobs(namespace, name)))
+		if err != nil {
+			return fmt.Errorf("list the Jobs of BackupSession %s/%s: %w", namespace, name, err)
+		}
+		wait, err := executor.ExpireFinished(ctx, r.Kube, jobs, r.FinishedJobTTL, r.now())
 		if err == nil && wait > 0 {
 			return loop.RequeueAfter(wait)
 		}
@@ -166,6 +176,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 }
 
 var errNoSession = errors.New("no such session")
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
+}
 
 // sessionJobs selects the backup and retention Jobs of session ns/name.
 func sessionJobs(ns, name string) labels.Set {
@@ -266,7 +284,7 @@ func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupS
 // is an error, not "not started".
 func (r *Reconciler) started(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session) (bool, error) {
 	job := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
-	_, err := r.Kube.BatchV1().Jobs(bs.Namespace).Get(ctx, job, metav1.GetOptions{})
+	_, err := r.reads().Jobs.Get(ctx, bs.Namespace, job)
 	switch {
 	case err == nil:
 		return true, nil
@@ -635,9 +653,8 @@ func summarize(s *catalogv1alpha1.Snapshot) (*bool, string) {
 // ensureJob creates the backup Job from the session's Addon task and its
 // Function, run as the namespace's backup ServiceAccount.
 func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) (*batchv1.Job, error) {
-	jobs := r.Kube.BatchV1().Jobs(bs.Namespace)
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
-	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
+	if job, err := r.reads().Jobs.Get(ctx, bs.Namespace, name); err == nil {
 		return executor.ForSession(ctx, r.Kube, job, bs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
@@ -44,6 +45,16 @@ type Reconciler struct {
 	CatalogServerAccount string
 	// Recorder, if set, gets the Events of wipe-outs.
 	Recorder record.EventRecorder
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
@@ -52,7 +63,7 @@ type Reconciler struct {
 // Jobs of other namespaces were granted of it (executor.GrantStorage) and
 // its usagePolicy no longer allows.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bs, err := r.Client.StorageV1alpha1().BackupStorages(namespace).Get(ctx, name, metav1.GetOptions{})
+	bs, err := r.reads().BackupStorages.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		return executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, nil)
 	}
@@ -173,14 +184,14 @@ func reason(err error) string {
 
 // repositories lists, from the catalog, the Repositories kept in bs.
 func (r *Reconciler) repositories(ctx context.Context, bs *storagev1alpha1.BackupStorage, st *storagev1alpha1.BackupStorageStatus) error {
-	list, err := r.Client.CatalogV1alpha1().Repositories(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	list, err := r.reads().ListRepositories(ctx)
 	if err != nil {
 		return err
 	}
 	var total uint64
 	known := false
 	st.Repositories = nil
-	for _, repo := range list.Items {
+	for _, repo := range list {
 		ns := repo.Spec.StorageRef.Namespace
 		if ns == "" {
 			ns = repo.Namespace

@@ -3,19 +3,16 @@ package executor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 )
 
-// ExpireFinished deletes, with their pods, the Jobs found by selector in
-// namespace that finished at least ttl ago. It is called only for a session
+// ExpireFinished deletes, with their pods, those of jobs (a session's)
+// that finished at least ttl ago. It is called only for a session
 // whose outcome is recorded in the catalog, so nothing is left to read from
 // them but their log, which ttl keeps for a while. Jobs still running are
 // left alone; wait is how long until the next finished one is due (0:
@@ -25,17 +22,12 @@ import (
 // would also delete the Job of a session whose outcome the controller has
 // not recorded yet (a controller down for longer than ttl), and the session
 // would run its backup or restore again.
-func ExpireFinished(ctx context.Context, kube kubernetes.Interface, namespace string, selector labels.Set, ttl time.Duration, now time.Time) (wait time.Duration, err error) {
+func ExpireFinished(ctx context.Context, kube kubernetes.Interface, jobs []*batchv1.Job, ttl time.Duration, now time.Time) (wait time.Duration, err error) {
 	if ttl <= 0 {
 		return 0, nil
 	}
-	jobs, err := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
-	if err != nil {
-		return 0, fmt.Errorf("list Jobs %s in %s: %w", selector, namespace, err)
-	}
 	var errs []error
-	for i := range jobs.Items {
-		job := &jobs.Items[i]
+	for _, job := range jobs {
 		finished, ok := FinishedAt(job)
 		if !ok || job.DeletionTimestamp != nil {
 			continue

@@ -69,10 +69,16 @@ func TestExpireFinished(t *testing.T) {
 				_, err := kube.BatchV1().Jobs("demo").Create(ctx, j, metav1.CreateOptions{})
 				require.NoError(t, err)
 			}
-			wait, err := ExpireFinished(ctx, kube, "demo", labels.Set(session), tc.ttl, now)
+			l, err := kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{LabelSelector: labels.Set(session).String()})
+			require.NoError(t, err)
+			var jobs []*batchv1.Job
+			for i := range l.Items {
+				jobs = append(jobs, &l.Items[i])
+			}
+			wait, err := ExpireFinished(ctx, kube, jobs, tc.ttl, now)
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantWait, wait)
-			l, err := kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
+			l, err = kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			var left []string
 			for _, j := range l.Items {

@@ -33,6 +33,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
 	"kubestash.dev/kubestash/pkg/controller/backupstorage"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/metrics"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
@@ -214,15 +215,71 @@ type runner struct {
 func build(o Options, kube kubernetes.Interface, client versioned.Interface, recorder record.EventRecorder) (*controllers, error) {
 	c := &controllers{}
 	factory := informers.NewSharedInformerFactory(client, o.Resync)
+	// Our Jobs and CronJobs, by the label every one of them has.
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
+	}))
+	// Namespaces and PersistentVolumeClaims.
+	claimFactory := kubeinformers.NewSharedInformerFactory(kube, o.Resync)
+	// The reconcilers read from these caches, not from the API.
+	reads := lookup.CachedReads(lookup.Informers{Catalog: factory, Ours: kubeFactory, Cluster: claimFactory}, lookup.LiveReads(kube, client))
 	bcInformer := factory.Core().V1alpha1().BackupConfigurations()
 	builder := storages.Builder{LocalDirs: o.LocalBackendDirs}
 	openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 		return builder.Open(ctx, kube, bs)
 	}
-	bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount}
+	bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount, Reads: reads}
 	bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
 	if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch BackupConfigurations: %w", err)
+	}
+	// A trigger CronJob changed or deleted by someone else, or a target
+	// claim that comes or goes: its configuration now, not at the next
+	// resync.
+	byOwner := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if cj, ok := obj.(*batchv1.CronJob); ok {
+			if ref := metav1.GetControllerOf(cj); ref != nil && ref.Kind == "BackupConfiguration" {
+				bcLoop.Add(cj.Namespace + "/" + ref.Name)
+			}
+		}
+	}
+	if _, err := kubeFactory.Batch().V1().CronJobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, o any) { byOwner(o) }, DeleteFunc: byOwner,
+	}); err != nil {
+		return nil, fmt.Errorf("watch CronJobs: %w", err)
+	}
+	byTarget := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+		if !ok {
+			return
+		}
+		bcs, err := bcInformer.Lister().BackupConfigurations(pvc.Namespace).List(labels.Everything())
+		if err != nil {
+			return
+		}
+		for _, bc := range bcs {
+			if t := bc.Spec.Target; t != nil && t.Kind == "PersistentVolumeClaim" && t.Name == pvc.Name {
+				bcLoop.Add(bc.Namespace + "/" + bc.Name)
+			}
+		}
+	}
+	if _, err := claimFactory.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: byTarget, DeleteFunc: byTarget,
+		UpdateFunc: func(old, cur any) {
+			if o, ok := old.(*corev1.PersistentVolumeClaim); ok && o.DeletionTimestamp == nil {
+				if c, ok := cur.(*corev1.PersistentVolumeClaim); ok && c.DeletionTimestamp != nil {
+					byTarget(cur)
+				}
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watch PersistentVolumeClaims: %w", err)
 	}
 	// A storage, policy or addon that changes can change every
 	// configuration that refers to it.
@@ -243,7 +300,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 
 	// BackupStorages: check and initialize each; the resync refreshes
 	// the repository list.
-	bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount, Recorder: recorder}
+	bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount, Recorder: recorder, Reads: reads}
 	stoLoop := loop.New("backupstorage", bsto.Reconcile)
 	if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch BackupStorages: %w", err)
@@ -251,7 +308,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 
 	// BackupSessions: their own changes, their Snapshots' (the agent
 	// reports there) and their Jobs'.
-	bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL,
+	bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, Reads: reads,
 		OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
 	bsLoop := loop.New("backupsession", bsr.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
@@ -290,7 +347,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	if wipeOutDelay == 0 {
 		wipeOutDelay = 30 * time.Second
 	}
-	wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent,
+	wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent, Reads: reads,
 		OpenBackend: openBackend, MinAge: wipeOutDelay,
 		Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
 			LocalDirs: o.LocalBackendDirs}}
@@ -318,23 +375,20 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	}
 	// Repositories deleted with deletionPolicy WipeOut: their data,
 	// then their finalizer.
-	rwr := &wipeout.RepositoryReconciler{Kube: kube, Client: client, Recorder: recorder, OpenBackend: openBackend}
+	rwr := &wipeout.RepositoryReconciler{Kube: kube, Client: client, Recorder: recorder, OpenBackend: openBackend, Reads: reads}
 	rwLoop := loop.New("repositorywipeout", rwr.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(rwLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch Repositories: %w", err)
 	}
 	// Requests to remove stale restic locks (kubectl kubestash unlock).
-	ur := &unlock.Reconciler{Kube: kube, Client: client, Recorder: recorder,
+	ur := &unlock.Reconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads,
 		Pods: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
 			LocalDirs: o.LocalBackendDirs}}
 	unlockLoop := loop.New("unlock", ur.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(unlockLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch Repositories: %w", err)
 	}
-	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-		lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
-	}))
-	rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs}
+	rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs, Reads: reads}
 	rsLoop := loop.New("restoresession", rsr.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch RestoreSessions: %w", err)
@@ -359,7 +413,6 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 
 	// A claim being deleted waits for every pod that mounts it, finished
 	// ones too: the finished Jobs of ours that mount it go.
-	claimFactory := kubeinformers.NewSharedInformerFactory(kube, o.Resync)
 	claims := claimFactory.Core().V1().PersistentVolumeClaims()
 	jobLister := kubeFactory.Batch().V1().Jobs().Lister()
 	claimLoop := loop.New("claims", func(ctx context.Context, namespace, name string) error {

@@ -33,6 +33,7 @@ import (
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/sharing"
@@ -57,6 +58,8 @@ type Reconciler struct {
 	// FinishedJobTTL is how long the Job of a finished restore is kept
 	// (for its log) after it ended; 0 keeps it while the session is.
 	FinishedJobTTL time.Duration
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy
 }
@@ -70,7 +73,7 @@ func (r *Reconciler) now() time.Time {
 
 // Reconcile derives the restore's state from its Snapshot, target and Job.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	rs, err := r.Client.CatalogV1alpha1().RestoreSessions(namespace).Get(ctx, name, metav1.GetOptions{})
+	rs, err := r.reads().RestoreSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its Job and pods go too.
 		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, jobSelector(namespace, name))
@@ -87,7 +90,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	}
 	if rs.Status.Phase.IsTerminal() && len(rs.Status.PausedBackups) == 0 {
 		// Its outcome is recorded: its Job is kept only for its log.
-		wait, err := executor.ExpireFinished(ctx, r.Kube, namespace, jobSelector(namespace, name), r.FinishedJobTTL, r.now())
+		if r.FinishedJobTTL <= 0 {
+			return nil
+		}
+		jobs, err := r.reads().ListJobs(ctx, namespace, labels.SelectorFromSet(jobSelector(namespace, name)))
+		if err != nil {
+			return fmt.Errorf("list the Jobs of RestoreSession %s/%s: %w", namespace, name, err)
+		}
+		wait, err := executor.ExpireFinished(ctx, r.Kube, jobs, r.FinishedJobTTL, r.now())
 		if err == nil && wait > 0 {
 			return loop.RequeueAfter(wait)
 		}
@@ -124,6 +134,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return loop.ErrRequeue
 	}
 	return nil
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 func (r *Reconciler) invalid(st *catalogv1alpha1.RestoreSessionStatus, msg string) {
@@ -437,9 +455,8 @@ func Resume(ctx context.Context, client versioned.Interface, bc *corev1alpha1.Ba
 }
 
 func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot, target kmapi.TypedObjectReference) (*batchv1.Job, error) {
-	jobs := r.Kube.BatchV1().Jobs(rs.Namespace)
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", rs.Name, "")
-	if job, err := jobs.Get(ctx, name, metav1.GetOptions{}); err == nil {
+	if job, err := r.reads().Jobs.Get(ctx, rs.Namespace, name); err == nil {
 		return executor.ForSession(ctx, r.Kube, job, rs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
@@ -538,7 +555,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(rs.Spec.RestoreTimeout.Seconds()))
 	}
 	executor.Stamp(job, rs.UID, snap.Namespace, snap.Spec.Repository)
-	created, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+	created, err := r.Kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create Job %s: %w", name, err)
 	}

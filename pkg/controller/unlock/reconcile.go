@@ -27,6 +27,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -50,11 +51,21 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// Pods builds the Jobs' pods (the access of a forget pod).
 	Pods executor.Forget
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile handles Repository ns/name.
 func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
-	repo, err := r.Client.CatalogV1alpha1().Repositories(ns).Get(ctx, name, metav1.GetOptions{})
+	repo, err := r.reads().Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -67,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	}
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KObj(repo))
 	jobName := catalogv1alpha1.UnlockJobName(name, token)
-	job, err := r.Kube.BatchV1().Jobs(ns).Get(ctx, jobName, metav1.GetOptions{})
+	job, err := r.reads().Jobs.Get(ctx, ns, jobName)
 	if apierrors.IsNotFound(err) {
 		if job, err = r.createJob(ctx, repo, jobName); err != nil {
 			r.finish(ctx, repo, token, conditions.False(catalogv1alpha1.TypeStaleLocksRemoved, catalogv1alpha1.ReasonUnlockFailed, fmt.Sprintf("cannot run the unlock Job: %v", err)))

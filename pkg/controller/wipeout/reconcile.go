@@ -28,6 +28,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
@@ -65,6 +66,16 @@ type Reconciler struct {
 	MinAge time.Duration
 	// Clock is the controller's clock; nil means the real one.
 	Clock clock.PassiveClock
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *Reconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile starts a clean-up Job for the forget marks of Repository
@@ -73,20 +84,20 @@ type Reconciler struct {
 // name derives from the marks, so the same marks never get two Jobs.
 func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KRef(ns, name))
-	repo, err := r.Client.CatalogV1alpha1().Repositories(ns).Get(ctx, name, metav1.GetOptions{})
+	repo, err := r.reads().Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("get Repository %s/%s: %w", ns, name, err)
 	}
-	jobs, err := r.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}.String()})
+	jobs, err := r.reads().ListJobs(ctx, ns, labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}))
 	if err != nil {
 		return fmt.Errorf("list Jobs of %s: %w", ns, err)
 	}
-	for _, j := range jobs.Items {
+	for _, j := range jobs {
 		c := j.Labels[storagev1alpha1.LabelComponent]
-		if ended, _ := executor.Ended(&j, "forget"); (c == r.RetentionComponent || c == JobComponent) && !ended {
+		if ended, _ := executor.Ended(j, "forget"); (c == r.RetentionComponent || c == JobComponent) && !ended {
 			logger.V(2).Info("A forget Job runs; looking again later", "job", j.Name)
 			return loop.ErrRequeue
 		}

@@ -17,6 +17,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/storages"
@@ -43,12 +44,22 @@ type RepositoryReconciler struct {
 	// OpenBackend opens a BackupStorage's backend from this process;
 	// nil means storages.Open.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
+	// Reads come from the controller's informers; nil: from the API.
+	Reads *lookup.Reads
+}
+
+// reads are r.Reads, or reads from the API.
+func (r *RepositoryReconciler) reads() *lookup.Reads {
+	if r.Reads != nil {
+		return r.Reads
+	}
+	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile handles Repository ns/name.
 func (r *RepositoryReconciler) Reconcile(ctx context.Context, ns, name string) error {
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KRef(ns, name))
-	repo, err := r.Client.CatalogV1alpha1().Repositories(ns).Get(ctx, name, metav1.GetOptions{})
+	repo, err := r.reads().Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

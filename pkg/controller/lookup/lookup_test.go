@@ -1,0 +1,64 @@
+package lookup
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+)
+
+// TestCached: a cached object costs no request; one the cache lacks is
+// asked for once; a cache error is not hidden by a live read.
+func TestCached(t *testing.T) {
+	ctx := context.Background()
+	kube := kubefake.NewClientset(
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "cached"}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "new"}},
+	)
+	indexer := informers.NewSharedInformerFactory(kube, 0).Batch().V1().Jobs()
+	require.NoError(t, indexer.Informer().GetIndexer().Add(&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "cached"}}))
+	live := Live(func(ns string) Client[*batchv1.Job] { return kube.BatchV1().Jobs(ns) })
+	g := Cached(func(ns, name string) (*batchv1.Job, error) { return indexer.Lister().Jobs(ns).Get(name) }, live)
+
+	gets := func() int {
+		n := 0
+		for _, a := range kube.Actions() {
+			if a.GetVerb() == "get" {
+				n++
+			}
+		}
+		return n
+	}
+	j, err := g.Get(ctx, "demo", "cached")
+	require.NoError(t, err)
+	assert.Equal(t, "cached", j.Name)
+	assert.Equal(t, 0, gets(), "from the cache")
+
+	j, err = g.Get(ctx, "demo", "new")
+	require.NoError(t, err)
+	assert.Equal(t, "new", j.Name, "not cached yet: asked live")
+	assert.Equal(t, 1, gets())
+
+	_, err = g.Get(ctx, "demo", "gone")
+	assert.True(t, apierrors.IsNotFound(err), "confirmed gone: %v", err)
+
+	kube.PrependReactor("get", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("down")
+	})
+	_, err = g.Get(ctx, "demo", "other")
+	assert.True(t, apierrors.IsServiceUnavailable(err), "a live failure is an error, not not-found: %v", err)
+
+	failing := Cached(func(string, string) (*batchv1.Job, error) {
+		return nil, apierrors.NewInternalError(assert.AnError)
+	}, live)
+	_, err = failing.Get(ctx, "demo", "cached")
+	assert.True(t, apierrors.IsInternalError(err))
+}
