@@ -16,7 +16,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // ForgetOptions are the arguments of `agent forget` (the retention Job).
@@ -195,14 +195,14 @@ func (a *Agent) backendOf(ctx context.Context, repo *catalogv1alpha1.Repository)
 		return backend.NewLocal(a.onDisk(bs.Spec.Storage.Local.MountPath))
 	}
 	var secret *corev1.Secret
-	if sn := storages.SecretName(bs); sn != "" {
+	if sn := storagebackend.SecretName(bs); sn != "" {
 		data, err := a.secretData(ctx, "storage secret", repo.Name, bs.Namespace, sn, []string{KeyAccessKeyID, KeySecretAccessKey}, []string{KeyCACertData})
 		if err != nil {
 			return nil, err
 		}
 		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: bs.Namespace, Name: sn}, Data: data}
 	}
-	b, err := storages.Build(bs, secret)
+	b, err := storagebackend.Build(bs, secret)
 	if err != nil {
 		return nil, fmt.Errorf("BackupStorage %s/%s: %w", bs.Namespace, bs.Name, err)
 	}

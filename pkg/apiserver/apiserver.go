@@ -37,7 +37,8 @@ import (
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
 	"kubestash.dev/kubestash/pkg/restic"
 	store "kubestash.dev/kubestash/pkg/storage/catalog"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
+	"kubestash.dev/kubestash/pkg/storagetracker"
 )
 
 // ComponentName names the server in logs, metadata.yaml and the API.
@@ -110,7 +111,7 @@ type Config struct {
 type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 	Catalog          *registry.Catalog
-	Storages         *storages.Manager
+	Storages         *storagetracker.Manager
 }
 
 type completedConfig struct {
@@ -168,12 +169,12 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 	bcSynced := bcInformer.Informer().HasSynced
 	bcLister := bcInformer.Lister()
 
-	manager, err := storages.New(storages.Options{
+	manager, err := storagetracker.New(storagetracker.Options{
 		Client:         kubeClient,
 		BackupStorages: ksInformers.Storage().V1alpha1().BackupStorages(),
 		Namespaces:     nsInformer,
 		Logger:         logger,
-		Build:          storages.Builder{LocalDirs: c.ExtraConfig.LocalBackendDirs}.Build,
+		Build:          storagebackend.Builder{LocalDirs: c.ExtraConfig.LocalBackendDirs}.Build,
 	})
 	if err != nil {
 		return nil, err
@@ -300,7 +301,7 @@ func (c completedConfig) newBrowser(logger klog.Logger, resources map[string]res
 		Snapshots:      snapshots,
 		Repositories:   repositories,
 		BackupStorages: ksInformers.Storage().V1alpha1().BackupStorages().Lister(),
-		// A GET each time, as pkg/storages reads storage Secrets: the
+		// A GET each time, as pkg/storagetracker reads storage Secrets: the
 		// controller grants get on exactly the Secrets the catalog needs.
 		Secret: func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 			return kubeClient.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})

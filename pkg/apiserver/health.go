@@ -9,7 +9,7 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagetracker"
 )
 
 // Names of the readiness checks, for /readyz/<name> and ?exclude=<name>.
@@ -27,7 +27,7 @@ const (
 
 type health struct {
 	catalog  *registry.Catalog
-	storages *storages.Manager
+	storages *storagetracker.Manager
 }
 
 func (h health) indexCheck() healthz.HealthChecker {

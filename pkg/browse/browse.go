@@ -35,7 +35,7 @@ import (
 	storagelisters "kubestash.dev/kubestash/pkg/generated/listers/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/secretenv"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 const (
@@ -240,20 +240,20 @@ func (b *Browser) location(ctx context.Context, repo *catalog.Repository) (resti
 			if err != nil {
 				return restic.Location{}, err
 			}
-			s3.AccessKeyID, s3.SecretAccessKey = string(sec.Data[storages.KeyAccessKeyID]), string(sec.Data[storages.KeySecretAccessKey])
+			s3.AccessKeyID, s3.SecretAccessKey = string(sec.Data[storagebackend.KeyAccessKeyID]), string(sec.Data[storagebackend.KeySecretAccessKey])
 			if s3.AccessKeyID == "" || s3.SecretAccessKey == "" {
-				return restic.Location{}, apierrors.NewServiceUnavailable(fmt.Sprintf("storage Secret %s/%s needs the keys %s and %s", bs.Namespace, sn, storages.KeyAccessKeyID, storages.KeySecretAccessKey))
+				return restic.Location{}, apierrors.NewServiceUnavailable(fmt.Sprintf("storage Secret %s/%s needs the keys %s and %s", bs.Namespace, sn, storagebackend.KeyAccessKeyID, storagebackend.KeySecretAccessKey))
 			}
-			s3.CACertPEM = sec.Data[storages.KeyCACertData]
+			s3.CACertPEM = sec.Data[storagebackend.KeyCACertData]
 		}
 		return restic.Location{Provider: restic.ProviderS3, S3: s3, Connections: st.S3.MaxConnections}, nil
 	case storagev1alpha1.ProviderLocal:
 		if st.Local == nil {
 			return restic.Location{}, apierrors.NewServiceUnavailable(fmt.Sprintf("BackupStorage %s/%s has no spec.storage.local", bs.Namespace, bs.Name))
 		}
-		// The same rules as the catalog's own backend (storages.Builder):
+		// The same rules as the catalog's own backend (storagebackend.Builder):
 		// no directory an administrator did not allow.
-		dir := storages.LocalDir(st.Local)
+		dir := storagebackend.LocalDir(st.Local)
 		if ferr := b.o.LocalDirs.Check(st.Local); ferr != nil || dir == "" {
 			return restic.Location{}, apierrors.NewServiceUnavailable(fmt.Sprintf("BackupStorage %s/%s: its directory is not under --local-backend-dirs", bs.Namespace, bs.Name))
 		}

@@ -30,7 +30,7 @@ import (
 type Catalog struct {
 	// Codec reads and writes the files (layout.NewFileCodec).
 	Codec runtime.Codec
-	// Backends are the storages served (pkg/storages).
+	// Backends are the storages served (pkg/storagetracker).
 	Backends store.Backends
 	// Allowed is the usagePolicy of a storage; nil allows all.
 	Allowed func(storage, namespace string) error

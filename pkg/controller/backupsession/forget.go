@@ -19,7 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // The retention Job: after the catalog part of a RetentionPolicy (the
@@ -76,12 +76,12 @@ func (r *Reconciler) hasForgetMarks(ctx context.Context, bc *corev1alpha1.Backup
 }
 
 // openBackend opens bs's backend from this process: OpenBackend, else
-// storages.Open.
+// storagebackend.Open.
 func (r *Reconciler) openBackend(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 	if r.OpenBackend != nil {
 		return r.OpenBackend(ctx, bs)
 	}
-	return storages.Open(ctx, r.Kube, bs)
+	return storagebackend.Open(ctx, r.Kube, bs)
 }
 
 // forget runs the retention Job for the repositories whose retention is

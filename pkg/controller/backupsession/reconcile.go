@@ -66,7 +66,7 @@ type Reconciler struct {
 	// Reads come from the controller's informers; nil: from the API.
 	Reads *lookup.Reads
 	// OpenBackend opens a BackupStorage's backend from this process, to
-	// look for forget marks; nil means its Secret and storages.Build.
+	// look for forget marks; nil means its Secret and storagebackend.Build.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy

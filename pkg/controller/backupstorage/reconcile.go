@@ -31,15 +31,15 @@ import (
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
 	"kubestash.dev/kubestash/pkg/restic"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // Reconciler reconciles one BackupStorage at a time.
 type Reconciler struct {
 	Kube   kubernetes.Interface
 	Client versioned.Interface
-	// Build makes the backend; nil means storages.Build.
-	Build storages.BuildFunc
+	// Build makes the backend; nil means storagebackend.Build.
+	Build storagebackend.BuildFunc
 	// CatalogServerAccount ("namespace/name") is granted get on the
 	// storage's Secret; empty: no grant.
 	CatalogServerAccount string
@@ -91,7 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 
 	var secret *corev1.Secret
 	secretOK := true
-	if sn := storages.SecretName(bs); sn != "" {
+	if sn := storagebackend.SecretName(bs); sn != "" {
 		secret, err = r.Kube.CoreV1().Secrets(namespace).Get(ctx, sn, metav1.GetOptions{})
 		if err != nil {
 			secretOK = false
@@ -104,7 +104,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	if secretOK {
 		build := r.Build
 		if build == nil {
-			build = storages.Build
+			build = storagebackend.Build
 		}
 		b, err := build(bs, secret)
 		if err == nil {

@@ -20,7 +20,7 @@ import (
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 func TestLocalStorageBecomesReady(t *testing.T) {
@@ -40,7 +40,7 @@ func TestLocalStorageBecomesReady(t *testing.T) {
 	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
 		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
 	ks := fake.NewSimpleClientset(bs, repo, other)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
@@ -103,7 +103,7 @@ func TestLocalStorageWhereNotAllowed(t *testing.T) {
 				}},
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "tenant", "local"))
 			got, err := ks.StorageV1alpha1().BackupStorages("tenant").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/controller/wipeout"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // wipeTimeout bounds one attempt at removing a storage's data; the next
@@ -85,7 +85,7 @@ func (r *Reconciler) finishDeletion(ctx context.Context, bs *storagev1alpha1.Bac
 
 func (r *Reconciler) wipe(ctx context.Context, bs *storagev1alpha1.BackupStorage) (int, error) {
 	var secret *corev1.Secret
-	if sn := storages.SecretName(bs); sn != "" {
+	if sn := storagebackend.SecretName(bs); sn != "" {
 		var err error
 		if secret, err = r.Kube.CoreV1().Secrets(bs.Namespace).Get(ctx, sn, metav1.GetOptions{}); err != nil {
 			return 0, fmt.Errorf("Secret %s/%s: %s", bs.Namespace, sn, reason(err))
@@ -93,7 +93,7 @@ func (r *Reconciler) wipe(ctx context.Context, bs *storagev1alpha1.BackupStorage
 	}
 	build := r.Build
 	if build == nil {
-		build = storages.Build
+		build = storagebackend.Build
 	}
 	b, err := build(bs, secret)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 func localStorage(dir string, policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.BackupStorage {
@@ -55,7 +55,7 @@ func TestWipeOutFinalizer(t *testing.T) {
 				bs.Finalizers = []string{"other", catalogv1alpha1.FinalizerWipeOut}
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
@@ -99,7 +99,7 @@ func TestWipeOutOnDelete(t *testing.T) {
 				ns.Status.Phase = corev1.NamespaceTerminating
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Build: storages.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})

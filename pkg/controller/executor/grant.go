@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // Labels of a grant (the Role and RoleBinding GrantStorage makes in a
@@ -55,7 +55,7 @@ func GrantStorage(ctx context.Context, kube kubernetes.Interface, bs *storagev1a
 	}
 	owner := []metav1.OwnerReference{{APIVersion: storagev1alpha1.SchemeGroupVersion.String(), Kind: "BackupStorage", Name: bs.Name, UID: bs.UID, BlockOwnerDeletion: ptr.To(false)}}
 	rules := []rbacv1.PolicyRule{{APIGroups: []string{storagev1alpha1.SchemeGroupVersion.Group}, Resources: []string{"backupstorages"}, Verbs: []string{"get"}, ResourceNames: []string{bs.Name}}}
-	if sn := storages.SecretName(bs); sn != "" {
+	if sn := storagebackend.SecretName(bs); sn != "" {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{sn}})
 	}
 	roleName := grantName(bs.Name, "")
@@ -90,7 +90,7 @@ func GrantStorages(ctx context.Context, kube kubernetes.Interface, shared []*sto
 // yes. It reads the Namespace only for a Selector policy.
 func Allows(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, ns string) error {
 	var nsObj *corev1.Namespace
-	if storages.From(bs) == storagev1alpha1.NamespacesFromSelector {
+	if storagev1alpha1.AllowedFrom(bs) == storagev1alpha1.NamespacesFromSelector {
 		o, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("get Namespace %s for the usagePolicy of BackupStorage %s/%s: %w", ns, bs.Namespace, bs.Name, err)
@@ -217,7 +217,7 @@ const DefaultCatalogServerAccount = "kubestash/catalog-apiserver"
 
 // GrantCatalogSecret lets the catalog server's ServiceAccount (account,
 // "namespace/name") get the Secret that bs names, by name, and nothing
-// else: the server reads each storage's Secret with a GET (pkg/storages)
+// else: the server reads each storage's Secret with a GET (pkg/storagetracker)
 // and holds no cluster-wide right on Secrets. The Role and RoleBinding
 // are next to the BackupStorage and owned by it, so they go when it goes;
 // a changed Secret name changes the Role, and a storage without Secret (or
@@ -227,7 +227,7 @@ const DefaultCatalogServerAccount = "kubestash/catalog-apiserver"
 func GrantCatalogSecret(ctx context.Context, kube kubernetes.Interface, bs *storagev1alpha1.BackupStorage, account string) error {
 	name := catalogGrantName(bs.Name)
 	saNS, saName, _ := strings.Cut(account, "/")
-	sn := storages.SecretName(bs)
+	sn := storagebackend.SecretName(bs)
 	if sn == "" || saNS == "" || saName == "" {
 		return revokeCatalogSecret(ctx, kube, bs.Namespace, name)
 	}

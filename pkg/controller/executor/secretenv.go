@@ -11,7 +11,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/secretenv"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // SecretEnv returns the environment (secretKeyRefs, see pkg/secretenv)
@@ -28,7 +28,7 @@ func SecretEnv(ctx context.Context, client versioned.Interface, podNS, repositor
 		if err != nil {
 			return nil, nil, fmt.Errorf("BackupStorage %s/%s: %w", storage.Namespace, storage.Name, err)
 		}
-		if sn := storages.SecretName(bs); sn != "" && bs.Spec.Storage.Provider == storagev1alpha1.ProviderS3 {
+		if sn := storagebackend.SecretName(bs); sn != "" && bs.Spec.Storage.Provider == storagev1alpha1.ProviderS3 {
 			refs = append(refs, secretenv.Ref{Namespace: bs.Namespace, Name: sn,
 				Keys: []string{secretenv.KeyAccessKeyID, secretenv.KeySecretAccessKey}, Optional: []string{secretenv.KeyCACertData}})
 		}

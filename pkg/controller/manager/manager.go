@@ -42,7 +42,7 @@ import (
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
 	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // Options configure the controller manager.
@@ -224,7 +224,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	// The reconcilers read from these caches, not from the API.
 	reads := lookup.CachedReads(lookup.Informers{Catalog: factory, Ours: kubeFactory, Cluster: claimFactory}, lookup.LiveReads(kube, client))
 	bcInformer := factory.Core().V1alpha1().BackupConfigurations()
-	builder := storages.Builder{LocalDirs: o.LocalBackendDirs}
+	builder := storagebackend.Builder{LocalDirs: o.LocalBackendDirs}
 	openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 		return builder.Open(ctx, kube, bs)
 	}

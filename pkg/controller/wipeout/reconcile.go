@@ -32,7 +32,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 const (
@@ -56,7 +56,7 @@ type Reconciler struct {
 	// retention Jobs, which forget the same marks.
 	RetentionComponent string
 	// OpenBackend opens a BackupStorage's backend from this process;
-	// nil means storages.Open.
+	// nil means storagebackend.Open.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
 	// MinAge is how old (by the backend's clock) a mark must be before a
 	// clean-up Job takes it: a session's retention deletes its Snapshots
@@ -114,7 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	open := r.OpenBackend
 	if open == nil {
 		open = func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
-			return storages.Open(ctx, r.Kube, bs)
+			return storagebackend.Open(ctx, r.Kube, bs)
 		}
 	}
 	b, err := open(ctx, bs)

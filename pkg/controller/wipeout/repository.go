@@ -20,7 +20,7 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/storages"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // wipeTimeout bounds one attempt at removing a repository's or a storage's
@@ -42,7 +42,7 @@ type RepositoryReconciler struct {
 	Client   versioned.Interface
 	Recorder record.EventRecorder
 	// OpenBackend opens a BackupStorage's backend from this process;
-	// nil means storages.Open.
+	// nil means storagebackend.Open.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
 	// Reads come from the controller's informers; nil: from the API.
 	Reads *lookup.Reads
@@ -132,7 +132,7 @@ func (r *RepositoryReconciler) wipe(ctx context.Context, repo *catalogv1alpha1.R
 	open := r.OpenBackend
 	if open == nil {
 		open = func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
-			return storages.Open(ctx, r.Kube, bs)
+			return storagebackend.Open(ctx, r.Kube, bs)
 		}
 	}
 	b, err := open(ctx, bs)

@@ -63,3 +63,12 @@ func (p *UsagePolicy) Allows(ownNamespace, namespace string, ns *corev1.Namespac
 	}
 	return fmt.Errorf("usagePolicy has an unknown from %q", from)
 }
+
+// AllowedFrom returns how bs picks the namespaces allowed to use it; Same
+// when the policy is missing, as upstream's defaulting webhook sets it.
+func AllowedFrom(bs *BackupStorage) FromNamespaces {
+	if bs.Spec.UsagePolicy == nil || bs.Spec.UsagePolicy.AllowedNamespaces.From == nil {
+		return NamespacesFromSame
+	}
+	return *bs.Spec.UsagePolicy.AllowedNamespaces.From
+}

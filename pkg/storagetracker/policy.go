@@ -1,4 +1,4 @@
-package storages
+package storagetracker
 
 import (
 	"fmt"
@@ -9,15 +9,6 @@ import (
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 )
-
-// From returns how bs picks the namespaces allowed to use it; Same when the
-// policy is missing, as upstream's defaulting webhook sets it.
-func From(bs *storagev1alpha1.BackupStorage) storagev1alpha1.FromNamespaces {
-	if bs.Spec.UsagePolicy == nil || bs.Spec.UsagePolicy.AllowedNamespaces.From == nil {
-		return storagev1alpha1.NamespacesFromSame
-	}
-	return *bs.Spec.UsagePolicy.AllowedNamespaces.From
-}
 
 // allowed says whether bs may be used from namespace ns; nsObj is that
 // Namespace (nil when unknown), needed only by a Selector policy. The rule is

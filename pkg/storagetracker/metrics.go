@@ -1,4 +1,4 @@
-package storages
+package storagetracker
 
 import (
 	"sync"

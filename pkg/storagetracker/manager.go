@@ -1,6 +1,6 @@
-// Package storages keeps the catalog's backends in step with the cluster:
-// every BackupStorage (storage.kubestash.com) and the Secret it names become
-// a backend that the catalog stores serve, under the storage id
+// Package storagetracker keeps the catalog server's backends in step with
+// the cluster: every BackupStorage (storage.kubestash.com) and the Secret it
+// names become a backend that the catalog stores serve, under the storage id
 // "namespace/name". A storage that appears, changes or disappears is added
 // to, reloaded in or removed from every store without a restart. A storage
 // whose backend can't be built is reported (Failures, /readyz detail, a log
@@ -8,7 +8,7 @@
 //
 // It also answers the usagePolicy question for the stores' admitters: may
 // the objects of a storage be served in a namespace (Allowed)?
-package storages
+package storagetracker
 
 import (
 	"context"
@@ -41,6 +41,7 @@ import (
 	storageinformers "kubestash.dev/kubestash/pkg/generated/informers/externalversions/storage/v1alpha1"
 	storagelisters "kubestash.dev/kubestash/pkg/generated/listers/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/placement"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 // secretGetTimeout bounds the read of a Secret.
@@ -66,8 +67,8 @@ type Options struct {
 	Client         kubernetes.Interface
 	BackupStorages storageinformers.BackupStorageInformer
 	Namespaces     coreinformers.NamespaceInformer
-	// Build makes a backend; nil means Build.
-	Build BuildFunc
+	// Build makes a backend; nil means storagebackend.Build.
+	Build storagebackend.BuildFunc
 	// SecretPollInterval is how often the Secrets are read again; zero
 	// means DefaultSecretPollInterval.
 	SecretPollInterval time.Duration
@@ -84,7 +85,7 @@ type Manager struct {
 	bsSynced cache.InformerSynced
 	nsLister corelisters.NamespaceLister
 	nsSynced cache.InformerSynced
-	build    BuildFunc
+	build    storagebackend.BuildFunc
 	poll     time.Duration
 	logger   klog.Logger
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -139,7 +140,7 @@ func New(o Options) (*Manager, error) {
 		reload:   sets.New[string](),
 	}
 	if m.build == nil {
-		m.build = Build
+		m.build = storagebackend.Build
 	}
 	if m.poll <= 0 {
 		m.poll = DefaultSecretPollInterval
@@ -240,7 +241,7 @@ func (m *Manager) Allowed(storage, namespace string) error {
 		return fmt.Errorf("BackupStorage %s: %w", storage, err)
 	}
 	var nsObj *corev1.Namespace
-	if From(bs) == storagev1alpha1.NamespacesFromSelector {
+	if storagev1alpha1.AllowedFrom(bs) == storagev1alpha1.NamespacesFromSelector {
 		if nsObj, err = m.nsLister.Get(namespace); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("namespace %s: %w", namespace, err)
 		}
@@ -339,7 +340,7 @@ func (m *Manager) namespaceChanged(old, cur *corev1.Namespace) {
 		return
 	}
 	for _, bs := range list {
-		if From(bs) != storagev1alpha1.NamespacesFromSelector {
+		if storagev1alpha1.AllowedFrom(bs) != storagev1alpha1.NamespacesFromSelector {
 			continue
 		}
 		sel, err := selector(bs)
@@ -378,7 +379,7 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	}
 
 	var secret *corev1.Secret
-	if sn := SecretName(bs); sn != "" {
+	if sn := storagebackend.SecretName(bs); sn != "" {
 		if secret, err = m.secret(ctx, ns, sn); err != nil {
 			return m.secretUnreadable(ctx, id, err)
 		}
@@ -523,7 +524,7 @@ func fingerprints(bs *storagev1alpha1.BackupStorage, secret *corev1.Secret) (whe
 		Storage storagev1alpha1.Backend
 		From    storagev1alpha1.FromNamespaces
 		Policy  *storagev1alpha1.UsagePolicy
-	}{bs.Spec.Storage, From(bs), bs.Spec.UsagePolicy})
+	}{bs.Spec.Storage, storagev1alpha1.AllowedFrom(bs), bs.Spec.UsagePolicy})
 	if err != nil {
 		return "", "", fmt.Errorf("fingerprint of BackupStorage %s/%s: %w", bs.Namespace, bs.Name, err)
 	}

@@ -1,4 +1,9 @@
-package storages
+// Package storagebackend opens the backend of a BackupStorage (S3 with the
+// keys of its Secret, or a local directory the policy allows): the one way
+// the catalog server, the controller and the agent reach a storage. It has
+// no informers, so the agent imports it without the catalog server's
+// machinery.
+package storagebackend
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package storages
+package storagetracker
 
 import (
 	"context"
@@ -29,6 +29,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	ksfake "kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
+	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
 func s3Storage(ns, name, secret string) *v1alpha1.BackupStorage {
@@ -54,7 +55,7 @@ func localStorage(ns, name, dir string) *v1alpha1.BackupStorage {
 func s3Secret(ns, name, id, key string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1"},
-		Data:       map[string][]byte{KeyAccessKeyID: []byte(id), KeySecretAccessKey: []byte(key)},
+		Data:       map[string][]byte{storagebackend.KeyAccessKeyID: []byte(id), storagebackend.KeySecretAccessKey: []byte(key)},
 	}
 }
 
@@ -86,7 +87,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build(c.bs, c.secret)
+			b, err := storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build(c.bs, c.secret)
 			if c.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), c.wantErr)
@@ -187,7 +188,7 @@ func newTestManager(t *testing.T, storages []*v1alpha1.BackupStorage, objs []*co
 	ksInf := externalversions.NewSharedInformerFactory(ks, 0)
 	m, err := New(Options{Client: kube, BackupStorages: ksInf.Storage().V1alpha1().BackupStorages(), Namespaces: kubeInf.Core().V1().Namespaces(),
 		// The tests' local backends are in t.TempDir().
-		Build: Builder{LocalDirs: backenddirs.Policy{Allowed: []string{os.TempDir()}}}.Build,
+		Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{os.TempDir()}}}.Build,
 		// Secrets are read again at every poll (no watch).
 		SecretPollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
