@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -61,4 +63,43 @@ func TestCached(t *testing.T) {
 	}, live)
 	_, err = failing.Get(ctx, "demo", "cached")
 	assert.True(t, apierrors.IsInternalError(err))
+}
+
+// TestCachedKube: Gets of our accounts and grants come from the cache (a
+// copy), others and writes go to the API.
+func TestCachedKube(t *testing.T) {
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "kubestash-backup"}}
+	kube := kubefake.NewClientset(sa, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "not-cached"}})
+	ours := informers.NewSharedInformerFactory(kube, 0)
+	c := CachedKube(kube, ours)
+	require.NoError(t, ours.Core().V1().ServiceAccounts().Informer().GetIndexer().Add(sa))
+	apiGets := func() int {
+		n := 0
+		for _, a := range kube.Actions() {
+			if a.GetVerb() == "get" {
+				n++
+			}
+		}
+		return n
+	}
+
+	got, err := c.CoreV1().ServiceAccounts("demo").Get(ctx, "kubestash-backup", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 0, apiGets(), "from the cache")
+	got.Labels = map[string]string{"changed": "by the caller"}
+	cached, err := ours.Core().V1().ServiceAccounts().Lister().ServiceAccounts("demo").Get("kubestash-backup")
+	require.NoError(t, err)
+	assert.Empty(t, cached.Labels, "the caller got a copy")
+
+	_, err = c.RbacV1().Roles("demo").Get(ctx, "not-cached", metav1.GetOptions{})
+	require.NoError(t, err, "not in the cache: from the API")
+	assert.Equal(t, 1, apiGets())
+	_, err = c.RbacV1().RoleBindings("demo").Get(ctx, "none", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err))
+
+	_, err = c.CoreV1().ServiceAccounts("demo").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "new"}}, metav1.CreateOptions{})
+	require.NoError(t, err, "writes go to the API")
+	_, err = kube.CoreV1().ServiceAccounts("demo").Get(ctx, "new", metav1.GetOptions{})
+	require.NoError(t, err)
 }

@@ -221,8 +221,10 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	}))
 	// Namespaces and PersistentVolumeClaims.
 	claimFactory := kubeinformers.NewSharedInformerFactory(kube, o.Resync)
-	// The reconcilers read from these caches, not from the API.
+	// The reconcilers read from these caches, not from the API; their
+	// kube client too, for the accounts and grants they ensure each time.
 	reads := lookup.CachedReads(lookup.Informers{Catalog: factory, Ours: kubeFactory, Cluster: claimFactory}, lookup.LiveReads(kube, client))
+	kube = lookup.CachedKube(kube, kubeFactory)
 	bcInformer := factory.Core().V1alpha1().BackupConfigurations()
 	builder := storagebackend.Builder{LocalDirs: o.LocalBackendDirs}
 	openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
