@@ -65,16 +65,9 @@ type Reconciler struct {
 	CatalogServerAccount string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 func (r *Reconciler) now() time.Time {
@@ -87,7 +80,7 @@ func (r *Reconciler) now() time.Time {
 // Reconcile brings the world in line with the BackupConfiguration
 // namespace/name, from what it observes now. It is idempotent.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bc, err := r.reads().BackupConfigurations.Get(ctx, namespace, name)
+	bc, err := r.Reads.BackupConfigurations.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// CronJobs go with it through their owner reference; Repositories
 		// and backups stay (they outlive their configuration).
@@ -285,7 +278,7 @@ type problems struct {
 func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) problems {
 	var p problems
 	ns := bc.Namespace
-	nsObj, err := r.reads().Namespaces.Get(ctx, "", ns)
+	nsObj, err := r.Reads.Namespaces.Get(ctx, "", ns)
 	if err != nil {
 		nsObj = nil
 	}
@@ -298,7 +291,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		p.invalid = append(p.invalid, fmt.Sprintf("spec.target.namespace: %q is not the configuration's namespace %q: a BackupConfiguration backs up only PersistentVolumeClaims of its own namespace", t.Namespace, ns))
 	} else if t != nil && t.Kind == "PersistentVolumeClaim" && t.APIGroup == "" {
 		tns := ns
-		pvc, err := r.reads().Claims.Get(ctx, tns, t.Name)
+		pvc, err := r.Reads.Claims.Get(ctx, tns, t.Name)
 		found = err == nil
 		switch {
 		case apierrors.IsNotFound(err):
@@ -328,7 +321,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		} else {
 			ref := withNamespace(*b.StorageRef, ns)
 			st.Storage = &corev1alpha1.StorageStatus{Ref: ref}
-			bs, err := r.reads().BackupStorages.Get(ctx, ref.Namespace, ref.Name)
+			bs, err := r.Reads.BackupStorages.Get(ctx, ref.Namespace, ref.Name)
 			var refused error
 			if err == nil {
 				refused = bs.Spec.UsagePolicy.Allows(bs.Namespace, ns, nsObj)
@@ -353,7 +346,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		} else {
 			ref := withNamespace(*b.RetentionPolicy, ns)
 			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Ref: ref, Found: ptr.To(false)}
-			rp, err := r.reads().RetentionPolicies.Get(ctx, ref.Namespace, ref.Name)
+			rp, err := r.Reads.RetentionPolicies.Get(ctx, ref.Namespace, ref.Name)
 			var refused error
 			if err == nil {
 				refused = rp.Spec.UsagePolicy.Allows(rp.Namespace, ns, nsObj)
@@ -415,7 +408,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		a, ok := addons[s.Addon.Name]
 		if !ok {
 			var err error
-			a, err = r.reads().Addons.Get(ctx, "", s.Addon.Name)
+			a, err = r.Reads.Addons.Get(ctx, "", s.Addon.Name)
 			if err != nil {
 				a = nil
 			}
@@ -541,7 +534,7 @@ func (r *Reconciler) ensureRepositories(ctx context.Context, bc *corev1alpha1.Ba
 					DeletionPolicy:   repositoryDeletionPolicy(info.DeletionPolicy),
 				},
 			}
-			cur, err := r.reads().Repositories.Get(ctx, bc.Namespace, info.Name)
+			cur, err := r.Reads.Repositories.Get(ctx, bc.Namespace, info.Name)
 			switch {
 			case apierrors.IsNotFound(err):
 				cur, err = repos.Create(ctx, want, metav1.CreateOptions{})
@@ -622,7 +615,7 @@ func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.Back
 func (r *Reconciler) ensureCronJob(ctx context.Context, bc *corev1alpha1.BackupConfiguration, s corev1alpha1.Session) error {
 	want := r.cronJob(bc, s)
 	cjs := r.Kube.BatchV1().CronJobs(bc.Namespace)
-	cur, err := r.reads().CronJobs.Get(ctx, bc.Namespace, want.Name)
+	cur, err := r.Reads.CronJobs.Get(ctx, bc.Namespace, want.Name)
 	if apierrors.IsNotFound(err) {
 		if _, err := cjs.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create CronJob %s: %w", want.Name, err)

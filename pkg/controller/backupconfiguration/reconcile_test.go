@@ -20,6 +20,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -74,7 +75,8 @@ func newEnv(t *testing.T, mutate func(kube, ks *[]runtime.Object)) *env {
 		mutate(&kube, &ks)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(kube...), ks: fake.NewSimpleClientset(ks...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Now: func() time.Time { return now }}
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Now: func() time.Time { return now },
+		Reads: lookup.LiveReads(e.kube, e.ks)}
 	return e
 }
 

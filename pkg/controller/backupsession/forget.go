@@ -105,7 +105,7 @@ func (r *Reconciler) forget(ctx context.Context, bs *catalogv1alpha1.BackupSessi
 		}
 	}
 	name := retentionJobName(bs.Name)
-	job, err := r.reads().Jobs.Get(ctx, bs.Namespace, name)
+	job, err := r.Reads.Jobs.Get(ctx, bs.Namespace, name)
 	if apierrors.IsNotFound(err) {
 		job, err = r.createRetentionJob(ctx, bs, bc, s, pending)
 		if err != nil {

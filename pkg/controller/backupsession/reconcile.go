@@ -63,7 +63,8 @@ type Reconciler struct {
 	// FinishedJobTTL is how long the Jobs of a finished session are kept
 	// (for their log) after they ended; 0 keeps them while the session is.
 	FinishedJobTTL time.Duration
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
 	// OpenBackend opens a BackupStorage's backend from this process, to
 	// look for forget marks; nil means its Secret and storagebackend.Build.
@@ -82,7 +83,7 @@ func (r *Reconciler) now() time.Time {
 // Reconcile derives the BackupSession's state from what exists now: its
 // configuration, its Snapshots and its Job.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bs, err := r.reads().BackupSessions.Get(ctx, namespace, name)
+	bs, err := r.Reads.BackupSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its backup and retention Jobs, and their pods, go too.
 		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, sessionJobs(namespace, name))
@@ -102,7 +103,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if r.FinishedJobTTL <= 0 {
 			return nil
 		}
-		jobs, err := r.reads().ListJobs(ctx, namespace, labels.SelectorFromSet(sessionJobs(namespace, name)))
+		jobs, err := r.Reads.ListJobs(ctx, namespace, labels.SelectorFromSet(sessionJobs(namespace, name)))
 		if err != nil {
 			return fmt.Errorf("list the Jobs of BackupSession %s/%s: %w", namespace, name, err)
 		}
@@ -176,14 +177,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 }
 
 var errNoSession = errors.New("no such session")
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
-}
 
 // sessionJobs selects the backup and retention Jobs of session ns/name.
 func sessionJobs(ns, name string) labels.Set {
@@ -284,7 +277,7 @@ func (r *Reconciler) skipReason(ctx context.Context, bs *catalogv1alpha1.BackupS
 // is an error, not "not started".
 func (r *Reconciler) started(ctx context.Context, bs *catalogv1alpha1.BackupSession, s *corev1alpha1.Session) (bool, error) {
 	job := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
-	_, err := r.reads().Jobs.Get(ctx, bs.Namespace, job)
+	_, err := r.Reads.Jobs.Get(ctx, bs.Namespace, job)
 	switch {
 	case err == nil:
 		return true, nil
@@ -654,7 +647,7 @@ func summarize(s *catalogv1alpha1.Snapshot) (*bool, string) {
 // Function, run as the namespace's backup ServiceAccount.
 func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) (*batchv1.Job, error) {
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", bs.Name, "")
-	if job, err := r.reads().Jobs.Get(ctx, bs.Namespace, name); err == nil {
+	if job, err := r.Reads.Jobs.Get(ctx, bs.Namespace, name); err == nil {
 		return executor.ForSession(ctx, r.Kube, job, bs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
@@ -76,7 +77,7 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		objs = append(objs, s)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(), ks: fake.NewSimpleClientset(objs...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now },
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }, Reads: lookup.LiveReads(e.kube, e.ks),
 		AgentImage: "ghcr.io/kubestash/agent:dev"}
 	return e
 }

@@ -45,16 +45,9 @@ type Reconciler struct {
 	CatalogServerAccount string
 	// Recorder, if set, gets the Events of wipe-outs.
 	Recorder record.EventRecorder
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile checks the storage from scratch and writes what it finds into
@@ -63,7 +56,7 @@ func (r *Reconciler) reads() *lookup.Reads {
 // Jobs of other namespaces were granted of it (executor.GrantStorage) and
 // its usagePolicy no longer allows.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	bs, err := r.reads().BackupStorages.Get(ctx, namespace, name)
+	bs, err := r.Reads.BackupStorages.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		return executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, nil)
 	}
@@ -184,7 +177,7 @@ func reason(err error) string {
 
 // repositories lists, from the catalog, the Repositories kept in bs.
 func (r *Reconciler) repositories(ctx context.Context, bs *storagev1alpha1.BackupStorage, st *storagev1alpha1.BackupStorageStatus) error {
-	list, err := r.reads().ListRepositories(ctx)
+	list, err := r.Reads.ListRepositories(ctx)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 )
@@ -40,7 +41,7 @@ func TestLocalStorageBecomesReady(t *testing.T) {
 	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
 		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
 	ks := fake.NewSimpleClientset(bs, repo, other)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
@@ -65,7 +66,7 @@ func TestMissingSecret(t *testing.T) {
 		}},
 	}
 	ks := fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks}
+	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks)}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "s3", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -103,7 +104,7 @@ func TestLocalStorageWhereNotAllowed(t *testing.T) {
 				}},
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "tenant", "local"))
 			got, err := ks.StorageV1alpha1().BackupStorages("tenant").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)
@@ -130,7 +131,8 @@ func TestCatalogServerGrantedTheSecret(t *testing.T) {
 		}},
 	}
 	kube := kubefake.NewSimpleClientset()
-	r := &Reconciler{Kube: kube, Client: fake.NewSimpleClientset(bs), CatalogServerAccount: executor.DefaultCatalogServerAccount}
+	ks := fake.NewSimpleClientset(bs)
+	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: executor.DefaultCatalogServerAccount, Reads: lookup.LiveReads(kube, ks)}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
 	role, err := kube.RbacV1().Roles("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)

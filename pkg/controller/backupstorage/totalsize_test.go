@@ -11,6 +11,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -43,7 +44,7 @@ func TestTotalSize(t *testing.T) {
 			}
 			bs := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s"}}
 			st := &storagev1alpha1.BackupStorageStatus{TotalSize: "stale"}
-			require.NoError(t, (&Reconciler{Client: ks}).repositories(context.Background(), bs, st))
+			require.NoError(t, (&Reconciler{Client: ks, Reads: lookup.LiveReads(nil, ks)}).repositories(context.Background(), bs, st))
 			assert.Equal(t, c.want, st.TotalSize)
 			assert.Len(t, st.Repositories, len(objs))
 		})

@@ -18,6 +18,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 )
@@ -55,7 +56,7 @@ func TestWipeOutFinalizer(t *testing.T) {
 				bs.Finalizers = []string{"other", catalogv1alpha1.FinalizerWipeOut}
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
@@ -99,7 +100,7 @@ func TestWipeOutOnDelete(t *testing.T) {
 				ns.Status.Phase = corev1.NamespaceTerminating
 			}
 			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			r := &Reconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})

@@ -53,12 +53,3 @@ func Cached[T any](get func(namespace, name string) (T, error), live Getter[T]) 
 		return obj, err
 	})
 }
-
-// Or is g, or live when g is nil (a reconciler built without caches, as in
-// unit tests).
-func Or[T any](g Getter[T], live func() Getter[T]) Getter[T] {
-	if g != nil {
-		return g
-	}
-	return live()
-}

@@ -58,7 +58,8 @@ type Reconciler struct {
 	// FinishedJobTTL is how long the Job of a finished restore is kept
 	// (for its log) after it ended; 0 keeps it while the session is.
 	FinishedJobTTL time.Duration
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy
@@ -73,7 +74,7 @@ func (r *Reconciler) now() time.Time {
 
 // Reconcile derives the restore's state from its Snapshot, target and Job.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
-	rs, err := r.reads().RestoreSessions.Get(ctx, namespace, name)
+	rs, err := r.Reads.RestoreSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its Job and pods go too.
 		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, jobSelector(namespace, name))
@@ -93,7 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if r.FinishedJobTTL <= 0 {
 			return nil
 		}
-		jobs, err := r.reads().ListJobs(ctx, namespace, labels.SelectorFromSet(jobSelector(namespace, name)))
+		jobs, err := r.Reads.ListJobs(ctx, namespace, labels.SelectorFromSet(jobSelector(namespace, name)))
 		if err != nil {
 			return fmt.Errorf("list the Jobs of RestoreSession %s/%s: %w", namespace, name, err)
 		}
@@ -134,14 +135,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		return loop.ErrRequeue
 	}
 	return nil
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 func (r *Reconciler) invalid(st *catalogv1alpha1.RestoreSessionStatus, msg string) {
@@ -456,7 +449,7 @@ func Resume(ctx context.Context, client versioned.Interface, bc *corev1alpha1.Ba
 
 func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreSession, snap *catalogv1alpha1.Snapshot, target kmapi.TypedObjectReference) (*batchv1.Job, error) {
 	name := catalogv1alpha1.ValidNameWithPrefixNSuffix("", rs.Name, "")
-	if job, err := r.reads().Jobs.Get(ctx, rs.Namespace, name); err == nil {
+	if job, err := r.Reads.Jobs.Get(ctx, rs.Namespace, name); err == nil {
 		return executor.ForSession(ctx, r.Kube, job, rs.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err

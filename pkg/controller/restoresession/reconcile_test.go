@@ -25,6 +25,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -62,7 +63,7 @@ func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.Restore
 	kube := kubefake.NewClientset(&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "target-pvc"}})
 	ks := fake.NewSimpleClientset(storage, repo, snap, rs,
 		load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-restore-function.yaml"))
-	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }}
+	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }, Reads: lookup.LiveReads(kube, ks)}
 	return r, kube, ks
 }
 

@@ -51,21 +51,14 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// Pods builds the Jobs' pods (the access of a forget pod).
 	Pods executor.Forget
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile handles Repository ns/name.
 func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
-	repo, err := r.reads().Repositories.Get(ctx, ns, name)
+	repo, err := r.Reads.Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -78,7 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	}
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KObj(repo))
 	jobName := catalogv1alpha1.UnlockJobName(name, token)
-	job, err := r.reads().Jobs.Get(ctx, ns, jobName)
+	job, err := r.Reads.Jobs.Get(ctx, ns, jobName)
 	if apierrors.IsNotFound(err) {
 		if job, err = r.createJob(ctx, repo, jobName); err != nil {
 			r.finish(ctx, repo, token, conditions.False(catalogv1alpha1.TypeStaleLocksRemoved, catalogv1alpha1.ReasonUnlockFailed, fmt.Sprintf("cannot run the unlock Job: %v", err)))

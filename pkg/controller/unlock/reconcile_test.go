@@ -18,6 +18,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -38,7 +39,7 @@ func newReconciler(t *testing.T, annotations map[string]string) *Reconciler {
 	kube := kubefake.NewClientset()
 	client := fake.NewSimpleClientset(repo, bs)
 	return &Reconciler{
-		Kube: kube, Client: client, Recorder: record.NewFakeRecorder(10),
+		Kube: kube, Client: client, Reads: lookup.LiveReads(kube, client), Recorder: record.NewFakeRecorder(10),
 		Pods: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
 			LocalDirs: backenddirs.Policy{Allowed: []string{"/backup"}}},
 	}

@@ -66,16 +66,9 @@ type Reconciler struct {
 	MinAge time.Duration
 	// Clock is the controller's clock; nil means the real one.
 	Clock clock.PassiveClock
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *Reconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile starts a clean-up Job for the forget marks of Repository
@@ -84,14 +77,14 @@ func (r *Reconciler) reads() *lookup.Reads {
 // name derives from the marks, so the same marks never get two Jobs.
 func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KRef(ns, name))
-	repo, err := r.reads().Repositories.Get(ctx, ns, name)
+	repo, err := r.Reads.Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("get Repository %s/%s: %w", ns, name, err)
 	}
-	jobs, err := r.reads().ListJobs(ctx, ns, labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}))
+	jobs, err := r.Reads.ListJobs(ctx, ns, labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}))
 	if err != nil {
 		return fmt.Errorf("list Jobs of %s: %w", ns, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/layout"
@@ -47,7 +48,7 @@ func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend
 	}
 	client := fake.NewSimpleClientset(repo, bs)
 	return &Reconciler{
-		Kube: kube, Client: client, RetentionComponent: "kubestash-retention-policy",
+		Kube: kube, Client: client, Reads: lookup.LiveReads(kube, client), RetentionComponent: "kubestash-retention-policy",
 		Forget: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
 			LocalDirs: backenddirs.Policy{Allowed: []string{"/backup"}}},
 		OpenBackend: func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error) { return b, nil },

@@ -44,22 +44,15 @@ type RepositoryReconciler struct {
 	// OpenBackend opens a BackupStorage's backend from this process;
 	// nil means storagebackend.Open.
 	OpenBackend func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error)
-	// Reads come from the controller's informers; nil: from the API.
+	// Reads are its reads: from the controller's informers
+	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-// reads are r.Reads, or reads from the API.
-func (r *RepositoryReconciler) reads() *lookup.Reads {
-	if r.Reads != nil {
-		return r.Reads
-	}
-	return lookup.LiveReads(r.Kube, r.Client)
 }
 
 // Reconcile handles Repository ns/name.
 func (r *RepositoryReconciler) Reconcile(ctx context.Context, ns, name string) error {
 	logger := klog.FromContext(ctx).WithValues("repository", klog.KRef(ns, name))
-	repo, err := r.reads().Repositories.Get(ctx, ns, name)
+	repo, err := r.Reads.Repositories.Get(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

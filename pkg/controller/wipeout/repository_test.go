@@ -16,6 +16,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -55,7 +56,7 @@ func TestRepositoryWipeOut(t *testing.T) {
 				ns.DeletionTimestamp, ns.Finalizers, ns.Status.Phase = &metav1.Time{}, []string{"kubernetes"}, corev1.NamespaceTerminating
 			}
 			ks := fake.NewSimpleClientset(repo, bs)
-			r := &RepositoryReconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks,
+			r := &RepositoryReconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Reads: lookup.LiveReads(nil, ks),
 				OpenBackend: func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error) { return b, nil }}
 			require.NoError(t, r.Reconcile(ctx, "demo", "r"))
 
