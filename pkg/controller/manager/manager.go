@@ -13,6 +13,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kubeinformers "k8s.io/client-go/informers"
@@ -249,7 +250,12 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 		}
 	}
 	if _, err := kubeFactory.Batch().V1().CronJobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, o any) { byOwner(o) }, DeleteFunc: byOwner,
+		UpdateFunc: func(old, cur any) {
+			if changed(old, cur) {
+				byOwner(cur)
+			}
+		},
+		DeleteFunc: byOwner,
 	}); err != nil {
 		return nil, fmt.Errorf("watch CronJobs: %w", err)
 	}
@@ -286,8 +292,12 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	// A storage, policy or addon that changes can change every
 	// configuration that refers to it.
 	all := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
-		UpdateFunc: func(any, any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
+		AddFunc: func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
+		UpdateFunc: func(old, cur any) {
+			if changed(old, cur) {
+				enqueueAll(bcInformer.Lister().List, bcLoop)
+			}
+		},
 		DeleteFunc: func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
 	}
 	for _, inf := range []cache.SharedIndexInformer{
@@ -322,7 +332,12 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 		}
 	}
 	if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: bySession, UpdateFunc: func(_, o any) { bySession(o) }, DeleteFunc: bySession,
+		AddFunc: bySession, DeleteFunc: bySession,
+		UpdateFunc: func(old, cur any) {
+			if changed(old, cur) {
+				bySession(cur)
+			}
+		},
 	}); err != nil {
 		return nil, fmt.Errorf("watch Snapshots: %w", err)
 	}
@@ -408,7 +423,12 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 		}
 	}
 	if _, err := kubeFactory.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: byJob, UpdateFunc: func(_, o any) { byJob(o) }, DeleteFunc: byJob,
+		AddFunc: byJob, DeleteFunc: byJob,
+		UpdateFunc: func(old, cur any) {
+			if changed(old, cur) {
+				byJob(cur)
+			}
+		},
 	}); err != nil {
 		return nil, fmt.Errorf("watch Jobs: %w", err)
 	}
@@ -479,6 +499,15 @@ func typeNames[K comparable](wait func(<-chan struct{}) map[K]bool) func(<-chan 
 		}
 		return out
 	}
+}
+
+// changed tells a real update from an informer's resync, which hands the
+// same object again: a configuration is reconciled at its own resync, not
+// once more for each of its dependencies'.
+func changed(old, cur any) bool {
+	o, err1 := meta.Accessor(old)
+	c, err2 := meta.Accessor(cur)
+	return err1 != nil || err2 != nil || o.GetResourceVersion() != c.GetResourceVersion()
 }
 
 type lister[T any] func(labels.Selector) ([]T, error)
