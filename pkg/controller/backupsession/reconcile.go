@@ -344,31 +344,18 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 
 	// The Job ended, or the deadline passed, while a component was
 	// unfinished: that component will never finish.
-	ended, why := executor.Ended(job, "backup")
-	if ended && job.Status.Failed > 0 {
-		// How the container ended (OOMKilled, a signal, the agent's own
-		// message) says more than the Job's backoff limit.
-		if pf := executor.PodFailure(ctx, r.Kube, job); pf != "" {
-			why += ": " + pf
-		}
+	w := executor.Watch{What: "backup", Deadline: st.BackupDeadline, PendingTimeout: r.PendingTimeout, Now: r.now()}
+	if bs.Spec.BackupTimeout != nil {
+		w.DeadlineExceeded = fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
 	}
-	if !ended && st.BackupDeadline != nil && r.now().After(st.BackupDeadline.Time) {
-		ended, why = true, fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
-		// The Job goes before the session says it ended; a failed delete
-		// is retried with the whole reconcile.
-		if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
-			return false, err
-		}
+	out, err := executor.Observe(ctx, r.Kube, job, w)
+	if err != nil {
+		return false, err
 	}
-	if !ended {
-		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
-			ended, why = true, msg
-			conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, msg))
-			r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
-			if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
-				return false, err
-			}
-		}
+	ended, why := out.Ended, out.Why
+	if out.Stuck {
+		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, why))
+		r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", why)
 	}
 	st.Snapshots = nil
 	allTerminal := true

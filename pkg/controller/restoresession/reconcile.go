@@ -205,30 +205,17 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 			done = false
 		}
 	}
-	ended, why := executor.Ended(job, "restore")
-	if ended && job.Status.Failed > 0 {
-		// How the container ended (OOMKilled, a signal, the agent's own
-		// message) says more than the Job's backoff limit.
-		if pf := executor.PodFailure(ctx, r.Kube, job); pf != "" {
-			why += ": " + pf
-		}
+	w := executor.Watch{What: "restore", Deadline: st.RestoreDeadline, PendingTimeout: r.PendingTimeout, SkipPending: done, Now: r.now()}
+	if rs.Spec.RestoreTimeout != nil {
+		w.DeadlineExceeded = fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
 	}
-	if !ended && st.RestoreDeadline != nil && r.now().After(st.RestoreDeadline.Time) {
-		ended, why = true, fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
-		// The Job goes before the session says it ended; a failed delete
-		// is retried with the whole reconcile.
-		if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
-			return false, err
-		}
+	out, err := executor.Observe(ctx, r.Kube, job, w)
+	if err != nil {
+		return false, err
 	}
-	if !ended && !done {
-		if stuck, msg := executor.Stuck(ctx, r.Kube, job, r.now(), r.PendingTimeout); stuck {
-			ended, why = true, msg
-			r.Recorder.Eventf(rs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", msg)
-			if err := executor.DeleteJob(ctx, r.Kube, job); err != nil {
-				return false, err
-			}
-		}
+	ended, why := out.Ended, out.Why
+	if out.Stuck {
+		r.Recorder.Eventf(rs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", why)
 	}
 	if ended && !done {
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeRestoreIncomplete, catalogv1alpha1.ReasonRestoreExecutorTerminatedBeforeCompletion, why))
