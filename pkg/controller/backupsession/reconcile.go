@@ -86,32 +86,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	bs, err := r.Reads.BackupSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its backup and retention Jobs, and their pods, go too.
-		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, sessionJobs(namespace, name))
-		if err != nil {
-			return err
-		}
-		if pending {
-			return loop.ErrRequeue
-		}
-		return nil
+		return executor.SessionGone(ctx, r.Kube, r.Client, namespace, sessionJobs(namespace, name))
 	}
 	if err != nil {
 		return fmt.Errorf("get BackupSession %s/%s: %w", namespace, name, err)
 	}
 	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil && !retryDue(bs) {
 		// Its outcome is recorded: its Jobs are kept only for their log.
-		if r.FinishedJobTTL <= 0 {
-			return nil
-		}
-		jobs, err := r.Reads.ListJobs(ctx, namespace, labels.SelectorFromSet(sessionJobs(namespace, name)))
-		if err != nil {
-			return fmt.Errorf("list the Jobs of BackupSession %s/%s: %w", namespace, name, err)
-		}
-		wait, err := executor.ExpireFinished(ctx, r.Kube, jobs, r.FinishedJobTTL, r.now())
-		if err == nil && wait > 0 {
-			return loop.RequeueAfter(wait)
-		}
-		return err
+		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, sessionJobs(namespace, name), r.FinishedJobTTL, r.now())
 	}
 	st := bs.Status.DeepCopy()
 	requeue := false

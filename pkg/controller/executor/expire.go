@@ -3,12 +3,17 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+
+	"kubestash.dev/kubestash/pkg/controller/loop"
+	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
 
 // ExpireFinished deletes, with their pods, those of jobs (a session's)
@@ -65,4 +70,41 @@ func FinishedAt(job *batchv1.Job) (t time.Time, ok bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// JobList lists the Jobs of a namespace that a selector matches
+// (lookup.Reads.ListJobs).
+type JobList func(ctx context.Context, namespace string, selector labels.Selector) ([]*batchv1.Job, error)
+
+// SessionGone is what a session's reconcile does once the session is
+// deleted: its Jobs and their pods go (Reap), and loop.ErrRequeue asks to
+// look again while a running one waits for proof that the session is gone.
+func SessionGone(ctx context.Context, kube kubernetes.Interface, client versioned.Interface, namespace string, jobs labels.Set) error {
+	pending, err := Reap(ctx, kube, client, namespace, jobs)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return loop.ErrRequeue
+	}
+	return nil
+}
+
+// SessionRecorded is what a session's reconcile does once the session's
+// outcome is recorded: its finished Jobs are kept for their log for ttl,
+// then deleted (ExpireFinished). The error asks to look again when the
+// next one is due.
+func SessionRecorded(ctx context.Context, kube kubernetes.Interface, list JobList, namespace string, jobs labels.Set, ttl time.Duration, now time.Time) error {
+	if ttl <= 0 {
+		return nil
+	}
+	found, err := list(ctx, namespace, labels.SelectorFromSet(jobs))
+	if err != nil {
+		return fmt.Errorf("list Jobs %s in %s: %w", jobs, namespace, err)
+	}
+	wait, err := ExpireFinished(ctx, kube, found, ttl, now)
+	if err == nil && wait > 0 {
+		return loop.RequeueAfter(wait)
+	}
+	return err
 }

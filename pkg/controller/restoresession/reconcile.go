@@ -77,32 +77,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	rs, err := r.Reads.RestoreSessions.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: its Job and pods go too.
-		pending, err := executor.Reap(ctx, r.Kube, r.Client, namespace, jobSelector(namespace, name))
-		if err != nil {
-			return err
-		}
-		if pending {
-			return loop.ErrRequeue
-		}
-		return nil
+		return executor.SessionGone(ctx, r.Kube, r.Client, namespace, jobSelector(namespace, name))
 	}
 	if err != nil {
 		return fmt.Errorf("get RestoreSession %s/%s: %w", namespace, name, err)
 	}
 	if rs.Status.Phase.IsTerminal() && len(rs.Status.PausedBackups) == 0 {
 		// Its outcome is recorded: its Job is kept only for its log.
-		if r.FinishedJobTTL <= 0 {
-			return nil
-		}
-		jobs, err := r.Reads.ListJobs(ctx, namespace, labels.SelectorFromSet(jobSelector(namespace, name)))
-		if err != nil {
-			return fmt.Errorf("list the Jobs of RestoreSession %s/%s: %w", namespace, name, err)
-		}
-		wait, err := executor.ExpireFinished(ctx, r.Kube, jobs, r.FinishedJobTTL, r.now())
-		if err == nil && wait > 0 {
-			return loop.RequeueAfter(wait)
-		}
-		return err
+		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, jobSelector(namespace, name), r.FinishedJobTTL, r.now())
 	}
 	st := rs.Status.DeepCopy()
 	requeue := false
