@@ -32,7 +32,6 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
@@ -621,28 +620,6 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if s.Addon == nil || len(s.Addon.Tasks) == 0 {
-		return nil, fmt.Errorf("session %s has no addon task", s.Name)
-	}
-	a, err := r.Client.AddonsV1alpha1().Addons().Get(ctx, s.Addon.Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("Addon %s: %w", s.Addon.Name, err)
-	}
-	ref := &s.Addon.Tasks[0]
-	task, err := addon.FindTask(a, ref.Name, true)
-	if err != nil {
-		return nil, err
-	}
-	fn, err := r.Client.AddonsV1alpha1().Functions().Get(ctx, task.Function, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
-	}
-	params, err := addon.Params(task, ref, map[string]string{
-		addon.InputNamespace: bs.Namespace, addon.InputBackupSession: bs.Name, addon.InputPVCName: bc.Spec.Target.Name,
-	})
-	if err != nil {
-		return nil, err
-	}
 	// The Secrets go in by secretKeyRef: the Job's account reads none.
 	var storages []kmapi.ObjectReference
 	var shared []*storagev1alpha1.BackupStorage
@@ -669,46 +646,17 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 			shared = append(shared, sh)
 		}
 	}
-	addonField := sessionField(s).Child("addon")
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Field: addonField.Child("tasks").Index(0), Params: params, Env: env})
+	job, _, err := executor.TaskJob{
+		Client: r.Client, Kube: r.Kube, LocalDirs: r.LocalDirs,
+		Name: name, Namespace: bs.Namespace,
+		Addon: s.Addon, Field: sessionField(s).Child("addon"), Backup: true,
+		Inputs: map[string]string{addon.InputNamespace: bs.Namespace, addon.InputBackupSession: bs.Name, addon.InputPVCName: bc.Spec.Target.Name},
+		Env:    env, Storages: storages, Shared: shared,
+		ServiceAccount: BackupServiceAccount, ClusterRole: BackupClusterRole,
+		Labels: jobLabels(bs, s, "kubestash-backup"), Timeout: bs.Spec.BackupTimeout,
+	}.Build(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if err := backendmount.Add(ctx, r.Client, r.LocalDirs, &pod, storages); err != nil {
-		return nil, err
-	}
-	acct, err := executor.EnsureAccount(ctx, r.Kube, bs.Namespace, BackupServiceAccount, BackupClusterRole)
-	if err != nil {
-		return nil, err
-	}
-	pod.ServiceAccountName = acct.Name()
-	lbls := jobLabels(bs, s, "kubestash-backup")
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: lbls},
-		Spec: batchv1.JobSpec{
-			// One try: a failed backup is retried as a new session
-			// (retryConfig), with fresh Snapshots.
-			BackoffLimit: ptr.To(int32(0)),
-			Completions:  ptr.To(int32(1)),
-			Parallelism:  ptr.To(int32(1)),
-			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
-		},
-	}
-	// The user's jobTemplate: the Job may run as the user's account, but a
-	// shared storage is granted only to ours, so that is refused rather
-	// than the storage owner's Secret bound to any account the user names.
-	if err := executor.ApplyRuntimeSettings(job, s.Addon.ContainerRuntimeSettings, addonField.Child("containerRuntimeSettings")); err != nil {
-		return nil, err
-	}
-	if err := executor.ApplyJobTemplate(job, s.Addon.JobTemplate, addonField.Child("jobTemplate"), acct, storages); err != nil {
-		return nil, err
-	}
-	// After ApplyJobTemplate, a Job with a shared storage runs as acct.
-	if err := executor.GrantStorages(ctx, r.Kube, shared, acct); err != nil {
-		return nil, err
-	}
-	if bs.Spec.BackupTimeout != nil {
-		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(bs.Spec.BackupTimeout.Seconds()))
 	}
 	// No owner reference to the BackupSession (see executor.Reap): the
 	// controller deletes the Jobs of deleted sessions itself.

@@ -31,7 +31,6 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
@@ -423,28 +422,6 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if rs.Spec.Addon == nil || len(rs.Spec.Addon.Tasks) == 0 {
-		return nil, errors.New("spec.addon has no task")
-	}
-	a, err := r.Client.AddonsV1alpha1().Addons().Get(ctx, rs.Spec.Addon.Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("Addon %s: %w", rs.Spec.Addon.Name, err)
-	}
-	ref := &rs.Spec.Addon.Tasks[0]
-	task, err := addon.FindTask(a, ref.Name, false)
-	if err != nil {
-		return nil, err
-	}
-	fn, err := r.Client.AddonsV1alpha1().Functions().Get(ctx, task.Function, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
-	}
-	params, err := addon.Params(task, ref, map[string]string{
-		addon.InputNamespace: rs.Namespace, addon.InputRestoreSession: rs.Name, addon.InputSnapshot: snap.Name, addon.InputPVCName: target.Name,
-	})
-	if err != nil {
-		return nil, err
-	}
 	repo, err := r.Client.CatalogV1alpha1().Repositories(snap.Namespace).Get(ctx, snap.Spec.Repository, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("Repository %s/%s: %w", snap.Namespace, snap.Spec.Repository, err)
@@ -469,52 +446,32 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 			enc.Namespace = repo.Namespace
 		}
 	}
-	env, shared, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
+	env, sh, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
 	if err != nil {
 		return nil, err
 	}
-	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Field: field.NewPath("spec", "addon", "tasks").Index(0), Params: params, Env: env})
-	if err != nil {
-		return nil, err
+	var shared []*storagev1alpha1.BackupStorage
+	if sh != nil {
+		shared = append(shared, sh)
 	}
-	if err := backendmount.Add(ctx, r.Client, r.LocalDirs, &pod, []kmapi.ObjectReference{storage}); err != nil {
-		return nil, err
-	}
-	acct, err := executor.EnsureAccount(ctx, r.Kube, rs.Namespace, RestoreServiceAccount, RestoreClusterRole)
-	if err != nil {
-		return nil, err
-	}
-	pod.ServiceAccountName = acct.Name()
 	lbls := jobSelector(rs.Namespace, rs.Name)
 	lbls[storagev1alpha1.LabelManagedBy] = storagev1alpha1.LabelManagedByValue
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: lbls},
-		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To(int32(0)),
-			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: pod},
-		},
-	}
-	// The user's jobTemplate, as for a backup; a ServiceAccount of theirs
-	// is refused with a storage of another namespace, which only the
-	// controller's own account is granted.
-	if err := executor.ApplyRuntimeSettings(job, rs.Spec.Addon.ContainerRuntimeSettings, field.NewPath("spec", "addon", "containerRuntimeSettings")); err != nil {
+	job, acct, err := executor.TaskJob{
+		Client: r.Client, Kube: r.Kube, LocalDirs: r.LocalDirs,
+		Name: name, Namespace: rs.Namespace,
+		Addon: rs.Spec.Addon, Field: field.NewPath("spec", "addon"),
+		Inputs: map[string]string{addon.InputNamespace: rs.Namespace, addon.InputRestoreSession: rs.Name, addon.InputSnapshot: snap.Name, addon.InputPVCName: target.Name},
+		Env:    env, Storages: []kmapi.ObjectReference{storage}, Shared: shared,
+		ServiceAccount: RestoreServiceAccount, ClusterRole: RestoreClusterRole,
+		Labels: lbls, Timeout: rs.Spec.RestoreTimeout,
+	}.Build(ctx)
+	if err != nil {
 		return nil, err
-	}
-	if err := executor.ApplyJobTemplate(job, rs.Spec.Addon.JobTemplate, field.NewPath("spec", "addon", "jobTemplate"), acct, []kmapi.ObjectReference{storage}); err != nil {
-		return nil, err
-	}
-	if shared != nil {
-		if err := executor.GrantStorages(ctx, r.Kube, []*storagev1alpha1.BackupStorage{shared}, acct); err != nil {
-			return nil, err
-		}
 	}
 	// From a namespace that shares its snapshots (run checked it): the
 	// agent reads the Snapshot and its Repository there.
 	if err := executor.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
 		return nil, err
-	}
-	if rs.Spec.RestoreTimeout != nil {
-		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(rs.Spec.RestoreTimeout.Seconds()))
 	}
 	executor.Stamp(job, rs.UID, snap.Namespace, snap.Spec.Repository)
 	created, err := r.Kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
