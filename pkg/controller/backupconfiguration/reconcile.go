@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"kubestash.dev/kubestash/pkg/addon"
@@ -63,18 +64,11 @@ type Reconciler struct {
 	// catalog server can serve snapshots/files and snapshots/download;
 	// empty: no grant.
 	CatalogServerAccount string
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the controller's clock (clock.RealClock{}; a fake one in tests).
+	Clock clock.PassiveClock
 	// Reads are its reads: from the controller's informers
 	// (lookup.CachedReads), or from the API (lookup.LiveReads).
 	Reads *lookup.Reads
-}
-
-func (r *Reconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
 }
 
 // Reconcile brings the world in line with the BackupConfiguration
@@ -602,7 +596,7 @@ func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.Back
 		}
 		st.NextSchedule = ""
 		if sched, err := cron.ParseStandard(s.Scheduler.Schedule); err == nil && !bc.Spec.Paused && !ptr.Deref(s.Scheduler.Suspend, false) {
-			st.NextSchedule = sched.Next(r.now()).UTC().Format(time.RFC3339)
+			st.NextSchedule = sched.Next(r.Clock.Now()).UTC().Format(time.RFC3339)
 		}
 		status.Sessions = append(status.Sessions, st)
 	}
@@ -766,7 +760,7 @@ func (r *Reconciler) triggerInitialBackups(ctx context.Context, bc *corev1alpha1
 		if session == nil {
 			continue
 		}
-		bs := NewBackupSession(bc, session, r.now())
+		bs := NewBackupSession(bc, session, r.Clock.Now())
 		_, err := r.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Create(ctx, bs, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			conditions.Set(&ss.Conditions, conditions.False(corev1alpha1.TypeInitialBackupTriggered, corev1alpha1.ReasonFailedToTriggerInitialBackup, err.Error()))

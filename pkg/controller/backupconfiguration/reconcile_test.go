@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	addonsv1alpha1 "kubestash.dev/kubestash/pkg/apis/addons/v1alpha1"
@@ -75,7 +76,7 @@ func newEnv(t *testing.T, mutate func(kube, ks *[]runtime.Object)) *env {
 		mutate(&kube, &ks)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(kube...), ks: fake.NewSimpleClientset(ks...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Now: func() time.Time { return now },
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Clock: clocktesting.NewFakePassiveClock(now),
 		Reads: lookup.LiveReads(e.kube, e.ks)}
 	return e
 }
@@ -130,7 +131,7 @@ func TestReconcileReady(t *testing.T) {
 	assert.Equal(t, "pvc-backup", bs.Labels["kubestash.com/invoker-name"])
 
 	// Idempotent: a second pass changes nothing and triggers no second backup.
-	e.r.Now = func() time.Time { return now.Add(time.Minute) }
+	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(time.Minute))
 	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
 	sessions, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)

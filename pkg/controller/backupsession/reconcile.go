@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"kubestash.dev/kubestash/pkg/addon"
@@ -53,7 +54,8 @@ type Reconciler struct {
 	Kube     kubernetes.Interface
 	Client   versioned.Interface
 	Recorder record.EventRecorder
-	Now      func() time.Time
+	// Clock is the controller's clock (clock.RealClock{}; a fake one in tests).
+	Clock clock.PassiveClock
 	// AgentImage is the image of the agent, which the retention Job runs.
 	AgentImage string
 	// PendingTimeout is how long a backup Job's pod may stay Pending before
@@ -72,13 +74,6 @@ type Reconciler struct {
 	LocalDirs backenddirs.Policy
 }
 
-func (r *Reconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 // Reconcile derives the BackupSession's state from what exists now: its
 // configuration, its Snapshots and its Job.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
@@ -92,7 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	}
 	if bs.Status.Phase.IsTerminal() && conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeSessionHistoryCleaned) != nil && !retryDue(bs) {
 		// Its outcome is recorded: its Jobs are kept only for their log.
-		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, sessionJobs(namespace, name), r.FinishedJobTTL, r.now())
+		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, sessionJobs(namespace, name), r.FinishedJobTTL, r.Clock.Now())
 	}
 	st := bs.Status.DeepCopy()
 	requeue := false
@@ -133,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	st.Phase = (&catalogv1alpha1.BackupSession{Status: *st}).CalculatePhase()
 	if st.Phase.IsTerminal() {
 		if st.Duration == "" {
-			st.Duration = r.now().Sub(bs.CreationTimestamp.Time).Round(time.Second).String()
+			st.Duration = r.Clock.Now().Sub(bs.CreationTimestamp.Time).Round(time.Second).String()
 		}
 		if bc != nil && session != nil {
 			r.cleanHistory(ctx, bs, session, st)
@@ -181,14 +176,14 @@ func (r *Reconciler) retry(ctx context.Context, bs *catalogv1alpha1.BackupSessio
 		if s.RetryConfig != nil {
 			delay = s.RetryConfig.Delay.Duration
 		}
-		st.NextRetry = ptr.To(metav1.NewTime(r.now().Add(delay).Truncate(time.Second)))
+		st.NextRetry = ptr.To(metav1.NewTime(r.Clock.Now().Add(delay).Truncate(time.Second)))
 	}
-	if r.now().Before(st.NextRetry.Time) {
+	if r.Clock.Now().Before(st.NextRetry.Time) {
 		return true
 	}
 	next := &catalogv1alpha1.BackupSession{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, s.Name, fmt.Sprint(r.now().Unix())),
+			Name:      catalogv1alpha1.ValidNameWithPrefixNSuffix(bc.Name, s.Name, fmt.Sprint(r.Clock.Now().Unix())),
 			Namespace: bs.Namespace,
 			Labels:    bs.Labels,
 		},
@@ -325,7 +320,7 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 
 	// The Job ended, or the deadline passed, while a component was
 	// unfinished: that component will never finish.
-	w := executor.Watch{What: "backup", Deadline: st.BackupDeadline, PendingTimeout: r.PendingTimeout, Now: r.now()}
+	w := executor.Watch{What: "backup", Deadline: st.BackupDeadline, PendingTimeout: r.PendingTimeout, Now: r.Clock.Now()}
 	if bs.Spec.BackupTimeout != nil {
 		w.DeadlineExceeded = fmt.Sprintf("backupTimeout %s exceeded", bs.Spec.BackupTimeout.Duration)
 	}
@@ -471,7 +466,7 @@ func (r *Reconciler) applyRetention(ctx context.Context, bs *catalogv1alpha1.Bac
 		policy, err := r.Client.StorageV1alpha1().RetentionPolicies(rp.Namespace).Get(ctx, rp.Name, metav1.GetOptions{})
 		if err == nil {
 			var removed []string
-			removed, err = retention.Apply(ctx, r.Client, bs.Namespace, repo.Name, policy, r.now())
+			removed, err = retention.Apply(ctx, r.Client, bs.Namespace, repo.Name, policy, r.Clock.Now())
 			if len(removed) > 0 {
 				r.Recorder.Eventf(bs, corev1.EventTypeNormal, "RetentionPolicyApplied", "Removed %d snapshots of %s: %s", len(removed), repo.Name, strings.Join(removed, ", "))
 			}
@@ -522,7 +517,7 @@ func (r *Reconciler) ensureSnapshots(ctx context.Context, bs *catalogv1alpha1.Ba
 					labelSessionName:                     s.Name,
 				}},
 				Spec: catalogv1alpha1.SnapshotSpec{
-					SnapshotID:     newULID(r.now()),
+					SnapshotID:     newULID(r.Clock.Now()),
 					Type:           catalogv1alpha1.BackupTypeFull,
 					Repository:     repo.Name,
 					Session:        s.Name,
@@ -564,7 +559,7 @@ func (r *Reconciler) settleSnapshot(ctx context.Context, snap *catalogv1alpha1.S
 		// the metadata is uploaded by the time we see the components.
 		conditions.Set(&s.Status.Conditions, conditions.True(catalogv1alpha1.TypeSnapshotMetadataUploaded, catalogv1alpha1.ReasonSuccessfullyUploadedSnapshotMetadata, "written to the backend"))
 		if s.Status.SnapshotTime == nil {
-			s.Status.SnapshotTime = ptr.To(metav1.NewTime(r.now().UTC().Truncate(time.Second)))
+			s.Status.SnapshotTime = ptr.To(metav1.NewTime(r.Clock.Now().UTC().Truncate(time.Second)))
 		}
 		integrity, size := summarize(s)
 		s.Status.Integrity, s.Status.Size = integrity, size
@@ -573,7 +568,7 @@ func (r *Reconciler) settleSnapshot(ctx context.Context, snap *catalogv1alpha1.S
 	if apiequality.Semantic.DeepEqual(s.Status, snap.Status) {
 		return s, nil
 	}
-	s.Status.LastUpdateTime = ptr.To(metav1.NewTime(r.now()))
+	s.Status.LastUpdateTime = ptr.To(metav1.NewTime(r.Clock.Now()))
 	out, err := r.Client.CatalogV1alpha1().Snapshots(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("update status of Snapshot %s: %w", s.Name, err)

@@ -17,6 +17,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -77,7 +78,7 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		objs = append(objs, s)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(), ks: fake.NewSimpleClientset(objs...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }, Reads: lookup.LiveReads(e.kube, e.ks),
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: lookup.LiveReads(e.kube, e.ks),
 		AgentImage: "ghcr.io/kubestash/agent:dev"}
 	return e
 }
@@ -321,7 +322,7 @@ func TestRetryAfterDelay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, list.Items, 1, "no retry before the delay")
 
-	e.r.Now = func() time.Time { return now.Add(61 * time.Second) }
+	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(61 * time.Second))
 	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
 	assert.True(t, *e.get(t, "bc-daily-2").Status.Retried)
 	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
@@ -360,7 +361,7 @@ func TestPodPendingTooLong(t *testing.T) {
 	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest(), "not yet: within the timeout")
 	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
 
-	e.r.Now = func() time.Time { return now.Add(2 * time.Minute) }
+	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(2 * time.Minute))
 	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
 	bs := e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, bs.Status.Phase)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
@@ -231,7 +232,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 		return builder.Open(ctx, kube, bs)
 	}
-	bcr := &backupconfiguration.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount, Reads: reads}
+	bcr := &backupconfiguration.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount, Reads: reads}
 	bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
 	if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch BackupConfigurations: %w", err)
@@ -320,7 +321,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 
 	// BackupSessions: their own changes, their Snapshots' (the agent
 	// reports there) and their Jobs'.
-	bsr := &backupsession.Reconciler{Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, Reads: reads,
+	bsr := &backupsession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, Reads: reads,
 		OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
 	bsLoop := loop.New("backupsession", bsr.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
@@ -405,7 +406,7 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(unlockLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch Repositories: %w", err)
 	}
-	rsr := &restoresession.Reconciler{Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs, Reads: reads}
+	rsr := &restoresession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs, Reads: reads}
 	rsLoop := loop.New("restoresession", rsr.Reconcile)
 	if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
 		return nil, fmt.Errorf("watch RestoreSessions: %w", err)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"kubestash.dev/kubestash/pkg/addon"
@@ -50,7 +51,8 @@ type Reconciler struct {
 	Kube     kubernetes.Interface
 	Client   versioned.Interface
 	Recorder record.EventRecorder
-	Now      func() time.Time
+	// Clock is the controller's clock (clock.RealClock{}; a fake one in tests).
+	Clock clock.PassiveClock
 	// PendingTimeout is how long a restore Job's pod may stay Pending
 	// before the restore fails; 0 means executor.DefaultPendingTimeout.
 	PendingTimeout time.Duration
@@ -62,13 +64,6 @@ type Reconciler struct {
 	Reads *lookup.Reads
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy
-}
-
-func (r *Reconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
 }
 
 // Reconcile derives the restore's state from its Snapshot, target and Job.
@@ -83,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	}
 	if rs.Status.Phase.IsTerminal() && len(rs.Status.PausedBackups) == 0 {
 		// Its outcome is recorded: its Job is kept only for its log.
-		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, jobSelector(namespace, name), r.FinishedJobTTL, r.now())
+		return executor.SessionRecorded(ctx, r.Kube, r.Reads.ListJobs, namespace, jobSelector(namespace, name), r.FinishedJobTTL, r.Clock.Now())
 	}
 	st := rs.Status.DeepCopy()
 	requeue := false
@@ -96,7 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	st.Phase = (&catalogv1alpha1.RestoreSession{Status: *st}).CalculatePhase()
 	if st.Phase.IsTerminal() {
 		if st.Duration == "" {
-			st.Duration = r.now().Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
+			st.Duration = r.Clock.Now().Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 		}
 		if err := r.resumeBackups(ctx, rs, st); err != nil {
 			requeue = true
@@ -186,7 +181,7 @@ func (r *Reconciler) run(ctx context.Context, rs *catalogv1alpha1.RestoreSession
 			done = false
 		}
 	}
-	w := executor.Watch{What: "restore", Deadline: st.RestoreDeadline, PendingTimeout: r.PendingTimeout, SkipPending: done, Now: r.now()}
+	w := executor.Watch{What: "restore", Deadline: st.RestoreDeadline, PendingTimeout: r.PendingTimeout, SkipPending: done, Now: r.Clock.Now()}
 	if rs.Spec.RestoreTimeout != nil {
 		w.DeadlineExceeded = fmt.Sprintf("restoreTimeout %s exceeded", rs.Spec.RestoreTimeout.Duration)
 	}

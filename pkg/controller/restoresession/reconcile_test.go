@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -63,7 +64,7 @@ func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.Restore
 	kube := kubefake.NewClientset(&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "target-pvc"}})
 	ks := fake.NewSimpleClientset(storage, repo, snap, rs,
 		load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-restore-function.yaml"))
-	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return now }, Reads: lookup.LiveReads(kube, ks)}
+	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: lookup.LiveReads(kube, ks)}
 	return r, kube, ks
 }
 
