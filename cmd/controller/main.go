@@ -16,7 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/backenddirs"
-	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/manager"
 	"kubestash.dev/kubestash/pkg/version"
 )
@@ -38,7 +38,7 @@ func main() {
 	flag.DurationVar(&o.WipeOutDelay, "wipeout-delay", 30*time.Second, "how long after a WipeOut Snapshot is deleted its restic data is cleaned up, unless a session's retention Job does it first")
 	qps := flag.Float64("kube-api-qps", 50, "requests per second to the API server (client-go's default of 5 delays session steps by seconds)")
 	burst := flag.Int("kube-api-burst", 100, "burst of requests to the API server")
-	flag.StringVar(&o.CatalogServerAccount, "catalog-server-account", executor.DefaultCatalogServerAccount,
+	flag.StringVar(&o.CatalogServerAccount, "catalog-server-account", access.DefaultCatalogServerAccount,
 		"ServiceAccount (namespace/name) the catalog server runs as: it is granted get on each BackupStorage's Secret, by name; empty: no grants")
 	localDirs := flag.String("local-backend-dirs", "", "comma-separated host directories under which local BackupStorages may be (hostPath, or where their volume is mounted into this controller); empty: none. System directories (/usr, /etc, /var/lib/kubelet, ...) are refused whatever this says")
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "host:port serving /metrics (Prometheus), /healthz and /readyz, e.g. :8080; empty: not served")

@@ -31,8 +31,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/backupsession"
-	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/controller/restoresession"
@@ -106,7 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if err := r.ensureRepositories(ctx, bc, status); err != nil {
 			errs = append(errs, err.Error())
 		}
-		if err := executor.GrantCatalogEncryptionSecrets(ctx, r.Kube, bc, r.CatalogServerAccount); err != nil {
+		if err := access.GrantCatalogEncryptionSecrets(ctx, r.Kube, bc, r.CatalogServerAccount); err != nil {
 			errs = append(errs, fmt.Sprintf("grant the catalog server the encryption Secrets: %v", err))
 		}
 	}
@@ -429,7 +429,7 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 // node-level addonVolumes, but not in objects stored before it; and
 // whether a jobTemplate's serviceAccountName may be used depends on where
 // the storages are. The backup session refuses both again when it builds
-// the Job (pkg/addon, executor.CheckUserAccount); here they make the
+// the Job (pkg/addon, access.CheckUserAccount); here they make the
 // configuration Invalid, naming the field, before any session runs.
 func checkAddonInfo(bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Session) []string {
 	var out []string
@@ -446,7 +446,7 @@ func checkAddonInfo(bc *corev1alpha1.BackupConfiguration, s *corev1alpha1.Sessio
 				storages = append(storages, ref)
 			}
 		}
-		if e := executor.CheckUserAccount(fld.Child("jobTemplate", "spec", "serviceAccountName"), jt.Spec.ServiceAccountName,
+		if e := access.CheckUserAccount(fld.Child("jobTemplate", "spec", "serviceAccountName"), jt.Spec.ServiceAccountName,
 			bc.Namespace, backupsession.BackupServiceAccount, storages); e != nil {
 			out = append(out, e.Error())
 		}
@@ -576,7 +576,7 @@ func CronJobName(bc, session string) string {
 // ensureSchedulers keeps one CronJob per session, and the ServiceAccount
 // and RoleBinding its Jobs run as.
 func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration, status *corev1alpha1.BackupConfigurationStatus) error {
-	if _, err := executor.EnsureAccount(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
+	if _, err := access.EnsureAccount(ctx, r.Kube, bc.Namespace, TriggerServiceAccount, TriggerClusterRole); err != nil {
 		return err
 	}
 	var errs []string

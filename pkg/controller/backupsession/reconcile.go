@@ -33,6 +33,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
@@ -632,7 +633,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 				enc.Namespace = bc.Namespace
 			}
 		}
-		e, sh, err := executor.SecretEnv(ctx, r.Client, bs.Namespace, repo.Name, enc, sref)
+		e, sh, err := access.SecretEnv(ctx, r.Client, bs.Namespace, repo.Name, enc, sref)
 		if err != nil {
 			return nil, err
 		}

@@ -25,7 +25,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
@@ -53,17 +53,17 @@ type Reconciler struct {
 // Reconcile checks the storage from scratch and writes what it finds into
 // status. It deletes nothing in the backend but on the explicit deletion of
 // a storage whose deletionPolicy is WipeOut (finishDeletion). It also revokes what
-// Jobs of other namespaces were granted of it (executor.GrantStorage) and
+// Jobs of other namespaces were granted of it (access.GrantStorage) and
 // its usagePolicy no longer allows.
 func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) error {
 	bs, err := r.Reads.BackupStorages.Get(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
-		return executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, nil)
+		return access.RevokeStorageGrants(ctx, r.Kube, namespace, name, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("get BackupStorage %s/%s: %w", namespace, name, err)
 	}
-	if err := executor.RevokeStorageGrants(ctx, r.Kube, namespace, name, bs); err != nil {
+	if err := access.RevokeStorageGrants(ctx, r.Kube, namespace, name, bs); err != nil {
 		return err
 	}
 	if bs.DeletionTimestamp != nil {
@@ -76,7 +76,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 	// The catalog server holds no right on Secrets but those granted
 	// here; until it has it, it serves the storage as unavailable.
 	if bs.DeletionTimestamp == nil {
-		if err := executor.GrantCatalogSecret(ctx, r.Kube, bs, r.CatalogServerAccount); err != nil {
+		if err := access.GrantCatalogSecret(ctx, r.Kube, bs, r.CatalogServerAccount); err != nil {
 			return fmt.Errorf("grant the catalog server the Secret of BackupStorage %s/%s: %w", namespace, name, err)
 		}
 	}

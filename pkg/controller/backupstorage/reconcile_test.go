@@ -18,7 +18,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storagebackend"
@@ -132,7 +132,7 @@ func TestCatalogServerGrantedTheSecret(t *testing.T) {
 	}
 	kube := kubefake.NewSimpleClientset()
 	ks := fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: executor.DefaultCatalogServerAccount, Reads: lookup.LiveReads(kube, ks)}
+	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: lookup.LiveReads(kube, ks)}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
 	role, err := kube.RbacV1().Roles("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)

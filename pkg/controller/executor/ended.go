@@ -1,3 +1,7 @@
+// Package executor builds, observes and retires the Jobs of the
+// controller: a session's backup or restore Job (TaskJob, Observe), the
+// forget Jobs of retention and wipe-out, what becomes of a session's Jobs
+// once it is deleted or its outcome recorded (Reap, ExpireFinished).
 package executor
 
 import (

@@ -13,6 +13,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/podsecurity"
@@ -31,7 +32,7 @@ type Forget struct {
 	// Image is the agent's image.
 	Image string
 	// ServiceAccount the pods run as, bound to ClusterRole in their
-	// namespace (EnsureAccount).
+	// namespace (access.EnsureAccount).
 	ServiceAccount, ClusterRole string
 	// LocalDirs says where local backends may be mounted from.
 	LocalDirs backenddirs.Policy
@@ -78,7 +79,7 @@ func (f Forget) podSpec(ctx context.Context, command, ns string, repos []string)
 				enc.Namespace = repo.Namespace
 			}
 		}
-		e, sh, err := SecretEnv(ctx, f.Client, ns, name, enc, sref)
+		e, sh, err := access.SecretEnv(ctx, f.Client, ns, name, enc, sref)
 		if err != nil {
 			return corev1.PodSpec{}, err
 		}
@@ -107,11 +108,11 @@ func (f Forget) podSpec(ctx context.Context, command, ns string, repos []string)
 	if err := backendmount.Add(ctx, f.Client, f.LocalDirs, &pod, storageRefs); err != nil {
 		return corev1.PodSpec{}, err
 	}
-	acct, err := EnsureAccount(ctx, f.Kube, ns, f.ServiceAccount, f.ClusterRole)
+	acct, err := access.EnsureAccount(ctx, f.Kube, ns, f.ServiceAccount, f.ClusterRole)
 	if err != nil {
 		return corev1.PodSpec{}, err
 	}
-	if err := GrantStorages(ctx, f.Kube, shared, acct); err != nil {
+	if err := access.GrantStorages(ctx, f.Kube, shared, acct); err != nil {
 		return corev1.PodSpec{}, err
 	}
 	return pod, nil

@@ -10,6 +10,7 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
+	"kubestash.dev/kubestash/pkg/controller/access"
 )
 
 // baselineCapabilities are the capabilities the Pod Security Standards'
@@ -24,10 +25,10 @@ var baselineCapabilities = map[corev1.Capability]bool{
 // ApplyJobTemplate applies a user's jobTemplate (fld) to a backup or
 // restore Job: every field takes effect or is refused with an error naming
 // it. Labels and annotations are added without replacing the controller's
-// own; the pod's ServiceAccount may be the user's only as CheckUserAccount
+// own; the pod's ServiceAccount may be the user's only as access.CheckUserAccount
 // allows (acct is the controller's own, storages the BackupStorages the
 // Job uses).
-func ApplyJobTemplate(job *batchv1.Job, jt *storagev1alpha1.PodTemplateSpec, fld *field.Path, acct Account, storages []kmapi.ObjectReference) error {
+func ApplyJobTemplate(job *batchv1.Job, jt *storagev1alpha1.PodTemplateSpec, fld *field.Path, acct access.Account, storages []kmapi.ObjectReference) error {
 	if jt == nil {
 		return nil
 	}
@@ -40,7 +41,7 @@ func ApplyJobTemplate(job *batchv1.Job, jt *storagev1alpha1.PodTemplateSpec, fld
 	}
 	spec := jt.Spec
 	sf := fld.Child("spec")
-	if ferr := CheckUserAccount(sf.Child("serviceAccountName"), spec.ServiceAccountName, acct.Namespace(), acct.Name(), storages); ferr != nil {
+	if ferr := access.CheckUserAccount(sf.Child("serviceAccountName"), spec.ServiceAccountName, acct.Namespace(), acct.Name(), storages); ferr != nil {
 		errs = append(errs, ferr)
 	}
 	if spec.Priority != nil {

@@ -17,6 +17,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/backendmount"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 )
@@ -40,13 +41,13 @@ type TaskJob struct {
 	Backup bool
 	// Inputs are the Function's built-in variables (addon.Input*).
 	Inputs map[string]string
-	// Env are the Secrets by secretKeyRef (SecretEnv) of the Storages
+	// Env are the Secrets by secretKeyRef (access.SecretEnv) of the Storages
 	// the Job reads and writes; Shared are those of other namespaces,
 	// which the Job's account is granted.
 	Env      []corev1.EnvVar
 	Storages []kmapi.ObjectReference
 	Shared   []*storagev1alpha1.BackupStorage
-	// ServiceAccount the Job runs as, bound to ClusterRole (EnsureAccount).
+	// ServiceAccount the Job runs as, bound to ClusterRole (access.EnsureAccount).
 	ServiceAccount, ClusterRole string
 	Labels                      map[string]string
 	// Timeout of the session: the Job's activeDeadlineSeconds.
@@ -56,37 +57,37 @@ type TaskJob struct {
 // Build returns the Job, not yet created, and the account it runs as
 // unless the user's jobTemplate names another. Its shared storages are
 // granted to that account.
-func (t TaskJob) Build(ctx context.Context) (*batchv1.Job, Account, error) {
+func (t TaskJob) Build(ctx context.Context) (*batchv1.Job, access.Account, error) {
 	if t.Addon == nil || len(t.Addon.Tasks) == 0 {
-		return nil, Account{}, errors.New(t.Field.String() + ": the addon has no task")
+		return nil, access.Account{}, errors.New(t.Field.String() + ": the addon has no task")
 	}
 	a, err := t.Client.AddonsV1alpha1().Addons().Get(ctx, t.Addon.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, Account{}, fmt.Errorf("Addon %s: %w", t.Addon.Name, err)
+		return nil, access.Account{}, fmt.Errorf("Addon %s: %w", t.Addon.Name, err)
 	}
 	ref := &t.Addon.Tasks[0]
 	task, err := addon.FindTask(a, ref.Name, t.Backup)
 	if err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	fn, err := t.Client.AddonsV1alpha1().Functions().Get(ctx, task.Function, metav1.GetOptions{})
 	if err != nil {
-		return nil, Account{}, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
+		return nil, access.Account{}, fmt.Errorf("Function %s of task %s: %w", task.Function, task.Name, err)
 	}
 	params, err := addon.Params(task, ref, t.Inputs)
 	if err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	pod, err := addon.PodSpec(addon.Input{Task: task, Function: fn, Ref: ref, Field: t.Field.Child("tasks").Index(0), Params: params, Env: t.Env})
 	if err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	if err := backendmount.Add(ctx, t.Client, t.LocalDirs, &pod, t.Storages); err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
-	acct, err := EnsureAccount(ctx, t.Kube, t.Namespace, t.ServiceAccount, t.ClusterRole)
+	acct, err := access.EnsureAccount(ctx, t.Kube, t.Namespace, t.ServiceAccount, t.ClusterRole)
 	if err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	pod.ServiceAccountName = acct.Name()
 	job := &batchv1.Job{
@@ -105,14 +106,14 @@ func (t TaskJob) Build(ctx context.Context) (*batchv1.Job, Account, error) {
 	// shared storage is granted only to ours, so that is refused rather
 	// than the storage owner's Secret bound to any account the user names.
 	if err := ApplyRuntimeSettings(job, t.Addon.ContainerRuntimeSettings, t.Field.Child("containerRuntimeSettings")); err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	if err := ApplyJobTemplate(job, t.Addon.JobTemplate, t.Field.Child("jobTemplate"), acct, t.Storages); err != nil {
-		return nil, Account{}, err
+		return nil, access.Account{}, err
 	}
 	// After ApplyJobTemplate, a Job with a shared storage runs as acct.
-	if err := GrantStorages(ctx, t.Kube, t.Shared, acct); err != nil {
-		return nil, Account{}, err
+	if err := access.GrantStorages(ctx, t.Kube, t.Shared, acct); err != nil {
+		return nil, access.Account{}, err
 	}
 	if t.Timeout != nil {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(t.Timeout.Seconds()))

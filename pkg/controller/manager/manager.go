@@ -51,7 +51,7 @@ import (
 type Options struct {
 	Config *rest.Config
 	// CatalogServerAccount ("namespace/name") is granted get on each
-	// BackupStorage's Secret (executor.GrantCatalogSecret).
+	// BackupStorage's Secret (access.GrantCatalogSecret).
 	CatalogServerAccount string
 	// AgentImage is the image of cmd/agent used in the Jobs it creates.
 	AgentImage string

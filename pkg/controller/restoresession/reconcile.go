@@ -32,6 +32,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/executor"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/controller/loop"
@@ -96,7 +97,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, namespace, name string) erro
 		if err := r.resumeBackups(ctx, rs, st); err != nil {
 			requeue = true
 		}
-		if err := executor.RevokeSnapshot(ctx, r.Kube, dataNamespace(rs), rs.Namespace, rs.Name); err != nil {
+		if err := access.RevokeSnapshot(ctx, r.Kube, dataNamespace(rs), rs.Namespace, rs.Name); err != nil {
 			return err
 		}
 	}
@@ -441,7 +442,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 			enc.Namespace = repo.Namespace
 		}
 	}
-	env, sh, err := executor.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
+	env, sh, err := access.SecretEnv(ctx, r.Client, rs.Namespace, repo.Name, enc, storage)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +466,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 	}
 	// From a namespace that shares its snapshots (run checked it): the
 	// agent reads the Snapshot and its Repository there.
-	if err := executor.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
+	if err := access.GrantSnapshot(ctx, r.Kube, snap, acct, rs.Namespace, rs.Name); err != nil {
 		return nil, err
 	}
 	executor.Stamp(job, rs.UID, snap.Namespace, snap.Spec.Repository)

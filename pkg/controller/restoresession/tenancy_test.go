@@ -16,7 +16,7 @@ import (
 	corev1alpha1 "kubestash.dev/kubestash/pkg/apis/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/executor"
+	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/sharing"
 )
 
@@ -127,14 +127,14 @@ func TestRestoreFromSharedNamespace(t *testing.T) {
 
 	// The restore account may read that Snapshot and its Repository in
 	// demo, by name, while the restore runs.
-	roles, err := kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	roles, err := kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: access.LabelGrantRestore})
 	require.NoError(t, err)
 	require.Len(t, roles.Items, 1)
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"catalog.kubestash.com"}, Resources: []string{"snapshots"}, Verbs: []string{"get"}, ResourceNames: []string{"repo-1"}},
 		{APIGroups: []string{"catalog.kubestash.com"}, Resources: []string{"repositories"}, Verbs: []string{"get"}, ResourceNames: []string{"repo"}},
 	}, roles.Items[0].Rules)
-	bindings, err := kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	bindings, err := kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: access.LabelGrantRestore})
 	require.NoError(t, err)
 	require.Len(t, bindings.Items, 1)
 	assert.Equal(t, []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: RestoreServiceAccount, Namespace: "tenant"}}, bindings.Items[0].Subjects)
@@ -145,10 +145,10 @@ func TestRestoreFromSharedNamespace(t *testing.T) {
 	_, err = kube.BatchV1().Jobs("tenant").UpdateStatus(ctx, job, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.NoError(t, r.Reconcile(ctx, "tenant", "restore"))
-	roles, err = kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	roles, err = kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: access.LabelGrantRestore})
 	require.NoError(t, err)
 	assert.Empty(t, roles.Items)
-	bindings, err = kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: executor.LabelGrantRestore})
+	bindings, err = kube.RbacV1().RoleBindings("demo").List(ctx, metav1.ListOptions{LabelSelector: access.LabelGrantRestore})
 	require.NoError(t, err)
 	assert.Empty(t, bindings.Items)
 }

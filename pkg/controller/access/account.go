@@ -1,6 +1,9 @@
-// Package executor is what the controllers share about the Jobs that run
-// backups and restores: the identity they run as and how they ended.
-package executor
+// Package access is who the controller's Jobs run as and what they may
+// read: the ServiceAccount of a namespace's Jobs and its binding
+// (EnsureAccount), the Secrets they get by reference (SecretEnv), and the
+// narrow grants on other namespaces' storages and snapshots and on the
+// Secrets the catalog server reads.
+package access
 
 import (
 	"context"
