@@ -649,7 +649,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, bs *catalogv1alpha1.BackupSe
 		Inputs: map[string]string{addon.InputNamespace: bs.Namespace, addon.InputBackupSession: bs.Name, addon.InputPVCName: bc.Spec.Target.Name},
 		Env:    env, Storages: storages, Shared: shared,
 		ServiceAccount: BackupServiceAccount, ClusterRole: BackupClusterRole,
-		Labels: jobLabels(bs, s, "kubestash-backup"), Timeout: bs.Spec.BackupTimeout,
+		Labels: jobLabels(bs, s, BackupJobComponent), Timeout: bs.Spec.BackupTimeout,
 	}.Build(ctx)
 	if err != nil {
 		return nil, err

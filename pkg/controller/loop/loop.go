@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
@@ -116,4 +117,32 @@ func (l *Loop) next(ctx context.Context) bool {
 		l.queue.AddRateLimited(key)
 	}
 	return true
+}
+
+// OnChange is an event handler that calls fn with each object added,
+// deleted (its last known state) or really updated: an informer's resync,
+// which hands the same object again, is left out, so that an object is
+// reconciled at its own resync and not once more for each dependency.
+func OnChange(fn func(obj any)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: fn,
+		UpdateFunc: func(old, cur any) {
+			if Changed(old, cur) {
+				fn(cur)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			fn(obj)
+		},
+	}
+}
+
+// Changed tells a real update from an informer's resync.
+func Changed(old, cur any) bool {
+	o, err1 := meta.Accessor(old)
+	c, err2 := meta.Accessor(cur)
+	return err1 != nil || err2 != nil || o.GetResourceVersion() != c.GetResourceVersion()
 }

@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // calls records each reconcile of a key, answering from a script.
@@ -81,4 +84,19 @@ func TestMalformedKeyIsDropped(t *testing.T) {
 	cancel()
 	<-done
 	assert.Equal(t, 1, c.count(), "only the well-formed key is reconciled")
+}
+
+// TestOnChange: adds, real updates and deletes reach fn (a deletion's last
+// known state too); an informer's resync does not.
+func TestOnChange(t *testing.T) {
+	var got []string
+	h := OnChange(func(obj any) { got = append(got, obj.(*corev1.ConfigMap).ResourceVersion) })
+	cm := func(rv string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", ResourceVersion: rv}}
+	}
+	h.OnAdd(cm("1"), false)
+	h.OnUpdate(cm("1"), cm("1")) // a resync
+	h.OnUpdate(cm("1"), cm("2"))
+	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "c", Obj: cm("3")})
+	assert.Equal(t, []string{"1", "2", "3"}, got)
 }

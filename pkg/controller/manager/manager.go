@@ -11,23 +11,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
@@ -215,250 +211,91 @@ type runner struct {
 
 // build makes the informers and the loops, and registers their handlers.
 func build(o Options, kube kubernetes.Interface, client versioned.Interface, recorder record.EventRecorder) (*controllers, error) {
-	c := &controllers{}
-	factory := informers.NewSharedInformerFactory(client, o.Resync)
-	// Our Jobs and CronJobs, by the label every one of them has.
-	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-		lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
-	}))
-	// Namespaces and PersistentVolumeClaims.
-	claimFactory := kubeinformers.NewSharedInformerFactory(kube, o.Resync)
+	inf := lookup.Informers{
+		Catalog: informers.NewSharedInformerFactory(client, o.Resync),
+		// Our Jobs, CronJobs, accounts and grants, by the label every one
+		// of them has.
+		Ours: kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
+		})),
+		// Namespaces and PersistentVolumeClaims.
+		Cluster: kubeinformers.NewSharedInformerFactory(kube, o.Resync),
+	}
 	// The reconcilers read from these caches, not from the API; their
 	// kube client too, for the accounts and grants they ensure each time.
-	reads := lookup.CachedReads(lookup.Informers{Catalog: factory, Ours: kubeFactory, Cluster: claimFactory}, lookup.LiveReads(kube, client))
-	kube = lookup.CachedKube(kube, kubeFactory)
-	bcInformer := factory.Core().V1alpha1().BackupConfigurations()
+	reads := lookup.CachedReads(inf, lookup.LiveReads(kube, client))
+	kube = lookup.CachedKube(kube, inf.Ours)
 	builder := storagebackend.Builder{LocalDirs: o.LocalBackendDirs}
 	openBackend := func(ctx context.Context, bs *storagev1alpha1.BackupStorage) (backend.Backend, error) {
 		return builder.Open(ctx, kube, bs)
 	}
-	bcr := &backupconfiguration.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount, Reads: reads}
-	bcLoop := loop.New("backupconfiguration", bcr.Reconcile)
-	if _, err := bcInformer.Informer().AddEventHandler(bcLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch BackupConfigurations: %w", err)
-	}
-	// A trigger CronJob changed or deleted by someone else, or a target
-	// claim that comes or goes: its configuration now, not at the next
-	// resync.
-	byOwner := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if cj, ok := obj.(*batchv1.CronJob); ok {
-			if ref := metav1.GetControllerOf(cj); ref != nil && ref.Kind == "BackupConfiguration" {
-				bcLoop.Add(cj.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	if _, err := kubeFactory.Batch().V1().CronJobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(old, cur any) {
-			if changed(old, cur) {
-				byOwner(cur)
-			}
-		},
-		DeleteFunc: byOwner,
-	}); err != nil {
-		return nil, fmt.Errorf("watch CronJobs: %w", err)
-	}
-	byTarget := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
-		if !ok {
-			return
-		}
-		bcs, err := bcInformer.Lister().BackupConfigurations(pvc.Namespace).List(labels.Everything())
-		if err != nil {
-			return
-		}
-		for _, bc := range bcs {
-			if t := bc.Spec.Target; t != nil && t.Kind == "PersistentVolumeClaim" && t.Name == pvc.Name {
-				bcLoop.Add(bc.Namespace + "/" + bc.Name)
-			}
-		}
-	}
-	if _, err := claimFactory.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: byTarget, DeleteFunc: byTarget,
-		UpdateFunc: func(old, cur any) {
-			if o, ok := old.(*corev1.PersistentVolumeClaim); ok && o.DeletionTimestamp == nil {
-				if c, ok := cur.(*corev1.PersistentVolumeClaim); ok && c.DeletionTimestamp != nil {
-					byTarget(cur)
-				}
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch PersistentVolumeClaims: %w", err)
-	}
-	// A storage, policy or addon that changes can change every
-	// configuration that refers to it.
-	all := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
-		UpdateFunc: func(old, cur any) {
-			if changed(old, cur) {
-				enqueueAll(bcInformer.Lister().List, bcLoop)
-			}
-		},
-		DeleteFunc: func(any) { enqueueAll(bcInformer.Lister().List, bcLoop) },
-	}
-	for _, inf := range []cache.SharedIndexInformer{
-		factory.Storage().V1alpha1().BackupStorages().Informer(),
-		factory.Storage().V1alpha1().RetentionPolicies().Informer(),
-		factory.Addons().V1alpha1().Addons().Informer(),
-	} {
-		if _, err := inf.AddEventHandler(all); err != nil {
-			return nil, fmt.Errorf("watch dependencies: %w", err)
-		}
-	}
-
-	// BackupStorages: check and initialize each; the resync refreshes
-	// the repository list.
-	bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount, Recorder: recorder, Reads: reads}
-	stoLoop := loop.New("backupstorage", bsto.Reconcile)
-	if _, err := factory.Storage().V1alpha1().BackupStorages().Informer().AddEventHandler(stoLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch BackupStorages: %w", err)
-	}
-
-	// BackupSessions: their own changes, their Snapshots' (the agent
-	// reports there) and their Jobs'.
-	bsr := &backupsession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, Reads: reads,
-		OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
-	bsLoop := loop.New("backupsession", bsr.Reconcile)
-	if _, err := factory.Catalog().V1alpha1().BackupSessions().Informer().AddEventHandler(bsLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch BackupSessions: %w", err)
-	}
-	bySession := func(obj any) {
-		if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.BackupSession != "" {
-			bsLoop.Add(s.Namespace + "/" + s.Spec.BackupSession)
-		}
-	}
-	if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: bySession, DeleteFunc: bySession,
-		UpdateFunc: func(old, cur any) {
-			if changed(old, cur) {
-				bySession(cur)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch Snapshots: %w", err)
-	}
-	// Deleted Snapshots: their Repository's count, size and recent
-	// list at once (their session, if still there, is over and looks
-	// no more).
-	repoLoop := loop.New("repositorystatus", bsr.RefreshRepository)
-	if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.Repository != "" {
-				repoLoop.Add(s.Namespace + "/" + s.Spec.Repository)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch Snapshots: %w", err)
-	}
-	// Deleted WipeOut Snapshots: their Repository's forget marks, a
-	// moment later; every Repository once at start, for deletions
-	// made while no controller ran.
+	forget := executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount,
+		ClusterRole: backupsession.BackupClusterRole, LocalDirs: o.LocalBackendDirs}
 	wipeOutDelay := o.WipeOutDelay
 	if wipeOutDelay == 0 {
 		wipeOutDelay = 30 * time.Second
 	}
-	wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, RetentionComponent: backupsession.RetentionJobComponent, Reads: reads,
-		OpenBackend: openBackend, MinAge: wipeOutDelay,
-		Forget: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
-			LocalDirs: o.LocalBackendDirs}}
-	woLoop := loop.New("wipeout", wor.Reconcile)
-	if _, err := factory.Catalog().V1alpha1().Snapshots().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if s, ok := obj.(*catalogv1alpha1.Snapshot); ok && s.Spec.DeletionPolicy == catalogv1alpha1.DeletionPolicyWipeOut && s.Spec.Repository != "" {
-				woLoop.AddAfter(s.Namespace+"/"+s.Spec.Repository, wipeOutDelay)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch Snapshots: %w", err)
-	}
-	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
-				woLoop.AddAfter(key, wipeOutDelay)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch Repositories: %w", err)
-	}
-	// Repositories deleted with deletionPolicy WipeOut: their data,
-	// then their finalizer.
-	rwr := &wipeout.RepositoryReconciler{Kube: kube, Client: client, Recorder: recorder, OpenBackend: openBackend, Reads: reads}
-	rwLoop := loop.New("repositorywipeout", rwr.Reconcile)
-	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(rwLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch Repositories: %w", err)
-	}
-	// Requests to remove stale restic locks (kubectl kubestash unlock).
-	ur := &unlock.Reconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads,
-		Pods: executor.Forget{Client: client, Kube: kube, Image: o.AgentImage, ServiceAccount: backupsession.BackupServiceAccount, ClusterRole: backupsession.BackupClusterRole,
-			LocalDirs: o.LocalBackendDirs}}
-	unlockLoop := loop.New("unlock", ur.Reconcile)
-	if _, err := factory.Catalog().V1alpha1().Repositories().Informer().AddEventHandler(unlockLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch Repositories: %w", err)
-	}
-	rsr := &restoresession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs, Reads: reads}
-	rsLoop := loop.New("restoresession", rsr.Reconcile)
-	if _, err := factory.Catalog().V1alpha1().RestoreSessions().Informer().AddEventHandler(rsLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch RestoreSessions: %w", err)
-	}
-	byJob := func(obj any) {
-		j, ok := obj.(*batchv1.Job)
-		if !ok {
-			return
-		}
-		switch j.Labels[storagev1alpha1.LabelComponent] {
-		case "kubestash-backup", backupsession.RetentionJobComponent:
-			bsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
-		case "kubestash-restore":
-			rsLoop.Add(j.Namespace + "/" + j.Labels[catalogv1alpha1.LabelInvokerName])
-		}
-	}
-	if _, err := kubeFactory.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: byJob, DeleteFunc: byJob,
-		UpdateFunc: func(old, cur any) {
-			if changed(old, cur) {
-				byJob(cur)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("watch Jobs: %w", err)
-	}
 
+	bcr := &backupconfiguration.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, Reads: reads,
+		AgentImage: o.AgentImage, CatalogServerAccount: o.CatalogServerAccount}
+	bsto := &backupstorage.Reconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads,
+		Build: builder.Build, CatalogServerAccount: o.CatalogServerAccount}
+	bsr := &backupsession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, Reads: reads,
+		AgentImage: o.AgentImage, PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, OpenBackend: openBackend, LocalDirs: o.LocalBackendDirs}
+	rsr := &restoresession.Reconciler{Clock: clock.RealClock{}, Kube: kube, Client: client, Recorder: recorder, Reads: reads,
+		PendingTimeout: o.PendingTimeout, FinishedJobTTL: o.FinishedJobTTL, LocalDirs: o.LocalBackendDirs}
+	// Deleted WipeOut Snapshots: their Repository's forget marks.
+	wor := &wipeout.Reconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads,
+		RetentionComponent: backupsession.RetentionJobComponent, OpenBackend: openBackend, MinAge: wipeOutDelay, Forget: forget}
+	// Repositories deleted with deletionPolicy WipeOut: their data, then
+	// their finalizer.
+	rwr := &wipeout.RepositoryReconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads, OpenBackend: openBackend}
+	// Requests to remove stale restic locks (kubectl kubestash unlock).
+	ur := &unlock.Reconciler{Kube: kube, Client: client, Recorder: recorder, Reads: reads, Pods: forget}
 	// A claim being deleted waits for every pod that mounts it, finished
 	// ones too: the finished Jobs of ours that mount it go.
-	claims := claimFactory.Core().V1().PersistentVolumeClaims()
-	jobLister := kubeFactory.Batch().V1().Jobs().Lister()
-	claimLoop := loop.New("claims", func(ctx context.Context, namespace, name string) error {
+	claims := inf.Cluster.Core().V1().PersistentVolumeClaims()
+	jobs := inf.Ours.Batch().V1().Jobs().Lister()
+	releaseClaim := func(ctx context.Context, namespace, name string) error {
 		pvc, err := claims.Lister().PersistentVolumeClaims(namespace).Get(name)
 		if err != nil || pvc.DeletionTimestamp == nil {
 			return nil // gone, or not being deleted
 		}
-		jobs, err := jobLister.Jobs(namespace).List(labels.Everything())
+		js, err := jobs.Jobs(namespace).List(labels.Everything())
 		if err != nil {
 			return err
 		}
-		return executor.ReleaseClaim(ctx, kube, jobs, namespace, name)
-	})
-	if _, err := claims.Informer().AddEventHandler(claimLoop.Handler()); err != nil {
-		return nil, fmt.Errorf("watch PersistentVolumeClaims: %w", err)
+		return executor.ReleaseClaim(ctx, kube, js, namespace, name)
 	}
 
-	c.factories = append(c.factories, factory, kubeFactory, claimFactory)
-	c.synced = append(c.synced, typeNames(factory.WaitForCacheSync), typeNames(kubeFactory.WaitForCacheSync), typeNames(claimFactory.WaitForCacheSync))
-	c.loops = []runner{
-		{bcLoop, o.Workers}, {bsLoop, o.Workers}, {rsLoop, o.Workers},
-		{stoLoop, 1}, {woLoop, 1}, {rwLoop, 1}, {unlockLoop, 1}, {repoLoop, 1}, {claimLoop, 1},
+	c := &controllers{}
+	for _, w := range []struct {
+		loop    *loop.Loop
+		workers int
+		watch   func(*loop.Loop, lookup.Informers) error
+	}{
+		{loop.New("backupconfiguration", bcr.Reconcile), o.Workers, backupconfiguration.Watch},
+		{loop.New("backupsession", bsr.Reconcile), o.Workers, backupsession.Watch},
+		{loop.New("restoresession", rsr.Reconcile), o.Workers, restoresession.Watch},
+		{loop.New("backupstorage", bsto.Reconcile), 1, backupstorage.Watch},
+		{loop.New("repositorystatus", bsr.RefreshRepository), 1, backupsession.WatchRepositoryStatus},
+		{loop.New("wipeout", wor.Reconcile), 1, func(l *loop.Loop, inf lookup.Informers) error { return wipeout.Watch(l, inf, wipeOutDelay) }},
+		{loop.New("repositorywipeout", rwr.Reconcile), 1, wipeout.WatchRepositories},
+		{loop.New("unlock", ur.Reconcile), 1, unlock.Watch},
+		{loop.New("claims", releaseClaim), 1, func(l *loop.Loop, _ lookup.Informers) error {
+			if _, err := claims.Informer().AddEventHandler(l.Handler()); err != nil {
+				return fmt.Errorf("watch PersistentVolumeClaims: %w", err)
+			}
+			return nil
+		}},
+	} {
+		if err := w.watch(w.loop, inf); err != nil {
+			return nil, fmt.Errorf("%s: %w", w.loop.Name, err)
+		}
+		c.loops = append(c.loops, runner{w.loop, w.workers})
 	}
+	c.factories = append(c.factories, inf.Catalog, inf.Ours, inf.Cluster)
+	c.synced = append(c.synced, typeNames(inf.Catalog.WaitForCacheSync), typeNames(inf.Ours.WaitForCacheSync), typeNames(inf.Cluster.WaitForCacheSync))
 	return c, nil
 }
 
@@ -499,29 +336,5 @@ func typeNames[K comparable](wait func(<-chan struct{}) map[K]bool) func(<-chan 
 			out[fmt.Sprint(k)] = ok
 		}
 		return out
-	}
-}
-
-// changed tells a real update from an informer's resync, which hands the
-// same object again: a configuration is reconciled at its own resync, not
-// once more for each of its dependencies'.
-func changed(old, cur any) bool {
-	o, err1 := meta.Accessor(old)
-	c, err2 := meta.Accessor(cur)
-	return err1 != nil || err2 != nil || o.GetResourceVersion() != c.GetResourceVersion()
-}
-
-type lister[T any] func(labels.Selector) ([]T, error)
-
-func enqueueAll[T interface {
-	GetNamespace() string
-	GetName() string
-}](list lister[T], l *loop.Loop) {
-	objs, err := list(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, o := range objs {
-		l.Add(o.GetNamespace() + "/" + o.GetName())
 	}
 }

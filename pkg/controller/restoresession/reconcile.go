@@ -481,7 +481,7 @@ func (r *Reconciler) ensureJob(ctx context.Context, rs *catalogv1alpha1.RestoreS
 // jobSelector finds the restore Job of RestoreSession namespace/name.
 func jobSelector(namespace, name string) labels.Set {
 	return labels.Set{
-		storagev1alpha1.LabelComponent:    "kubestash-restore",
+		storagev1alpha1.LabelComponent:    JobComponent,
 		catalogv1alpha1.LabelInvokerName:  name,
 		"kubestash.com/invoker-namespace": namespace,
 	}
