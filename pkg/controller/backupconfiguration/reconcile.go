@@ -274,7 +274,12 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 	ns := bc.Namespace
 	nsObj, err := r.Reads.Namespaces.Get(ctx, "", ns)
 	if err != nil {
+		// Needed only by a usagePolicy with a selector, which then
+		// refuses; a failed lookup is said, and looked up again.
 		nsObj = nil
+		if !apierrors.IsNotFound(err) {
+			p.notReady = append(p.notReady, fmt.Sprintf("Namespace %s: %v", ns, err))
+		}
 	}
 
 	// Target.
@@ -403,16 +408,24 @@ func (r *Reconciler) check(ctx context.Context, bc *corev1alpha1.BackupConfigura
 		if !ok {
 			var err error
 			a, err = r.Reads.Addons.Get(ctx, "", s.Addon.Name)
+			dep := corev1alpha1.ResourceFoundStatus{APIGroup: addonsv1alpha1.SchemeGroupVersion.Group, Kind: "Addon", Name: s.Addon.Name}
+			switch {
+			case err == nil:
+				dep.Found = ptr.To(true)
+			case apierrors.IsNotFound(err):
+				dep.Found = ptr.To(false)
+				p.notReady = append(p.notReady, fmt.Sprintf("Addon %s not found", s.Addon.Name))
+			default:
+				// Not known to be missing: looked up again.
+				p.notReady = append(p.notReady, fmt.Sprintf("Addon %s: %v", s.Addon.Name, err))
+			}
 			if err != nil {
 				a = nil
 			}
 			addons[s.Addon.Name] = a
-			status.Dependencies = append(status.Dependencies, corev1alpha1.ResourceFoundStatus{
-				APIGroup: addonsv1alpha1.SchemeGroupVersion.Group, Kind: "Addon", Name: s.Addon.Name, Found: ptr.To(a != nil),
-			})
+			status.Dependencies = append(status.Dependencies, dep)
 		}
 		if a == nil {
-			p.notReady = append(p.notReady, fmt.Sprintf("Addon %s not found", s.Addon.Name))
 			continue
 		}
 		for _, task := range s.Addon.Tasks {

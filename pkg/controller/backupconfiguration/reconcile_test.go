@@ -9,9 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -362,4 +364,27 @@ func TestCronJobName(t *testing.T) {
 	assert.Equal(t, "trigger-pvc-backup-frequent-backup", CronJobName("pvc-backup", "frequent-backup"))
 	long := CronJobName("a-very-long-backup-configuration-name-for-tests", "and-a-long-session-name")
 	assert.LessOrEqual(t, len(long), maxCronJobName)
+}
+
+// TestLookupFailureIsNotMissing: an Addon that cannot be read now (the API
+// answers 503) is not reported as not found, and the configuration is not
+// Ready until it is read.
+func TestLookupFailureIsNotMissing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	e.ks.PrependReactor("get", "addons", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+	})
+	_ = e.r.Reconcile(ctx, "demo", "pvc-backup")
+	bc := e.bc(t)
+	assert.NotEqual(t, corev1alpha1.BackupInvokerReady, bc.Status.Phase)
+	ready := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady)
+	require.NotNil(t, ready)
+	assert.Contains(t, ready.Message, "Addon pvc-addon: etcd leader changed")
+	assert.NotContains(t, ready.Message, "not found")
+	for _, d := range bc.Status.Dependencies {
+		if d.Kind == "Addon" {
+			assert.Nil(t, d.Found, "not known either way")
+		}
+	}
 }
