@@ -245,8 +245,8 @@ func TestBackendDownMidBackupThenBack(t *testing.T) {
 	// The outage goes on for longer than a status write's usual
 	// retries: the agent waits to record why the backup failed rather
 	// than end with nothing recorded.
-	time.Sleep(40 * time.Second)
-	assert.Len(t, findProcesses(agentBackupOf(s2)), 1, "the agent waits for the catalog to record the failure")
+	assert.Never(t, func() bool { return len(findProcesses(agentBackupOf(s2))) != 1 }, 40*time.Second, time.Second,
+		"the agent waits for the catalog to record the failure")
 	require.NoError(t, m.Start(ctx))
 	require.Equal(t, catalogv1alpha1.BackupSessionFailed, e.waitSession(s2), "the session ends Failed, not stuck Running")
 	snap := e.snapshot(s2)
