@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -40,16 +39,12 @@ type SessionRepositories interface {
 	FirstRepository(namespace, backupConfiguration, session string) (string, error)
 }
 
-// RepositoryLocator places a Repository by its spec. With Backends set it
-// also records the repository in metadata.yaml before the repository file is
-// written, so that discovery, which trusts that list, finds it after a
-// restart; a failed write then leaves only a harmless list entry.
-type RepositoryLocator struct {
-	Backends  store.Backends
-	Discovery *layout.Discovery
-}
+// RepositoryLocator places a Repository by its spec. Recording it in
+// metadata.yaml before its file is written is the store's Prepare (the
+// registry's), not the Locator's.
+type RepositoryLocator struct{}
 
-func (l RepositoryLocator) Locate(_ string, obj runtime.Object) (store.Location, error) {
+func (l RepositoryLocator) Locate(_ context.Context, _ string, obj runtime.Object) (store.Location, error) {
 	r, ok := obj.(*catalog.Repository)
 	if !ok {
 		return store.Location{}, fmt.Errorf("want a Repository, got %T", obj)
@@ -69,38 +64,8 @@ func (l RepositoryLocator) Locate(_ string, obj runtime.Object) (store.Location,
 	if ns == "" {
 		ns = r.Namespace
 	}
-	loc := store.Location{Storage: StorageID(ns, r.Spec.StorageRef.Name), Key: key}
-	if l.Backends != nil {
-		if err := l.record(loc.Storage, layout.RepositoryInfo{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path}); err != nil {
-			return store.Location{}, err
-		}
-	}
-	return loc, nil
+	return store.Location{Storage: StorageID(ns, r.Spec.StorageRef.Name), Key: key}, nil
 }
-
-func (l RepositoryLocator) record(storage string, info layout.RepositoryInfo) error {
-	b, ok := l.Backends.Backend(storage)
-	if !ok {
-		return apierrors.NewInvalid(catalog.Kind("Repository"), info.Name, field.ErrorList{
-			field.NotFound(field.NewPath("spec", "storageRef"), storage+" (no such BackupStorage, or it is not ready)"),
-		})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := layout.EnsureMeta(ctx, b, Version); err != nil {
-		return fmt.Errorf("initialize %s: %w", b, err)
-	}
-	if err := layout.AddRepository(ctx, b, info); err != nil {
-		return fmt.Errorf("record repository %s in %s of %s: %w", info.Path, layout.MetadataFile, b, err)
-	}
-	if l.Discovery != nil {
-		l.Discovery.Invalidate(storage)
-	}
-	return nil
-}
-
-// Version is written into metadata.yaml as operatorVersion.
-var Version = "v0.1.0"
 
 // in places an object of kind k named name in a repository of namespace.
 func in(repos Repositories, k layout.Kind, namespace, repo string, fld *field.Path, kind, name string) (store.Location, error) {
@@ -123,7 +88,7 @@ func in(repos Repositories, k layout.Kind, namespace, repo string, fld *field.Pa
 // SnapshotLocator places a Snapshot in its spec.repository.
 type SnapshotLocator struct{ Repos Repositories }
 
-func (l SnapshotLocator) Locate(_ string, obj runtime.Object) (store.Location, error) {
+func (l SnapshotLocator) Locate(_ context.Context, _ string, obj runtime.Object) (store.Location, error) {
 	s, ok := obj.(*catalog.Snapshot)
 	if !ok {
 		return store.Location{}, fmt.Errorf("want a Snapshot, got %T", obj)
@@ -135,7 +100,7 @@ func (l SnapshotLocator) Locate(_ string, obj runtime.Object) (store.Location, e
 // restores from.
 type RestoreSessionLocator struct{ Repos Repositories }
 
-func (l RestoreSessionLocator) Locate(_ string, obj runtime.Object) (store.Location, error) {
+func (l RestoreSessionLocator) Locate(_ context.Context, _ string, obj runtime.Object) (store.Location, error) {
 	r, ok := obj.(*catalog.RestoreSession)
 	if !ok {
 		return store.Location{}, fmt.Errorf("want a RestoreSession, got %T", obj)
@@ -154,7 +119,7 @@ type BackupSessionLocator struct {
 	Sessions SessionRepositories
 }
 
-func (l BackupSessionLocator) Locate(_ string, obj runtime.Object) (store.Location, error) {
+func (l BackupSessionLocator) Locate(_ context.Context, _ string, obj runtime.Object) (store.Location, error) {
 	b, ok := obj.(*catalog.BackupSession)
 	if !ok {
 		return store.Location{}, fmt.Errorf("want a BackupSession, got %T", obj)

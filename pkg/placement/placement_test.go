@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -45,7 +46,7 @@ func TestLocators(t *testing.T) {
 		{
 			name: "repository",
 			locate: func() (store.Location, error) {
-				return RepositoryLocator{}.Locate("", &catalog.Repository{ObjectMeta: om("s3-repo"), Spec: catalog.RepositorySpec{
+				return RepositoryLocator{}.Locate(context.Background(), "", &catalog.Repository{ObjectMeta: om("s3-repo"), Spec: catalog.RepositorySpec{
 					StorageRef: kmapi.ObjectReference{Name: "s3-storage"}, Path: "/pvc-backup-demo"}})
 			},
 			want: store.Location{Storage: "demo/s3-storage", Key: "pvc-backup-demo/repository.yaml"},
@@ -53,7 +54,7 @@ func TestLocators(t *testing.T) {
 		{
 			name: "repository in another namespace's storage",
 			locate: func() (store.Location, error) {
-				return RepositoryLocator{}.Locate("", &catalog.Repository{ObjectMeta: om("r"), Spec: catalog.RepositorySpec{
+				return RepositoryLocator{}.Locate(context.Background(), "", &catalog.Repository{ObjectMeta: om("r"), Spec: catalog.RepositorySpec{
 					StorageRef: kmapi.ObjectReference{Namespace: "stash", Name: "shared"}, Path: "team/r"}})
 			},
 			want: store.Location{Storage: "stash/shared", Key: "team/r/repository.yaml"},
@@ -61,7 +62,7 @@ func TestLocators(t *testing.T) {
 		{
 			name: "repository with a bad path",
 			locate: func() (store.Location, error) {
-				return RepositoryLocator{}.Locate("", &catalog.Repository{ObjectMeta: om("r"), Spec: catalog.RepositorySpec{
+				return RepositoryLocator{}.Locate(context.Background(), "", &catalog.Repository{ObjectMeta: om("r"), Spec: catalog.RepositorySpec{
 					StorageRef: kmapi.ObjectReference{Name: "s"}, Path: "a/../b"}})
 			},
 			wantErr: "spec.path",
@@ -69,21 +70,21 @@ func TestLocators(t *testing.T) {
 		{
 			name: "snapshot",
 			locate: func() (store.Location, error) {
-				return SnapshotLocator{known}.Locate("", &catalog.Snapshot{ObjectMeta: om("snap-1"), Spec: catalog.SnapshotSpec{Repository: "s3-repo"}})
+				return SnapshotLocator{known}.Locate(context.Background(), "", &catalog.Snapshot{ObjectMeta: om("snap-1"), Spec: catalog.SnapshotSpec{Repository: "s3-repo"}})
 			},
 			want: store.Location{Storage: "demo/s3-storage", Key: "pvc-backup-demo/snapshots/snap-1.yaml"},
 		},
 		{
 			name: "snapshot of a repository that does not exist",
 			locate: func() (store.Location, error) {
-				return SnapshotLocator{known}.Locate("", &catalog.Snapshot{ObjectMeta: om("snap-1"), Spec: catalog.SnapshotSpec{Repository: "nope"}})
+				return SnapshotLocator{known}.Locate(context.Background(), "", &catalog.Snapshot{ObjectMeta: om("snap-1"), Spec: catalog.SnapshotSpec{Repository: "nope"}})
 			},
 			wantErr: `spec.repository: Not found: "demo/nope"`,
 		},
 		{
 			name: "restore session from another namespace's repository",
 			locate: func() (store.Location, error) {
-				return RestoreSessionLocator{repos{"other/r": {"other/st", "r"}}}.Locate("", &catalog.RestoreSession{ObjectMeta: om("rs"),
+				return RestoreSessionLocator{repos{"other/r": {"other/st", "r"}}}.Locate(context.Background(), "", &catalog.RestoreSession{ObjectMeta: om("rs"),
 					Spec: catalog.RestoreSessionSpec{DataSource: catalog.RestoreDataSource{Namespace: "other", Repository: "r"}}})
 			},
 			want: store.Location{Storage: "other/st", Key: "r/restoresessions/rs.yaml"},
@@ -93,7 +94,7 @@ func TestLocators(t *testing.T) {
 			locate: func() (store.Location, error) {
 				bs := &catalog.BackupSession{ObjectMeta: om("bc-frequent-1")}
 				bs.Spec.Invoker.Name, bs.Spec.Session = "bc", "frequent"
-				return BackupSessionLocator{known, sessions{"demo/bc/frequent": "s3-repo"}}.Locate("", bs)
+				return BackupSessionLocator{known, sessions{"demo/bc/frequent": "s3-repo"}}.Locate(context.Background(), "", bs)
 			},
 			want: store.Location{Storage: "demo/s3-storage", Key: "pvc-backup-demo/backupsessions/bc-frequent-1.yaml"},
 		},
@@ -102,7 +103,7 @@ func TestLocators(t *testing.T) {
 			locate: func() (store.Location, error) {
 				bs := &catalog.BackupSession{ObjectMeta: om("x")}
 				bs.Spec.Invoker.Name, bs.Spec.Session = "bc", "nope"
-				return BackupSessionLocator{known, sessions{}}.Locate("", bs)
+				return BackupSessionLocator{known, sessions{}}.Locate(context.Background(), "", bs)
 			},
 			wantErr: "spec.session",
 		},

@@ -57,14 +57,16 @@ func ResourcePrefix(resource string) string {
 
 // RESTOptions returns the options of the generic registry of resource:
 // instead of etcd, its decorator builds a catalog store whose files are of
-// kind k and placed by locator; hook (may be nil) is told of deletes.
-func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Locator, hook store.DeleteHook) generic.RESTOptionsGetter {
+// kind k and placed by locator; hook (may be nil) is told of deletes, and
+// prepare (may be nil) runs before a new file is first written.
+func (c *Catalog) RESTOptions(resource string, k layout.Kind, locator store.Locator, hook store.DeleteHook, prepare store.PrepareFunc) generic.RESTOptionsGetter {
 	prefix := ResourcePrefix(resource)
 	cfg := c.Template
 	cfg.Codec = c.Codec
 	cfg.Backends = c.Backends
 	cfg.Locator = locator
 	cfg.DeleteHook = hook
+	cfg.Prepare = prepare
 	cfg.Scanner = layout.Scanner{Kind: k, Discovery: c.Discovery}
 	// A copy of a Snapshot or RestoreSession outside its Repository's folder
 	// never wins over the original (duplicate resolution).
@@ -219,14 +221,15 @@ func (c *Catalog) repositoryIndexed(key string) (store.Location, bool) {
 // repositoryRecorder makes sure the backend's metadata.yaml lists a
 // Repository before its file is written: discovery reads that list, so a
 // repository missing from it would vanish from the catalog at the next
-// restart. It runs after the checks of checkedLocator (tenancy among
-// them), on real writes only: nothing is written on behalf of a namespace
-// the storage does not allow, nor for a dry run.
+// restart. It is the Repositories' store's Prepare: it runs after the
+// checks of checkedLocator (tenancy among them) and the Admitter, on real
+// writes of new Repositories only: nothing is written on behalf of a
+// namespace the storage does not allow, nor for a dry run.
 type repositoryRecorder struct {
 	c *Catalog
 }
 
-func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) error {
+func (l *repositoryRecorder) record(ctx context.Context, loc store.Location, obj runtime.Object) error {
 	r, ok := obj.(*catalog.Repository)
 	if !ok {
 		return fmt.Errorf("want a Repository, got %T", obj)
@@ -243,7 +246,7 @@ func (l *repositoryRecorder) record(loc store.Location, obj runtime.Object) erro
 	if !ok {
 		return nil // the store explains that the storage is not served
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	if _, err := layout.EnsureMeta(ctx, b, l.c.Version); err != nil {
 		return backendUnavailable(loc.Storage, "initialize", err)

@@ -27,7 +27,7 @@ import (
 // real create, for objects of other namespaces too.
 type guard struct {
 	// check is checkedLocator.Check of the resource.
-	check func(key string, obj runtime.Object) (store.Location, error)
+	check func(ctx context.Context, key string, obj runtime.Object) (store.Location, error)
 	// location is where an indexed object is.
 	location func(key string) (store.Location, bool)
 }
@@ -52,7 +52,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 			if err != nil {
 				return err
 			}
-			_, err = r.guard.check(key, obj)
+			_, err = r.guard.check(ctx, key, obj)
 			return err
 		}
 	}
@@ -99,7 +99,7 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			}
 			// As the store: a placement that fails does not block an
 			// update, one that differs does.
-			if l, err := r.guard.check(key, obj); err == nil && l != cur {
+			if l, err := r.guard.check(ctx, key, obj); err == nil && l != cur {
 				return apierrors.NewBadRequest(fmt.Sprintf("cannot update %s: it is stored at %s and the update would move it to %s", key, cur, l))
 			}
 			return nil

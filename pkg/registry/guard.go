@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -86,32 +87,23 @@ type checkedLocator struct {
 	// indexed, if set, returns the location of an object already indexed;
 	// such an object stays where it is and is not checked again.
 	indexed func(key string) (store.Location, bool)
-	// record, if set, runs after the checks on a real write only (the
-	// Repository's entry in metadata.yaml).
-	record func(store.Location, runtime.Object) error
 }
 
 var _ store.Locator = (*checkedLocator)(nil)
 
 // Locate implements store.Locator: the checks, then what a write needs.
-func (l *checkedLocator) Locate(key string, obj runtime.Object) (store.Location, error) {
-	loc, fresh, err := l.check(key, obj)
-	if err != nil || !fresh || l.record == nil {
-		return loc, err
-	}
-	if err := l.record(loc, obj); err != nil {
-		return store.Location{}, err
-	}
-	return loc, nil
-}
-
-// Check runs the checks alone, for a dry run.
-func (l *checkedLocator) Check(key string, obj runtime.Object) (store.Location, error) {
-	loc, _, err := l.check(key, obj)
+func (l *checkedLocator) Locate(ctx context.Context, key string, obj runtime.Object) (store.Location, error) {
+	loc, _, err := l.check(ctx, key, obj)
 	return loc, err
 }
 
-func (l *checkedLocator) check(key string, obj runtime.Object) (loc store.Location, fresh bool, err error) {
+// Check runs the checks alone, for a dry run.
+func (l *checkedLocator) Check(ctx context.Context, key string, obj runtime.Object) (store.Location, error) {
+	loc, _, err := l.check(ctx, key, obj)
+	return loc, err
+}
+
+func (l *checkedLocator) check(ctx context.Context, key string, obj runtime.Object) (loc store.Location, fresh bool, err error) {
 	if l.indexed != nil {
 		if cur, ok := l.indexed(key); ok {
 			return cur, false, nil
@@ -126,7 +118,7 @@ func (l *checkedLocator) check(key string, obj runtime.Object) (loc store.Locati
 	foreign := ref.Namespace != ns
 	logger := klog.Background().WithName("catalog").WithValues("kind", l.kind.String(), "object", klog.KRef(ns, name), "reference", ref.String())
 
-	loc, err = l.place.Locate(key, obj)
+	loc, err = l.place.Locate(ctx, key, obj)
 	if err != nil {
 		if foreign {
 			// Missing, or not placeable: the same answer as refused.

@@ -71,9 +71,10 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 		return nil, nil, fmt.Errorf("storage of %s: Locator and Reference are required", r.Plural)
 	}
 	locator := &checkedLocator{c: c, kind: r.Kind, place: r.Locator, ref: r.Reference}
+	var prepare store.PrepareFunc
 	if r.Kind == layout.KindRepository {
 		locator.indexed = c.repositoryIndexed
-		locator.record = (&repositoryRecorder{c: c}).record
+		prepare = (&repositoryRecorder{c: c}).record
 	}
 	hook := r.DeleteHook
 	var owner *sessionOwner
@@ -82,7 +83,7 @@ func (c *Catalog) NewREST(r Resource, namespaces Namespaces) (*REST, *StatusREST
 		owner = &sessionOwner{namespaces: namespaces}
 		hook = ArchiveHook{Next: hook}
 	}
-	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, locator, hook), AttrFunc: r.GetAttrs}
+	opts := &generic.StoreOptions{RESTOptions: c.RESTOptions(r.Plural, r.Kind, locator, hook, prepare), AttrFunc: r.GetAttrs}
 	if err := s.CompleteWithOptions(opts); err != nil {
 		return nil, nil, fmt.Errorf("storage of %s: %w", r.Plural, err)
 	}

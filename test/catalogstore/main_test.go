@@ -107,10 +107,10 @@ func newStores(t testing.TB, b backend.Backend, poll time.Duration) *stores {
 	// wrote, where the server's cache (shorter than a poll) would still
 	// hold the old list.
 	disc := layout.NewDiscovery(0)
-	mk := func(prefix string, kind layout.Kind, newObj, newList func() runtime.Object, loc store.Locator) *store.Store {
+	mk := func(prefix string, kind layout.Kind, newObj, newList func() runtime.Object, loc store.Locator, prepare store.PrepareFunc) *store.Store {
 		cfg := store.DefaultConfig()
 		cfg.Codec, cfg.NewFunc, cfg.NewListFunc, cfg.ResourcePrefix = codec, newObj, newList, prefix
-		cfg.Backends, cfg.Locator = bs, loc
+		cfg.Backends, cfg.Locator, cfg.Prepare = bs, loc, prepare
 		cfg.Scanner = layout.Scanner{Kind: kind, Discovery: disc}
 		cfg.Admitter = placement.Admitter{Prefix: prefix, Kind: kind}
 		cfg.PollInterval = poll
@@ -120,9 +120,23 @@ func newStores(t testing.TB, b backend.Backend, poll time.Duration) *stores {
 	}
 	st := &stores{}
 	st.repos = mk(repoPrefix, layout.KindRepository, func() runtime.Object { return &catalog.Repository{} },
-		func() runtime.Object { return &catalog.RepositoryList{} }, placement.RepositoryLocator{Backends: bs, Discovery: disc})
+		func() runtime.Object { return &catalog.RepositoryList{} }, placement.RepositoryLocator{},
+		// As the catalog server: a new Repository is listed in
+		// metadata.yaml before its file is written.
+		func(ctx context.Context, loc store.Location, obj runtime.Object) error {
+			r := obj.(*catalog.Repository)
+			b, _ := bs.Backend(loc.Storage)
+			if _, err := layout.EnsureMeta(ctx, b, "test"); err != nil {
+				return err
+			}
+			if err := layout.AddRepository(ctx, b, layout.RepositoryInfo{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path}); err != nil {
+				return err
+			}
+			disc.Invalidate(loc.Storage)
+			return nil
+		})
 	st.snaps = mk(snapPrefix, layout.KindSnapshot, func() runtime.Object { return &catalog.Snapshot{} },
-		func() runtime.Object { return &catalog.SnapshotList{} }, placement.SnapshotLocator{Repos: repoLookup{st.repos}})
+		func() runtime.Object { return &catalog.SnapshotList{} }, placement.SnapshotLocator{Repos: repoLookup{st.repos}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()

@@ -29,9 +29,9 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/placement"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/storagebackend"
+	"kubestash.dev/kubestash/pkg/version"
 )
 
 // Reconciler reconciles one BackupStorage at a time.
@@ -147,7 +147,7 @@ func initialize(ctx context.Context, bs *storagev1alpha1.BackupStorage, b backen
 			klog.FromContext(ctx).Info("Created the bucket of a BackupStorage", "backupStorage", klog.KObj(bs), "backend", b.String())
 		}
 	}
-	_, err := layout.EnsureMeta(ctx, b, placement.Version)
+	_, err := layout.EnsureMeta(ctx, b, version.Version)
 	return err
 }
 

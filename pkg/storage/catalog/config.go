@@ -45,6 +45,8 @@ type Config struct {
 	Admitter Admitter
 	// DeleteHook, if set, is called before every delete of a file.
 	DeleteHook DeleteHook
+	// Prepare, if set, runs before a new object's file is first written.
+	Prepare PrepareFunc
 
 	// PollInterval is how often every storage is scanned for changes made by
 	// other writers. 0 disables polling (Poll can still be called);

@@ -142,7 +142,7 @@ type pathLocator struct{ storage string }
 
 const emptyElement = "%2F"
 
-func (l pathLocator) Locate(key string, _ runtime.Object) (Location, error) {
+func (l pathLocator) Locate(_ context.Context, key string, _ runtime.Object) (Location, error) {
 	return Location{Storage: l.storage, Key: keyToFile(key)}, nil
 }
 

@@ -26,9 +26,18 @@ type Backends interface {
 // unchanged, so a Locator can choose the code itself (e.g. 503 when the storage
 // it needs is not ready); any other error becomes a 400 Bad Request naming the
 // key and the cause.
+//
+// Locate has no side effects: what must exist in the backend before a new
+// file is written is Config.Prepare's.
 type Locator interface {
-	Locate(key string, obj runtime.Object) (Location, error)
+	Locate(ctx context.Context, key string, obj runtime.Object) (Location, error)
 }
+
+// PrepareFunc runs before the first write of a new object's file at loc,
+// after Locate and the Admitter: what must be in the backend before the
+// file is (a Repository's entry in metadata.yaml). Its error fails the
+// create; an API status error is returned unchanged.
+type PrepareFunc func(ctx context.Context, loc Location, obj runtime.Object) error
 
 // Scanner enumerates the files of this resource in one storage, cheaply (list calls only, no reads), for the initial build and for every poll.
 type Scanner interface {

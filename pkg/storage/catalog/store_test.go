@@ -445,7 +445,9 @@ func TestWriteErrorsAreClientErrors(t *testing.T) {
 
 type locatorFunc func(key string, obj runtime.Object) (Location, error)
 
-func (f locatorFunc) Locate(key string, obj runtime.Object) (Location, error) { return f(key, obj) }
+func (f locatorFunc) Locate(_ context.Context, key string, obj runtime.Object) (Location, error) {
+	return f(key, obj)
+}
 
 // TestSlowWatcherDoesNotBlockWriters: a watcher whose client does not read
 // holds nobody up; once the log has moved past it, it ends with 410 Gone.

@@ -42,7 +42,7 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	if err := s.checkSize(key, data); err != nil {
 		return err
 	}
-	loc, err := s.locate(key, stored)
+	loc, err := s.locate(ctx, key, stored)
 	if err != nil {
 		return err
 	}
@@ -58,6 +58,9 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	defer unlock()
 	if s.lookup(key) != nil {
 		return storage.NewKeyExistsError(key, 0)
+	}
+	if err := s.prepare(ctx, key, loc, stored); err != nil {
+		return err
 	}
 	o, err := b.Put(ctx, loc.Key, data, backend.PutOptions{IfAbsent: true, ContentType: yamlContentType})
 	if errors.Is(err, backend.ErrPreconditionFailed) {
@@ -152,14 +155,17 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 			// its Repository is gone) must not keep it from being updated,
 			// or its finalizers could never be removed.
 			loc = cur.loc
-			if l, lerr := s.cfg.Locator.Locate(key, stored); lerr == nil && l != loc {
+			if l, lerr := s.cfg.Locator.Locate(ctx, key, stored); lerr == nil && l != loc {
 				return apierrors.NewBadRequest(fmt.Sprintf("cannot update %s: it is stored at %s and the update would move it to %s", key, loc, l))
 			}
 		} else {
-			if loc, err = s.locate(key, stored); err != nil {
+			if loc, err = s.locate(ctx, key, stored); err != nil {
 				return err
 			}
 			if err := s.checkAdmit(key, loc, stored); err != nil {
+				return err
+			}
+			if err := s.prepare(ctx, key, loc, stored); err != nil {
 				return err
 			}
 		}
@@ -410,9 +416,24 @@ func (s *Store) sameAsStored(cur *entry, data []byte) (bool, error) {
 	return bytes.Equal(old, data), nil
 }
 
+// prepare runs Config.Prepare before a new file is first written.
+func (s *Store) prepare(ctx context.Context, key string, loc Location, obj runtime.Object) error {
+	if s.cfg.Prepare == nil {
+		return nil
+	}
+	if err := s.cfg.Prepare(ctx, loc, obj); err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return err
+		}
+		return apierrors.NewInternalError(fmt.Errorf("prepare %s for %s: %w", loc, key, err))
+	}
+	return nil
+}
+
 // locate asks the Locator where key goes; its errors are the client's.
-func (s *Store) locate(key string, obj runtime.Object) (Location, error) {
-	loc, err := s.cfg.Locator.Locate(key, obj)
+func (s *Store) locate(ctx context.Context, key string, obj runtime.Object) (Location, error) {
+	loc, err := s.cfg.Locator.Locate(ctx, key, obj)
 	if err != nil {
 		var status apierrors.APIStatus
 		if errors.As(err, &status) {
