@@ -36,9 +36,9 @@ import (
 	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
 	"kubestash.dev/kubestash/pkg/restic"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 	"kubestash.dev/kubestash/pkg/storagetracker"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // ComponentName names the server in logs, metadata.yaml and the API.

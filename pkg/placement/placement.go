@@ -21,7 +21,7 @@ import (
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/layout"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // StorageID names a BackupStorage as the catalog store's storage id.

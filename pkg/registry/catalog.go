@@ -20,7 +20,7 @@ import (
 	corelisters "kubestash.dev/kubestash/pkg/generated/listers/core/v1alpha1"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // Catalog builds the storage of the catalog resources: one catalog store

@@ -17,7 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kubestash.dev/kubestash/pkg/apis/catalog"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // guard holds what REST needs to check a dry run as the store checks a

@@ -17,7 +17,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // Incarnation is one life of a namespace: deleting a namespace and creating

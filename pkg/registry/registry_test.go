@@ -41,7 +41,7 @@ import (
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
 	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
 	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 func newScheme() *runtime.Scheme {

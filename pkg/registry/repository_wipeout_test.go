@@ -18,7 +18,7 @@ import (
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
 	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // TestDeleteRepositoryWipeOut: a Repository with deletionPolicy WipeOut

@@ -23,7 +23,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/placement"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 	"kubestash.dev/kubestash/test/framework"
 )
 

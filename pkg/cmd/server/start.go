@@ -25,7 +25,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apiserver"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/browse"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 	"kubestash.dev/kubestash/pkg/version"
 )
 

@@ -10,7 +10,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/catalog"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
-	store "kubestash.dev/kubestash/pkg/storage/catalog"
+	"kubestash.dev/kubestash/pkg/store"
 )
 
 // Unlister drops a repository from its storage's metadata.yaml

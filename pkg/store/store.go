@@ -1,4 +1,4 @@
-// Package catalog implements k8s.io/apiserver's storage.Interface over one or
+// Package store implements k8s.io/apiserver's storage.Interface over one or
 // more backup backends (S3 buckets, local directories), so that the generic
 // registry serves the backup catalog straight from the backend, as it would
 // from etcd.
@@ -11,7 +11,7 @@
 // are assigned by the store (strictly increasing, near the time in
 // microseconds) and never stored in files; a bounded event log serves watches
 // and reads at an exact resourceVersion.
-package catalog
+package store
 
 import (
 	"context"
