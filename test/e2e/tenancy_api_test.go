@@ -19,6 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/controller/access"
 	"kubestash.dev/kubestash/pkg/controller/backupstorage"
+	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/test/framework"
 )
@@ -192,7 +193,7 @@ func TestCatalogServerReadsOnlyGrantedSecrets(t *testing.T) {
 	require.NoError(t, err)
 	client, err := versioned.NewForConfig(ctrlCfg)
 	require.NoError(t, err)
-	r := &backupstorage.Reconciler{Kube: kube, Client: client, CatalogServerAccount: access.DefaultCatalogServerAccount}
+	r := &backupstorage.Reconciler{Kube: kube, Client: client, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: lookup.LiveReads(kube, client)}
 	require.NoError(t, r.Reconcile(ctx, ns, "s3"), "the controller's rights allow the grant")
 
 	require.Eventually(t, func() bool { return allowed(ctx, t, "get", ns, "s3-secret") }, 30*time.Second, 500*time.Millisecond,

@@ -119,31 +119,33 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 	}
 	// The controller runs as its ServiceAccount with the rights of
 	// artifacts/controller, not as the admin: a missing rule fails here.
-	controllerKubeconfig, err = cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
-		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
+	p, err := controllerProcess(cp)
 	if err != nil {
 		return ps, err
 	}
-	p := controllerProcess(cp)
 	if err := p.Start(); err != nil {
 		return ps, err
 	}
 	return append(ps, p), nil
 }
 
-// controllerKubeconfig is the controller's identity on env.
-var controllerKubeconfig string
-
-// controllerProcess is the controller of cp with its usual flags and
-// extra ones after them (a later flag wins).
-func controllerProcess(cp *framework.ControlPlane, extra ...string) *framework.Process {
+// controllerProcess is the controller of cp, as its ServiceAccount with
+// the rights of artifacts/controller (not as the admin: a missing rule
+// fails here), with its usual flags and extra ones after them (a later
+// flag wins).
+func controllerProcess(cp *framework.ControlPlane, extra ...string) (*framework.Process, error) {
+	kubeconfig, err := cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
+		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
+	if err != nil {
+		return nil, err
+	}
 	p := &framework.Process{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: append([]string{
-		"--kubeconfig=" + controllerKubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}, extra...)}
+		"--kubeconfig=" + kubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}, extra...)}
 	p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
-	return p
+	return p, nil
 }
 
-// restartController runs the controller with extra flags until t ends,
+// restartController runs env's controller with extra flags until t ends,
 // then with its usual ones again.
 func restartController(t testing.TB, extra ...string) {
 	t.Helper()
@@ -151,14 +153,19 @@ func restartController(t testing.TB, extra ...string) {
 	require.GreaterOrEqual(t, i, 0, "the controller runs")
 	require.NoError(t, procs[i].Stop(30*time.Second))
 	// Both append to the controller's log.
-	p := controllerProcess(env, extra...)
+	p, err := controllerProcess(env, extra...)
+	require.NoError(t, err)
 	require.NoError(t, p.Start())
 	procs[i] = p
 	t.Cleanup(func() {
 		_ = p.Stop(30 * time.Second)
-		usual := controllerProcess(env)
-		if err := usual.Start(); err != nil {
+		usual, err := controllerProcess(env)
+		if err == nil {
+			err = usual.Start()
+		}
+		if err != nil {
 			t.Errorf("start the controller again: %v", err)
+			return
 		}
 		procs[i] = usual
 	})
