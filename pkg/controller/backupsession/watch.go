@@ -60,3 +60,17 @@ func WatchRepositoryStatus(l *loop.Loop, inf lookup.Informers) error {
 	}
 	return nil
 }
+
+// New returns the BackupSession controller: a loop of r.Reconcile, fed by Watch from the shared
+// informers inf.
+func New(r *Reconciler, inf lookup.Informers) (*loop.Loop, error) {
+	l := loop.New("backupsession", r.Reconcile)
+	return l, Watch(l, inf)
+}
+
+// NewRepositoryStatus returns the controller that refreshes a
+// Repository's status when its Snapshots are deleted.
+func NewRepositoryStatus(r *Reconciler, inf lookup.Informers) (*loop.Loop, error) {
+	l := loop.New("repositorystatus", r.RefreshRepository)
+	return l, WatchRepositoryStatus(l, inf)
+}

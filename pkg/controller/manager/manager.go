@@ -268,31 +268,29 @@ func build(o Options, kube kubernetes.Interface, client versioned.Interface, rec
 		return executor.ReleaseClaim(ctx, kube, js, namespace, name)
 	}
 
-	c := &controllers{}
-	for _, w := range []struct {
-		loop    *loop.Loop
+	claimLoop := loop.New("claims", releaseClaim)
+	if _, err := claims.Informer().AddEventHandler(claimLoop.Handler()); err != nil {
+		return nil, fmt.Errorf("claims: watch PersistentVolumeClaims: %w", err)
+	}
+	c := &controllers{loops: []runner{{claimLoop, 1}}}
+	for _, n := range []struct {
+		new     func() (*loop.Loop, error)
 		workers int
-		watch   func(*loop.Loop, lookup.Informers) error
 	}{
-		{loop.New("backupconfiguration", bcr.Reconcile), o.Workers, backupconfiguration.Watch},
-		{loop.New("backupsession", bsr.Reconcile), o.Workers, backupsession.Watch},
-		{loop.New("restoresession", rsr.Reconcile), o.Workers, restoresession.Watch},
-		{loop.New("backupstorage", bsto.Reconcile), 1, backupstorage.Watch},
-		{loop.New("repositorystatus", bsr.RefreshRepository), 1, backupsession.WatchRepositoryStatus},
-		{loop.New("wipeout", wor.Reconcile), 1, func(l *loop.Loop, inf lookup.Informers) error { return wipeout.Watch(l, inf, wipeOutDelay) }},
-		{loop.New("repositorywipeout", rwr.Reconcile), 1, wipeout.WatchRepositories},
-		{loop.New("unlock", ur.Reconcile), 1, unlock.Watch},
-		{loop.New("claims", releaseClaim), 1, func(l *loop.Loop, _ lookup.Informers) error {
-			if _, err := claims.Informer().AddEventHandler(l.Handler()); err != nil {
-				return fmt.Errorf("watch PersistentVolumeClaims: %w", err)
-			}
-			return nil
-		}},
+		{func() (*loop.Loop, error) { return backupconfiguration.New(bcr, inf) }, o.Workers},
+		{func() (*loop.Loop, error) { return backupsession.New(bsr, inf) }, o.Workers},
+		{func() (*loop.Loop, error) { return restoresession.New(rsr, inf) }, o.Workers},
+		{func() (*loop.Loop, error) { return backupstorage.New(bsto, inf) }, 1},
+		{func() (*loop.Loop, error) { return backupsession.NewRepositoryStatus(bsr, inf) }, 1},
+		{func() (*loop.Loop, error) { return wipeout.New(wor, inf, wipeOutDelay) }, 1},
+		{func() (*loop.Loop, error) { return wipeout.NewRepositoryController(rwr, inf) }, 1},
+		{func() (*loop.Loop, error) { return unlock.New(ur, inf) }, 1},
 	} {
-		if err := w.watch(w.loop, inf); err != nil {
-			return nil, fmt.Errorf("%s: %w", w.loop.Name, err)
+		l, err := n.new()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Name, err)
 		}
-		c.loops = append(c.loops, runner{w.loop, w.workers})
+		c.loops = append(c.loops, runner{l, n.workers})
 	}
 	c.factories = append(c.factories, inf.Catalog, inf.Ours, inf.Cluster)
 	c.synced = append(c.synced, typeNames(inf.Catalog.WaitForCacheSync), typeNames(inf.Ours.WaitForCacheSync), typeNames(inf.Cluster.WaitForCacheSync))

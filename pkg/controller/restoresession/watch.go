@@ -29,3 +29,10 @@ func Watch(l *loop.Loop, inf lookup.Informers) error {
 	}
 	return nil
 }
+
+// New returns the RestoreSession controller: a loop of r.Reconcile, fed by Watch from the shared
+// informers inf.
+func New(r *Reconciler, inf lookup.Informers) (*loop.Loop, error) {
+	l := loop.New("restoresession", r.Reconcile)
+	return l, Watch(l, inf)
+}

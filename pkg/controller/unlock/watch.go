@@ -25,3 +25,10 @@ func Watch(l *loop.Loop, inf lookup.Informers) error {
 	}
 	return nil
 }
+
+// New returns the controller of unlock requests: a loop of r.Reconcile, fed by Watch from the shared
+// informers inf.
+func New(r *Reconciler, inf lookup.Informers) (*loop.Loop, error) {
+	l := loop.New("unlock", r.Reconcile)
+	return l, Watch(l, inf)
+}

@@ -47,3 +47,17 @@ func WatchRepositories(l *loop.Loop, inf lookup.Informers) error {
 	}
 	return nil
 }
+
+// New returns the controller that forgets the data of deleted WipeOut
+// Snapshots: a loop of r.Reconcile fed by Watch.
+func New(r *Reconciler, inf lookup.Informers, delay time.Duration) (*loop.Loop, error) {
+	l := loop.New("wipeout", r.Reconcile)
+	return l, Watch(l, inf, delay)
+}
+
+// NewRepositoryController returns the controller of deleted WipeOut
+// Repositories: a loop of r.Reconcile fed by WatchRepositories.
+func NewRepositoryController(r *RepositoryReconciler, inf lookup.Informers) (*loop.Loop, error) {
+	l := loop.New("repositorywipeout", r.Reconcile)
+	return l, WatchRepositories(l, inf)
+}
