@@ -81,7 +81,7 @@ func (cp *ControlPlane) StartCatalogServer(ctx context.Context, o CatalogServerO
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}

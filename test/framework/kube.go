@@ -22,7 +22,7 @@ type APIServer struct {
 const frontProxyClientName = "front-proxy-client"
 
 func startAPIServer(ctx context.Context, env *envDirs, pki *pki, bin, etcdURL, host string, detach bool) (*APIServer, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ var Controllers = []string{
 }
 
 func startControllerManager(ctx context.Context, env *envDirs, pki *pki, bin, kubeconfig string, detach bool) (*ControllerManager, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -358,7 +358,7 @@ func (n *Node) startKubelet(ctx context.Context) error {
 }
 
 func (n *Node) startScheduler(ctx context.Context) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}

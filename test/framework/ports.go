@@ -8,7 +8,8 @@ import (
 // freePort asks the kernel for an unused port on 127.0.0.1. Another process
 // could take it before ours binds it; on these single-user machines that
 // race has not been seen, and a component that fails to bind says so.
-func freePort() (int, error) {
+// FreePort is a TCP port of 127.0.0.1 that is free now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("pick a free port: %w", err)

@@ -25,24 +25,8 @@ const maxMessage = 512
 // Pods are gone or tell nothing; errors listing them are not reported
 // (the message is a courtesy).
 func PodFailure(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
-	// The Job controller labels its pods with the Job's name; the
-	// selector it sets is the same set, plus the Job's UID.
-	selector := batchv1.JobNameLabel + "=" + job.Name
-	if job.Spec.Selector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-		if err != nil {
-			return ""
-		}
-		selector = sel.String()
-	}
-	pods, err := kube.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return ""
-	}
-	items := pods.Items
-	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
 	var out []string
-	for _, p := range items {
+	for _, p := range jobPods(ctx, kube, job) {
 		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			t := cs.State.Terminated
 			if t == nil {
@@ -55,6 +39,43 @@ func PodFailure(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// PodSuccess is what the Job's containers that exited 0 wrote as their
+// termination message (the agent's summary), one line each; "" when the
+// pods are gone or say nothing.
+func PodSuccess(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
+	var out []string
+	for _, p := range jobPods(ctx, kube, job) {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.ExitCode == 0 && strings.TrimSpace(t.Message) != "" {
+				out = append(out, strings.TrimSpace(t.Message))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// jobPods are the pods of job, by name; none when they cannot be listed
+// (what is read from them is a courtesy).
+func jobPods(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) []corev1.Pod {
+	// The Job controller labels its pods with the Job's name; the
+	// selector it sets is the same set, plus the Job's UID.
+	selector := batchv1.JobNameLabel + "=" + job.Name
+	if job.Spec.Selector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+		if err != nil {
+			return nil
+		}
+		selector = sel.String()
+	}
+	pods, err := kube.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil
+	}
+	items := pods.Items
+	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	return items
 }
 
 // terminated is a terminated container's state in words.

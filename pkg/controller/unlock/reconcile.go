@@ -87,7 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	if !ended {
 		return loop.RequeueAfter(pollRunning)
 	}
-	c := conditions.True(catalogv1alpha1.TypeStaleLocksRemoved, catalogv1alpha1.ReasonUnlockSucceeded, "Job "+jobName+" completed: "+summary(ctx, r.Kube, job))
+	c := conditions.True(catalogv1alpha1.TypeStaleLocksRemoved, catalogv1alpha1.ReasonUnlockSucceeded, "Job "+jobName+" completed: "+completedSummary(ctx, r.Kube, job))
 	if job.Status.Failed > 0 && job.Status.Succeeded == 0 {
 		c = conditions.False(catalogv1alpha1.TypeStaleLocksRemoved, catalogv1alpha1.ReasonUnlockFailed, "Job "+jobName+" failed: "+executor.PodFailure(ctx, r.Kube, job))
 	}
@@ -155,19 +155,11 @@ func (r *Reconciler) createJob(ctx context.Context, repo *catalogv1alpha1.Reposi
 	return created, nil
 }
 
-// summary is what the agent reported: the termination message of the
-// Job's succeeded container, one line per restic repository.
-func summary(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
-	pods, err := kube.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job.Name})
-	if err != nil {
-		return "(its pod cannot be read)"
-	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if t := cs.State.Terminated; t != nil && t.ExitCode == 0 && strings.TrimSpace(t.Message) != "" {
-				return strings.ReplaceAll(strings.TrimSpace(t.Message), "\n", "; ")
-			}
-		}
+// completedSummary is what the agent reported, one restic repository a
+// clause: its termination message.
+func completedSummary(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
+	if msg := executor.PodSuccess(ctx, kube, job); msg != "" {
+		return strings.ReplaceAll(msg, "\n", "; ")
 	}
 	return "(no summary)"
 }

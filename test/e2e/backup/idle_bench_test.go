@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -119,18 +118,7 @@ spec:
 	}, 25*time.Minute, 5*time.Second, "the %d initial backups succeed", n)
 	benchLog("%d configurations: initial backups done in %s", n, time.Since(start).Round(time.Second))
 
-	port, err := freeLocalPort()
-	require.NoError(b, err)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	restartController(b, "--resync=30s", "--metrics-bind-address="+addr)
-	require.Eventually(b, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 2*time.Minute, 500*time.Millisecond, "the controller is ready")
+	addr := restartController(b, "--resync=30s")
 	time.Sleep(time.Minute) // start-up lists and the first resync
 	before := scrapeRequests(b, addr)
 	const window = 2 * time.Minute
@@ -193,13 +181,4 @@ func scrapeRequests(t testing.TB, addr string) map[string]float64 {
 	}
 	require.NoError(t, sc.Err())
 	return out
-}
-
-func freeLocalPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -2,8 +2,6 @@ package backup
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -23,18 +21,7 @@ func TestFinishedJobsGoAfterTheirTTL(t *testing.T) {
 	defer cancel()
 	require.NoError(t, startSystem(ctx))
 	logsOnFailure(t)
-	port, err := freeLocalPort()
-	require.NoError(t, err)
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", port)
-	restartController(t, "--finished-job-ttl=10s", "--metrics-bind-address="+metricsAddr)
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + metricsAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, time.Minute, 500*time.Millisecond, "the controller's /readyz answers once its caches synced")
+	metricsAddr := restartController(t, "--finished-job-ttl=10s")
 	const ns = "jobttl-e2e"
 	e := newFailEnv(ctx, t, failOptions{NS: ns, BC: "pvc-backup", Directory: "/jobttl"})
 	podLogsOnFailure(t, ns)
@@ -71,7 +58,7 @@ func TestFinishedJobsGoAfterTheirTTL(t *testing.T) {
 	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, e.session(session).Status.Phase, "the session keeps its outcome")
 	assert.Equal(t, catalogv1alpha1.SnapshotSucceeded, e.snapshot(session).Status.Phase, "the backup stays")
 	// The initial session's Job went the same way.
-	_, err = jobs.Get(ctx, e.first, metav1.GetOptions{})
+	_, err := jobs.Get(ctx, e.first, metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "the initial session's Job is gone too: %v", err)
 
 	// A restore: its Job goes, the RestoreSession stays Succeeded and is

@@ -8,6 +8,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,14 +147,19 @@ func controllerProcess(cp *framework.ControlPlane, extra ...string) (*framework.
 }
 
 // restartController runs env's controller with extra flags until t ends,
-// then with its usual ones again.
-func restartController(t testing.TB, extra ...string) {
+// then with its usual ones again. It serves its metrics and health
+// endpoints on the address it returns, and is ready (its caches synced)
+// when this returns.
+func restartController(t testing.TB, extra ...string) (metricsAddr string) {
 	t.Helper()
 	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "controller" })
 	require.GreaterOrEqual(t, i, 0, "the controller runs")
 	require.NoError(t, procs[i].Stop(30*time.Second))
+	port, err := framework.FreePort()
+	require.NoError(t, err)
+	metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	// Both append to the controller's log.
-	p, err := controllerProcess(env, extra...)
+	p, err := controllerProcess(env, append(extra, "--metrics-bind-address="+metricsAddr)...)
 	require.NoError(t, err)
 	require.NoError(t, p.Start())
 	procs[i] = p
@@ -169,6 +175,15 @@ func restartController(t testing.TB, extra ...string) {
 		}
 		procs[i] = usual
 	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + metricsAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 2*time.Minute, 500*time.Millisecond, "the controller's /readyz answers once its caches synced")
+	return metricsAddr
 }
 
 var procs []*framework.Process
