@@ -201,11 +201,16 @@ spec:
 	})
 
 	t.Run("kubectl explain snapshot.spec", func(t *testing.T) {
-		out, _, err := env.Kubectl(ctx, "", "explain", "snapshot.spec")
-		require.NoError(t, err)
-		for _, f := range []string{"repository", "snapshotID", "deletionPolicy", "backupSession"} {
-			assert.Contains(t, out, f)
-		}
+		// kube-apiserver merges an APIService's OpenAPI into its own
+		// asynchronously, some seconds after the APIService turns
+		// Available: kubectl explain may not know the type at first.
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			out, _, err := env.Kubectl(ctx, "", "explain", "snapshot.spec")
+			require.NoError(c, err)
+			for _, f := range []string{"repository", "snapshotID", "deletionPolicy", "backupSession"} {
+				assert.Contains(c, out, f)
+			}
+		}, time.Minute, time.Second)
 	})
 
 	t.Run("kubectl apply --server-side of a RestoreSession", func(t *testing.T) {
