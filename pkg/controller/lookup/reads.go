@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -97,6 +98,20 @@ type Informers struct {
 	Ours kubeinformers.SharedInformerFactory
 	// Cluster has Namespaces and PersistentVolumeClaims.
 	Cluster kubeinformers.SharedInformerFactory
+}
+
+// NewInformers makes the controller's informer factories over kube and
+// client, each resyncing every resync.
+func NewInformers(kube kubernetes.Interface, client versioned.Interface, resync time.Duration) Informers {
+	return Informers{
+		Catalog: informers.NewSharedInformerFactory(client, resync),
+		// Our Jobs, CronJobs, accounts and grants, by the label every one
+		// of them has.
+		Ours: kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
+		})),
+		Cluster: kubeinformers.NewSharedInformerFactory(kube, resync),
+	}
 }
 
 // CachedReads reads from the informers of f, and live (from LiveReads)

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -39,7 +38,6 @@ import (
 	"kubestash.dev/kubestash/pkg/controller/wipeout"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
-	informers "kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 )
 
@@ -211,16 +209,7 @@ type runner struct {
 
 // build makes the informers and the loops, and registers their handlers.
 func build(o Options, kube kubernetes.Interface, client versioned.Interface, recorder record.EventRecorder) (*controllers, error) {
-	inf := lookup.Informers{
-		Catalog: informers.NewSharedInformerFactory(client, o.Resync),
-		// Our Jobs, CronJobs, accounts and grants, by the label every one
-		// of them has.
-		Ours: kubeinformers.NewSharedInformerFactoryWithOptions(kube, o.Resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
-		})),
-		// Namespaces and PersistentVolumeClaims.
-		Cluster: kubeinformers.NewSharedInformerFactory(kube, o.Resync),
-	}
+	inf := lookup.NewInformers(kube, client, o.Resync)
 	// The reconcilers read from these caches, not from the API; their
 	// kube client too, for the accounts and grants they ensure each time.
 	reads := lookup.CachedReads(inf, lookup.LiveReads(kube, client))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,7 +27,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
+	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -44,6 +46,12 @@ func load[T any](t *testing.T, name string) *T {
 // demo) into PVC target-pvc, kept in BackupStorage storageNS/s3-storage,
 // shared with every namespace; mutate changes the RestoreSession.
 func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.RestoreSession)) (*Reconciler, *kubefake.Clientset, *fake.Clientset) {
+	r, kube, ks, _ := newInformedEnv(t, storageNS, mutate)
+	return r, kube, ks
+}
+
+// newInformedEnv is newEnv with the informers the reconciler reads from.
+func newInformedEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.RestoreSession)) (*Reconciler, *kubefake.Clientset, *fake.Clientset, *lookuptest.Informed) {
 	all := storagev1alpha1.NamespacesFromAll
 	storage := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: storageNS, Name: "s3-storage", UID: "bs-uid"}, Spec: storagev1alpha1.BackupStorageSpec{
 		Storage:     storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: "s3-secret"}},
@@ -64,8 +72,9 @@ func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.Restore
 	kube := kubefake.NewClientset(&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "target-pvc"}})
 	ks := fake.NewSimpleClientset(storage, repo, snap, rs,
 		load[addonsv1alpha1.Addon](t, "pvc-addon.yaml"), load[addonsv1alpha1.Function](t, "pvc-restore-function.yaml"))
-	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: lookup.LiveReads(kube, ks)}
-	return r, kube, ks
+	informed := lookuptest.NewInformed(t, kube, ks)
+	r := &Reconciler{Kube: kube, Client: ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: informed.Reads}
+	return r, kube, ks, informed
 }
 
 // TestRestoreStorageGrantedOnlyToOwnAccount: a storage of another namespace
@@ -79,11 +88,19 @@ func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 		wantSA                  string // "": no Job
 		wantGrant               bool
 		wantErr                 string
+		wantWrites              []string
 	}{
-		{name: "shared storage", storageNS: "stash", wantSA: RestoreServiceAccount, wantGrant: true},
+		{name: "shared storage", storageNS: "stash", wantSA: RestoreServiceAccount, wantGrant: true, wantWrites: []string{
+			"create serviceaccounts demo/kubestash-restore", "create rolebindings demo/kubestash-restore",
+			"create roles stash/kubestash-use-s3-storage", "create rolebindings stash/kubestash-use-s3-storage-fcdf843d7e",
+			"create jobs demo/restore", "update restoresessions/status demo/restore"}},
 		{name: "shared storage, the user's account in jobTemplate", storageNS: "stash", userSA: "my-sa",
-			wantErr: `spec.addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace only to the ServiceAccount it makes for its Jobs (kubestash-restore), not to ServiceAccount "my-sa"`},
-		{name: "own storage, the user's account in jobTemplate", storageNS: "demo", userSA: "my-sa", wantSA: "my-sa"},
+			wantErr: `spec.addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace only to the ServiceAccount it makes for its Jobs (kubestash-restore), not to ServiceAccount "my-sa"`,
+			wantWrites: []string{"create serviceaccounts demo/kubestash-restore", "create rolebindings demo/kubestash-restore",
+				"update restoresessions/status demo/restore"}},
+		{name: "own storage, the user's account in jobTemplate", storageNS: "demo", userSA: "my-sa", wantSA: "my-sa", wantWrites: []string{
+			"create serviceaccounts demo/kubestash-restore", "create rolebindings demo/kubestash-restore",
+			"create jobs demo/restore", "update restoresessions/status demo/restore"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -93,6 +110,7 @@ func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 				}
 			})
 			_ = r.Reconcile(ctx, "demo", "restore")
+			assert.Equal(t, c.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
 			job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 			if c.wantErr != "" {
 				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
@@ -242,6 +260,68 @@ func TestRestoreRefusesUserHostPath(t *testing.T) {
 			assert.Equal(t, catalogv1alpha1.ReasonFailedToEnsureRestoreExecutor, cond.Reason)
 			assert.Contains(t, cond.Message, c.wantErr)
 			assert.Equal(t, catalogv1alpha1.RestoreFailed, rs.Status.Phase)
+		})
+	}
+}
+
+// TestRestoreLifecycle follows one restore through the reconciles the
+// controller makes of it, with the caches caught up between them as the
+// controller's are, and checks the writes each one makes: a reconcile of
+// an unchanged state writes nothing.
+func TestRestoreLifecycle(t *testing.T) {
+	ctx := context.Background()
+	r, kube, ks, informed := newInformedEnv(t, "demo", nil)
+	for _, step := range []struct {
+		name        string
+		before      func(t *testing.T)
+		wantWrites  []string
+		wantRequeue bool
+		wantPhase   catalogv1alpha1.RestorePhase // "": the RestoreSession is gone
+	}{
+		{name: "new", wantRequeue: true, wantPhase: catalogv1alpha1.RestorePending, wantWrites: []string{
+			"create serviceaccounts demo/kubestash-restore", "create rolebindings demo/kubestash-restore", "create jobs demo/restore",
+			"update restoresessions/status demo/restore"}},
+		{name: "Job running", wantRequeue: true, wantPhase: catalogv1alpha1.RestorePending},
+		{name: "Job succeeded", before: func(t *testing.T) {
+			// The agent records its component, then its Job completes.
+			rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
+			require.NoError(t, err)
+			rs.Status.Components = map[string]catalogv1alpha1.RestoreComponent{"dump": {Phase: catalogv1alpha1.RestoreSucceeded, Duration: "3s"}}
+			_, err = ks.CatalogV1alpha1().RestoreSessions("demo").UpdateStatus(ctx, rs, metav1.UpdateOptions{})
+			require.NoError(t, err)
+			job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
+			require.NoError(t, err)
+			job.Status = batchv1.JobStatus{Succeeded: 1, CompletionTime: ptr.To(metav1.NewTime(now)), Conditions: []batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue}, {Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}
+			_, err = kube.BatchV1().Jobs("demo").UpdateStatus(ctx, job, metav1.UpdateOptions{})
+			require.NoError(t, err)
+		}, wantPhase: catalogv1alpha1.RestoreSucceeded, wantWrites: []string{"update restoresessions/status demo/restore"}},
+		{name: "outcome recorded", wantPhase: catalogv1alpha1.RestoreSucceeded},
+		{name: "RestoreSession deleted", before: func(t *testing.T) {
+			require.NoError(t, ks.CatalogV1alpha1().RestoreSessions("demo").Delete(ctx, "restore", metav1.DeleteOptions{}))
+		}, wantWrites: []string{"delete jobs demo/restore"}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			if step.before != nil {
+				step.before(t)
+			}
+			informed.Settle(t)
+			kube.ClearActions()
+			ks.ClearActions()
+			err := r.Reconcile(ctx, "demo", "restore")
+			if step.wantRequeue {
+				assert.ErrorIs(t, err, loop.ErrRequeue)
+			} else {
+				assert.NoError(t, err)
+			}
+			assert.Equal(t, step.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
+			rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
+			if step.wantPhase == "" {
+				assert.True(t, apierrors.IsNotFound(err), "gone: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, step.wantPhase, rs.Status.Phase)
 		})
 	}
 }

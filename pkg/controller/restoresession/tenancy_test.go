@@ -97,7 +97,7 @@ func TestRestoreStaysInItsNamespace(t *testing.T) {
 // the RestoreSession's own namespace.
 func TestRestoreFromSharedNamespace(t *testing.T) {
 	ctx := context.Background()
-	r, kube, ks := newEnv(t, "demo", nil)
+	r, kube, ks, informed := newInformedEnv(t, "demo", nil)
 	// The backups are demo's; the restore is the tenant's.
 	rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -111,6 +111,7 @@ func TestRestoreFromSharedNamespace(t *testing.T) {
 		Annotations: map[string]string{sharing.Annotation: "tenant"}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
+	informed.Settle(t)
 	_ = r.Reconcile(ctx, "tenant", "restore")
 	job, err := kube.BatchV1().Jobs("tenant").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -144,6 +145,7 @@ func TestRestoreFromSharedNamespace(t *testing.T) {
 	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}}
 	_, err = kube.BatchV1().Jobs("tenant").UpdateStatus(ctx, job, metav1.UpdateOptions{})
 	require.NoError(t, err)
+	informed.Settle(t)
 	require.NoError(t, r.Reconcile(ctx, "tenant", "restore"))
 	roles, err = kube.RbacV1().Roles("demo").List(ctx, metav1.ListOptions{LabelSelector: access.LabelGrantRestore})
 	require.NoError(t, err)
@@ -166,7 +168,7 @@ func TestPauseIsMarkedAndUndone(t *testing.T) {
 		return b
 	}
 	ctx := context.Background()
-	r, kube, ks := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
+	r, kube, ks, informed := newInformedEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
 	for _, b := range []*corev1alpha1.BackupConfiguration{
 		bc("running", false, ""),
 		bc("paused-by-owner", true, ""),
@@ -175,6 +177,7 @@ func TestPauseIsMarkedAndUndone(t *testing.T) {
 		_, err := ks.CoreV1alpha1().BackupConfigurations("demo").Create(ctx, b, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
+	informed.Settle(t)
 	_ = r.Reconcile(ctx, "demo", "restore")
 	rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -200,6 +203,7 @@ func TestPauseIsMarkedAndUndone(t *testing.T) {
 	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}}
 	_, err = kube.BatchV1().Jobs("demo").UpdateStatus(ctx, job, metav1.UpdateOptions{})
 	require.NoError(t, err)
+	informed.Settle(t)
 	require.NoError(t, r.Reconcile(ctx, "demo", "restore"))
 	rs, err = ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
