@@ -31,10 +31,10 @@ import (
 	"kubestash.dev/kubestash/pkg/generated/informers/externalversions"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/backupsession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/registry/catalog/backupsessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/snapshotrest"
 	"kubestash.dev/kubestash/pkg/restic"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 	"kubestash.dev/kubestash/pkg/storagetracker"
@@ -232,16 +232,16 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 		build  func() (*registry.REST, *registry.StatusREST, error)
 	}{
 		{catalogv1alpha1.ResourcePluralRepository, func() (*registry.REST, *registry.StatusREST, error) {
-			return repository.NewREST(Scheme, cat, namespaces)
+			return repositoryrest.NewREST(Scheme, cat, namespaces)
 		}},
 		{catalogv1alpha1.ResourcePluralSnapshot, func() (*registry.REST, *registry.StatusREST, error) {
-			return snapshot.NewREST(Scheme, cat, namespaces)
+			return snapshotrest.NewREST(Scheme, cat, namespaces)
 		}},
 		{catalogv1alpha1.ResourcePluralBackupSession, func() (*registry.REST, *registry.StatusREST, error) {
-			return backupsession.NewREST(Scheme, cat, namespaces, sessions)
+			return backupsessionrest.NewREST(Scheme, cat, namespaces, sessions)
 		}},
 		{catalogv1alpha1.ResourcePluralRestoreSession, func() (*registry.REST, *registry.StatusREST, error) {
-			return restoresession.NewREST(Scheme, cat, namespaces)
+			return restoresessionrest.NewREST(Scheme, cat, namespaces)
 		}},
 	} {
 		storage, status, err := r.build()
@@ -256,8 +256,8 @@ func (c completedConfig) New(ctx context.Context) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceFiles] = &snapshot.FilesREST{Browser: browser}
-	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceDownload] = &snapshot.DownloadREST{Browser: browser}
+	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceFiles] = &snapshotrest.FilesREST{Browser: browser}
+	resources[catalogv1alpha1.ResourcePluralSnapshot+"/"+catalogv1alpha1.SubresourceDownload] = &snapshotrest.DownloadREST{Browser: browser}
 
 	// The parameter codec of the catalog's own scheme: it knows the
 	// query parameters of snapshots/files and snapshots/download besides

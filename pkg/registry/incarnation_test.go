@@ -18,8 +18,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresessionrest"
 )
 
 // TestSessionsOfAnEarlierIncarnation: after a namespace is deleted and
@@ -29,10 +29,10 @@ func TestSessionsOfAnEarlierIncarnation(t *testing.T) {
 	dir, cat, scheme := localCatalog(t)
 	namespaces := &fakeNamespaces{}
 	namespaces.recreate("demo", "uid-1", time.Now().Add(-time.Hour))
-	repos, _, err := repository.NewREST(scheme, cat, namespaces)
+	repos, _, err := repositoryrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(repos.Destroy)
-	restores, restoreStatus, err := restoresession.NewREST(scheme, cat, namespaces)
+	restores, restoreStatus, err := restoresessionrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(restores.Destroy)
 	ctx := nsContext("demo")

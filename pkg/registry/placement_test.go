@@ -18,9 +18,9 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/snapshotrest"
 	"kubestash.dev/kubestash/pkg/store"
 )
 
@@ -67,10 +67,10 @@ func TestPlacementFollowsTheRepositoryFile(t *testing.T) {
 		Version:   "test",
 	}
 	namespaces := &fakeNamespaces{}
-	repos, repoStatus, err := repository.NewREST(scheme, cat, namespaces)
+	repos, repoStatus, err := repositoryrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(repos.Destroy)
-	snaps, snapStatus, err := snapshot.NewREST(scheme, cat, namespaces)
+	snaps, snapStatus, err := snapshotrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(snaps.Destroy)
 	rctx := nsContext("demo")
@@ -112,7 +112,7 @@ func TestPlacementFollowsTheRepositoryFile(t *testing.T) {
 
 	// A RestoreSession naming the Snapshot alone, as upstream allows, gets
 	// its Repository from it, and its file goes next to it.
-	restores, _, err := restoresession.NewREST(scheme, cat, namespaces)
+	restores, _, err := restoresessionrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(restores.Destroy)
 	out, err := restores.Create(rctx, &catalog.RestoreSession{

@@ -37,10 +37,10 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/backupsession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/registry/catalog/backupsessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/snapshotrest"
 	"kubestash.dev/kubestash/pkg/store"
 )
 
@@ -147,10 +147,10 @@ func TestCatalogREST(t *testing.T) {
 		return nil
 	}
 	namespaces := &fakeNamespaces{}
-	repos, _, err := repository.NewREST(scheme, cat, namespaces)
+	repos, _, err := repositoryrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(repos.Destroy)
-	snaps, snapStatus, err := snapshot.NewREST(scheme, cat, namespaces)
+	snaps, snapStatus, err := snapshotrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(snaps.Destroy)
 	ctx := nsContext("demo")
@@ -332,10 +332,10 @@ func TestValidation(t *testing.T) {
 		rest.RESTUpdateStrategy
 	}
 	strategies := map[string]strategy{
-		"Repository":     registry.NewStrategy(scheme, repository.Kind),
-		"Snapshot":       registry.NewStrategy(scheme, snapshot.Kind),
-		"BackupSession":  registry.NewStrategy(scheme, backupsession.Kind),
-		"RestoreSession": registry.NewStrategy(scheme, restoresession.Kind),
+		"Repository":     registry.NewStrategy(scheme, repositoryrest.Kind),
+		"Snapshot":       registry.NewStrategy(scheme, snapshotrest.Kind),
+		"BackupSession":  registry.NewStrategy(scheme, backupsessionrest.Kind),
+		"RestoreSession": registry.NewStrategy(scheme, restoresessionrest.Kind),
 	}
 	cases := []struct {
 		name string
@@ -442,7 +442,7 @@ func addonWithVolume(src storagev1alpha1.VolumeSource) *corev1alpha1.AddonInfo {
 // TestRestoreSessionDefaults checks that the data source's namespace is the
 // RestoreSession's own by default.
 func TestRestoreSessionDefaults(t *testing.T) {
-	s := registry.NewStrategy(newScheme(), restoresession.Kind)
+	s := registry.NewStrategy(newScheme(), restoresessionrest.Kind)
 	r := &catalog.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "demo"}}
 	s.PrepareForCreate(nsContext("demo"), r)
 	assert.Equal(t, "demo", r.Spec.DataSource.Namespace)
@@ -456,10 +456,10 @@ func TestGetAttrs(t *testing.T) {
 		getAttrs storage.AttrFunc
 		obj      runtime.Object
 	}{
-		{"Repository", repository.GetAttrs, &catalog.Repository{}},
-		{"Snapshot", snapshot.GetAttrs, &catalog.Snapshot{}},
-		{"BackupSession", backupsession.GetAttrs, &catalog.BackupSession{}},
-		{"RestoreSession", restoresession.GetAttrs, &catalog.RestoreSession{}},
+		{"Repository", repositoryrest.GetAttrs, &catalog.Repository{}},
+		{"Snapshot", snapshotrest.GetAttrs, &catalog.Snapshot{}},
+		{"BackupSession", backupsessionrest.GetAttrs, &catalog.BackupSession{}},
+		{"RestoreSession", restoresessionrest.GetAttrs, &catalog.RestoreSession{}},
 	}
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {

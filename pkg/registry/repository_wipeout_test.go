@@ -17,7 +17,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
 	"kubestash.dev/kubestash/pkg/store"
 )
 
@@ -51,7 +51,7 @@ func TestDeleteRepositoryWipeOut(t *testing.T) {
 			cat := &registry.Catalog{Codec: layout.NewFileCodec(scheme), Backends: staticBackends{"demo/local": local},
 				Discovery: layout.NewDiscovery(0), Template: tmpl, Version: "test"}
 			namespaces := &fakeNamespaces{}
-			repos, _, err := repository.NewREST(scheme, cat, namespaces)
+			repos, _, err := repositoryrest.NewREST(scheme, cat, namespaces)
 			require.NoError(t, err)
 			t.Cleanup(repos.Destroy)
 			ctx := nsContext("demo")

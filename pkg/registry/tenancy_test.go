@@ -20,9 +20,9 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
 	"kubestash.dev/kubestash/pkg/registry"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/restoresession"
-	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/restoresessionrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/snapshotrest"
 )
 
 // tenancyCatalog serves storage demo/local (usagePolicy Same) with
@@ -49,13 +49,13 @@ func newTenancyCatalog(t *testing.T) *tenancyCatalog {
 	ns := &fakeNamespaces{}
 	tc := &tenancyCatalog{dir: dir}
 	var err error
-	tc.repos, _, err = repository.NewREST(scheme, cat, ns)
+	tc.repos, _, err = repositoryrest.NewREST(scheme, cat, ns)
 	require.NoError(t, err)
 	t.Cleanup(tc.repos.Destroy)
-	tc.snaps, _, err = snapshot.NewREST(scheme, cat, ns)
+	tc.snaps, _, err = snapshotrest.NewREST(scheme, cat, ns)
 	require.NoError(t, err)
 	t.Cleanup(tc.snaps.Destroy)
-	tc.rests, _, err = restoresession.NewREST(scheme, cat, ns)
+	tc.rests, _, err = restoresessionrest.NewREST(scheme, cat, ns)
 	require.NoError(t, err)
 	t.Cleanup(tc.rests.Destroy)
 	ctx := nsContext("demo")

@@ -15,8 +15,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/layout"
-	"kubestash.dev/kubestash/pkg/registry/catalog/repository"
-	"kubestash.dev/kubestash/pkg/registry/catalog/snapshot"
+	"kubestash.dev/kubestash/pkg/registry/catalog/repositoryrest"
+	"kubestash.dev/kubestash/pkg/registry/catalog/snapshotrest"
 )
 
 // TestDeleteSnapshotWipeOut: deleting a Snapshot removes its file; with
@@ -27,10 +27,10 @@ import (
 func TestDeleteSnapshotWipeOut(t *testing.T) {
 	dir, cat, scheme := localCatalog(t)
 	namespaces := &fakeNamespaces{}
-	repos, _, err := repository.NewREST(scheme, cat, namespaces)
+	repos, _, err := repositoryrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(repos.Destroy)
-	snaps, snapStatus, err := snapshot.NewREST(scheme, cat, namespaces)
+	snaps, snapStatus, err := snapshotrest.NewREST(scheme, cat, namespaces)
 	require.NoError(t, err)
 	t.Cleanup(snaps.Destroy)
 	ctx := nsContext("demo")

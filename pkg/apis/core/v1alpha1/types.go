@@ -104,7 +104,7 @@ type TargetVolumeInfo struct {
 // (cluster-scoped, written by an admin). The source's own rule
 // (addonsv1alpha1.VolumeSource) makes it set exactly one member, so this
 // is an allow-list. The catalog's RestoreSession is not a CRD: the catalog
-// server applies the same rule in Go (pkg/registry/catalog/restoresession),
+// server applies the same rule in Go (pkg/registry/catalog/restoresessionrest),
 // and so does the Job's builder (pkg/addon) for objects stored before.
 
 // AddonVolumeInfo replaces the source of an Addon volumeTemplate entry.

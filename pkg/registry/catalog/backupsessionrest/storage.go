@@ -1,4 +1,4 @@
-package backupsession
+package backupsessionrest
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"

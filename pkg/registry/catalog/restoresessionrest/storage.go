@@ -1,4 +1,4 @@
-package restoresession
+package restoresessionrest
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"

@@ -1,7 +1,7 @@
-// Package snapshot is the REST storage of snapshots.catalog.kubestash.com:
+// Package snapshotrest is the REST storage of snapshots.catalog.kubestash.com:
 // one backup run of an application into a Repository, kept in the backend
 // at <repository>/snapshots/<name>.yaml.
-package snapshot
+package snapshotrest
 
 import (
 	"fmt"

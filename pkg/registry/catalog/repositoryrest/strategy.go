@@ -1,7 +1,7 @@
-// Package repository is the REST storage of
+// Package repositoryrest is the REST storage of
 // repositories.catalog.kubestash.com: a directory of a BackupStorage that
 // holds the backups of one application, described by <path>/repository.yaml.
-package repository
+package repositoryrest
 
 import (
 	"fmt"

@@ -1,7 +1,7 @@
-// Package backupsession is the REST storage of
+// Package backupsessionrest is the REST storage of
 // backupsessions.catalog.kubestash.com: one backup run of a session of a
 // BackupConfiguration, kept in the first repository of that session.
-package backupsession
+package backupsessionrest
 
 import (
 	"fmt"

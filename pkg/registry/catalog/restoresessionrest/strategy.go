@@ -1,7 +1,7 @@
-// Package restoresession is the REST storage of
+// Package restoresessionrest is the REST storage of
 // restoresessions.catalog.kubestash.com: one restore of a Snapshot, kept in
 // the folder of the Repository it restores from.
-package restoresession
+package restoresessionrest
 
 import (
 	"fmt"
