@@ -104,7 +104,7 @@ func TestNotReadyEventOnChange(t *testing.T) {
 				if s.before != nil {
 					s.before(t, e)
 				}
-				_ = e.r.Reconcile(context.Background(), "demo", "pvc-backup")
+				_, _ = e.reconcile(t)
 				got := drain(e.r.Recorder)
 				require.Len(t, got, len(s.want), "pass %d: %v", i, got)
 				for j, w := range s.want {

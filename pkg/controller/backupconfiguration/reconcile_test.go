@@ -23,7 +23,8 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/access"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -67,20 +68,35 @@ func backupConfiguration() *corev1alpha1.BackupConfiguration {
 }
 
 type env struct {
-	r    *Reconciler
-	kube *kubefake.Clientset
-	ks   *fake.Clientset
+	r        *Reconciler
+	kube     *kubefake.Clientset
+	ks       *fake.Clientset
+	informed *lookuptest.Informed
 }
 
+// newEnv is the fixtures, changed by mutate, in the fakes, and a
+// reconciler that reads them through started, synced informers, as the
+// controller's does, with the controller's default catalog server account.
 func newEnv(t *testing.T, mutate func(kube, ks *[]runtime.Object)) *env {
 	kube, ks := fixtures()
 	if mutate != nil {
 		mutate(&kube, &ks)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(kube...), ks: fake.NewSimpleClientset(ks...)}
+	e.informed = lookuptest.NewInformed(t, e.kube, e.ks)
 	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), AgentImage: "kubestash/agent:dev", Clock: clocktesting.NewFakePassiveClock(now),
-		Reads: lookup.LiveReads(e.kube, e.ks)}
+		CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: e.informed.Reads}
 	return e
+}
+
+// reconcile reconciles demo/pvc-backup once the caches have caught up
+// with the fakes, and returns the writes it made to both.
+func (e *env) reconcile(t *testing.T) ([]string, error) {
+	t.Helper()
+	e.informed.Settle(t)
+	lookuptest.Reset(e.kube, e.ks)
+	err := e.r.Reconcile(context.Background(), "demo", "pvc-backup")
+	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...), err
 }
 
 func (e *env) bc(t *testing.T) *corev1alpha1.BackupConfiguration {
@@ -92,7 +108,18 @@ func (e *env) bc(t *testing.T) *corev1alpha1.BackupConfiguration {
 func TestReconcileReady(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, nil)
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	writes, err := e.reconcile(t)
+	require.NoError(t, err)
+	// The grant of the encryption Secret to the catalog server, the
+	// trigger's account, the CronJob and the Repository; the status says
+	// Ready before the first backup is created, and then that it was.
+	assert.Equal(t, []string{
+		"create roles demo/kubestash-catalog-encryption-pvc-backup", "create rolebindings demo/kubestash-catalog-encryption-pvc-backup",
+		"create serviceaccounts demo/kubestash-trigger", "create rolebindings demo/kubestash-trigger",
+		"create cronjobs demo/trigger-pvc-backup-frequent-backup",
+		"create repositories demo/s3-repo", "update backupconfigurations/status demo/pvc-backup",
+		fmt.Sprintf("create backupsessions demo/pvc-backup-frequent-backup-%d", now.Unix()), "update backupconfigurations/status demo/pvc-backup",
+	}, writes)
 
 	bc := e.bc(t)
 	assert.Equal(t, corev1alpha1.BackupInvokerReady, bc.Status.Phase)
@@ -134,13 +161,21 @@ func TestReconcileReady(t *testing.T) {
 
 	// Idempotent: a second pass changes nothing and triggers no second backup.
 	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(time.Minute))
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	writes, err = e.reconcile(t)
+	require.NoError(t, err)
+	assert.Empty(t, writes)
 	sessions, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Len(t, sessions.Items, 1)
 }
 
 func TestReconcileProblems(t *testing.T) {
+	// Not ready: the schedule is in place (its BackupSessions wait for
+	// Ready), but no Repository is created and nothing is granted yet.
+	notReadyWrites := []string{"create serviceaccounts demo/kubestash-trigger", "create rolebindings demo/kubestash-trigger",
+		"create cronjobs demo/trigger-pvc-backup-frequent-backup", "update backupconfigurations/status demo/pvc-backup"}
+	// Invalid: only the status says why.
+	invalidWrites := []string{"update backupconfigurations/status demo/pvc-backup"}
 	cases := []struct {
 		name      string
 		mutate    func(kube, ks *[]runtime.Object)
@@ -149,7 +184,8 @@ func TestReconcileProblems(t *testing.T) {
 		repo      bool
 		inMessage string
 		// notReady is in the message of the Ready condition.
-		notReady string
+		notReady   string
+		wantWrites []string
 	}{
 		{
 			name: "missing PVC",
@@ -157,7 +193,7 @@ func TestReconcileProblems(t *testing.T) {
 				*kube = (*kube)[:1:1]
 				*kube = append(*kube, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "encrypt-secret"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("x")}})
 			},
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: "target PersistentVolumeClaim demo/target-pvc not found",
 		},
 		{
@@ -167,7 +203,7 @@ func TestReconcileProblems(t *testing.T) {
 				pvc.DeletionTimestamp = &metav1.Time{Time: now}
 				pvc.Finalizers = []string{"kubernetes.io/pvc-protection"}
 			},
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: "target PersistentVolumeClaim demo/target-pvc is being deleted",
 		},
 		{
@@ -175,13 +211,13 @@ func TestReconcileProblems(t *testing.T) {
 			mutate: func(kube, _ *[]runtime.Object) {
 				(*kube)[2].(*corev1.Secret).Data = map[string][]byte{"OTHER": []byte("x")}
 			},
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: "encryption Secret demo/encrypt-secret has no RESTIC_PASSWORD",
 		},
 		{
 			name:   "missing encryption secret",
 			mutate: func(kube, _ *[]runtime.Object) { *kube = (*kube)[:2:2] },
-			phase:  corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase:  corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: "encryption Secret demo/encrypt-secret of repository s3-repo not found",
 		},
 		{
@@ -193,7 +229,7 @@ func TestReconcileProblems(t *testing.T) {
 					conditions.False(storagev1alpha1.TypeBackendSecretFound, storagev1alpha1.ReasonBackendSecretNotAvailable, "Secret demo/s3-secret: not found"),
 				}
 			},
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: "BackupStorage demo/s3-storage is not Ready: Secret demo/s3-secret: not found",
 		},
 		{
@@ -205,7 +241,7 @@ func TestReconcileProblems(t *testing.T) {
 				(*ks)[0].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy = nil
 			},
 			// The same words as for a storage that does not exist.
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: `BackupStorage stash/s3-storage does not exist or its usagePolicy does not allow namespace "demo"`,
 		},
 		{
@@ -214,7 +250,7 @@ func TestReconcileProblems(t *testing.T) {
 				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
 				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
 			},
-			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true,
+			phase: corev1alpha1.BackupInvokerNotReady, cronJob: true, wantWrites: notReadyWrites,
 			notReady: `BackupStorage stash/s3-storage does not exist or its usagePolicy does not allow namespace "demo"`,
 		},
 		{
@@ -222,14 +258,14 @@ func TestReconcileProblems(t *testing.T) {
 			mutate: func(_, ks *[]runtime.Object) {
 				(*ks)[0].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromSelector)}}
 			},
-			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "BackupStorage demo/s3-storage:",
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites, inMessage: "BackupStorage demo/s3-storage:",
 		},
 		{
 			name: "target in another namespace",
 			mutate: func(_, ks *[]runtime.Object) {
 				(*ks)[3].(*corev1alpha1.BackupConfiguration).Spec.Target.Namespace = "other"
 			},
-			phase:     corev1alpha1.BackupInvokerInvalid,
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites,
 			inMessage: `spec.target.namespace: "other" is not the configuration's namespace "demo"`,
 		},
 		{
@@ -238,7 +274,7 @@ func TestReconcileProblems(t *testing.T) {
 				bc := (*ks)[3].(*corev1alpha1.BackupConfiguration)
 				bc.Spec.Sessions[0].Repositories[0].EncryptionSecret.Namespace = "other"
 			},
-			phase:     corev1alpha1.BackupInvokerInvalid,
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites,
 			inMessage: `spec.sessions[frequent-backup].repositories[s3-repo].encryptionSecret.namespace: "other" is not the configuration's namespace "demo"`,
 		},
 		{
@@ -249,7 +285,7 @@ func TestReconcileProblems(t *testing.T) {
 				bc.Spec.Sessions[0].Addon.Tasks[0].AddonVolumes = []corev1alpha1.AddonVolumeInfo{{Name: "kubestash-tmp-volume",
 					Source: &addonsv1alpha1.VolumeSource{VolumeSource: storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}}
 			},
-			phase: corev1alpha1.BackupInvokerInvalid,
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites,
 			inMessage: "spec.sessions[frequent-backup].addon.tasks[0].addonVolumes[0].source.hostPath: Forbidden: only persistentVolumeClaim, emptyDir, " +
 				"configMap, secret and volumeClaimTemplate (ephemeral) volumes may be set by a user; hostPath, nfs and other node-level sources only come from the Addon's volumeTemplate",
 		},
@@ -261,7 +297,7 @@ func TestReconcileProblems(t *testing.T) {
 				bc.Spec.Backends[0].StorageRef.Namespace = "stash"
 				bc.Spec.Sessions[0].Addon.JobTemplate = &storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{ServiceAccountName: "my-sa"}}
 			},
-			phase: corev1alpha1.BackupInvokerInvalid,
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites,
 			inMessage: `spec.sessions[frequent-backup].addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage ` +
 				`of another namespace only to the ServiceAccount it makes for its Jobs (kubestash-backup), not to ServiceAccount "my-sa"`,
 		},
@@ -270,14 +306,15 @@ func TestReconcileProblems(t *testing.T) {
 			mutate: func(_, ks *[]runtime.Object) {
 				(*ks)[2].(*addonsv1alpha1.Addon).Spec.BackupTasks[0].Name = "other"
 			},
-			phase: corev1alpha1.BackupInvokerInvalid, inMessage: "no backup task logical-backup",
+			phase: corev1alpha1.BackupInvokerInvalid, wantWrites: invalidWrites, inMessage: "no backup task logical-backup",
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t, c.mutate)
-			err := e.r.Reconcile(ctx, "demo", "pvc-backup")
+			writes, err := e.reconcile(t)
+			assert.Equal(t, c.wantWrites, writes)
 			if c.phase == corev1alpha1.BackupInvokerNotReady {
 				assert.True(t, IsRequeue(err), "not ready: look again later, got %v", err)
 			}
@@ -303,6 +340,11 @@ func TestReconcileProblems(t *testing.T) {
 			sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			assert.Empty(t, sessions.Items, "no backup is triggered")
+
+			// The requeue of a configuration that is not ready, or a resync
+			// of an invalid one, writes nothing while nothing changed.
+			writes, _ = e.reconcile(t)
+			assert.Empty(t, writes)
 		})
 	}
 }
@@ -328,7 +370,8 @@ func TestUserServiceAccountWithOwnStorage(t *testing.T) {
 					bc.Spec.Backends[0].StorageRef.Namespace = "stash"
 				}
 			})
-			require.NoError(t, e.r.Reconcile(context.Background(), "demo", "pvc-backup"))
+			_, err := e.reconcile(t)
+			require.NoError(t, err)
 			assert.Equal(t, corev1alpha1.BackupInvokerReady, e.bc(t).Status.Phase)
 		})
 	}
@@ -337,7 +380,15 @@ func TestUserServiceAccountWithOwnStorage(t *testing.T) {
 func TestPausedSuspendsAndTriggersNothing(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, func(_, ks *[]runtime.Object) { (*ks)[3].(*corev1alpha1.BackupConfiguration).Spec.Paused = true })
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	writes, err := e.reconcile(t)
+	require.NoError(t, err)
+	// All in place but no BackupSession.
+	assert.Equal(t, []string{
+		"create roles demo/kubestash-catalog-encryption-pvc-backup", "create rolebindings demo/kubestash-catalog-encryption-pvc-backup",
+		"create serviceaccounts demo/kubestash-trigger", "create rolebindings demo/kubestash-trigger",
+		"create cronjobs demo/trigger-pvc-backup-frequent-backup",
+		"create repositories demo/s3-repo", "update backupconfigurations/status demo/pvc-backup",
+	}, writes)
 	cj, err := e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.True(t, *cj.Spec.Suspend)
@@ -351,7 +402,12 @@ func TestPausedSuspendsAndTriggersNothing(t *testing.T) {
 	bc.Spec.Paused = false
 	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 	require.NoError(t, err)
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "pvc-backup"))
+	writes, err = e.reconcile(t)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"update cronjobs demo/trigger-pvc-backup-frequent-backup",
+		"update backupconfigurations/status demo/pvc-backup", // the next schedule
+		fmt.Sprintf("create backupsessions demo/pvc-backup-frequent-backup-%d", now.Unix()), "update backupconfigurations/status demo/pvc-backup",
+	}, writes)
 	cj, err = e.kube.BatchV1().CronJobs("demo").Get(ctx, "trigger-pvc-backup-frequent-backup", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.False(t, *cj.Spec.Suspend)
@@ -366,16 +422,19 @@ func TestCronJobName(t *testing.T) {
 	assert.LessOrEqual(t, len(long), maxCronJobName)
 }
 
-// TestLookupFailureIsNotMissing: an Addon that cannot be read now (the API
-// answers 503) is not reported as not found, and the configuration is not
-// Ready until it is read.
+// TestLookupFailureIsNotMissing: an Addon that cannot be read now (not in
+// the cache yet, and the API answers 503) is not reported as not found,
+// and the configuration is not Ready until it is read.
 func TestLookupFailureIsNotMissing(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, nil)
+	// The cache answers only with what it has: a failure can only come
+	// from the API, asked for what the cache lacks.
+	e := newEnv(t, func(_, ks *[]runtime.Object) {
+		*ks = append((*ks)[:2:2], (*ks)[3])
+	})
 	e.ks.PrependReactor("get", "addons", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
 	})
-	_ = e.r.Reconcile(ctx, "demo", "pvc-backup")
+	_, _ = e.reconcile(t)
 	bc := e.bc(t)
 	assert.NotEqual(t, corev1alpha1.BackupInvokerReady, bc.Status.Phase)
 	ready := conditions.Get(bc.Status.Conditions, corev1alpha1.TypeReady)

@@ -18,11 +18,22 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/executor"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
-func newReconciler(t *testing.T, annotations map[string]string) *Reconciler {
+// env is a Reconciler over fakes, reading them through started, synced
+// informers as the controller's does.
+type env struct {
+	*Reconciler
+	kube     *kubefake.Clientset
+	ks       *fake.Clientset
+	informed *lookuptest.Informed
+}
+
+// newReconciler is an env with Repository demo/s3-repo, annotated with
+// annotations, in a local BackupStorage.
+func newReconciler(t *testing.T, annotations map[string]string) *env {
 	t.Helper()
 	repo := &catalogv1alpha1.Repository{
 		ObjectMeta: metav1.ObjectMeta{Name: "s3-repo", Namespace: "demo", Annotations: annotations},
@@ -38,11 +49,22 @@ func newReconciler(t *testing.T, annotations map[string]string) *Reconciler {
 	}
 	kube := kubefake.NewClientset()
 	client := fake.NewSimpleClientset(repo, bs)
-	return &Reconciler{
-		Kube: kube, Client: client, Reads: lookup.LiveReads(kube, client), Recorder: record.NewFakeRecorder(10),
+	informed := lookuptest.NewInformed(t, kube, client)
+	return &env{kube: kube, ks: client, informed: informed, Reconciler: &Reconciler{
+		Kube: kube, Client: client, Reads: informed.Reads, Recorder: record.NewFakeRecorder(10),
 		Pods: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
 			LocalDirs: backenddirs.Policy{Allowed: []string{"/backup"}}},
-	}
+	}}
+}
+
+// reconcile reconciles demo/s3-repo once the caches have caught up with
+// the fakes, and returns the writes it made to both.
+func (e *env) reconcile(t *testing.T) ([]string, error) {
+	t.Helper()
+	e.informed.Settle(t)
+	lookuptest.Reset(e.kube, e.ks)
+	err := e.Reconcile(context.Background(), "demo", "s3-repo")
+	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...), err
 }
 
 func (r *Reconciler) repo(t *testing.T) *catalogv1alpha1.Repository {
@@ -86,9 +108,12 @@ func TestUnlockRequestGetsOneJobAndAnAnswer(t *testing.T) {
 	ctx := context.Background()
 	r := newReconciler(t, map[string]string{catalogv1alpha1.AnnotationUnlockRequest: "t1"})
 
-	err := r.Reconcile(ctx, "demo", "s3-repo")
+	writes, err := r.reconcile(t)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "requeue after", "it looks again while the Job runs")
+	// The Job and the account it runs as.
+	assert.Equal(t, []string{"create serviceaccounts demo/kubestash-backup", "create rolebindings demo/kubestash-backup",
+		"create jobs demo/" + catalogv1alpha1.UnlockJobName("s3-repo", "t1")}, writes)
 	jobs := r.jobs(t)
 	require.Len(t, jobs, 1)
 	job := jobs[0]
@@ -102,11 +127,16 @@ func TestUnlockRequestGetsOneJobAndAnAnswer(t *testing.T) {
 	}
 
 	// Running: looked at again, no second Job.
-	require.Error(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	writes, err = r.reconcile(t)
+	require.Error(t, err)
+	assert.Empty(t, writes)
 	assert.Len(t, r.jobs(t), 1)
 
 	r.end(t, &job, 0, "repository/v1/manual/dump: removed 1 stale lock(s), kept 0 lock(s) of a restic that may still run")
-	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	writes, err = r.reconcile(t)
+	require.NoError(t, err)
+	// The condition first, then the token as answered.
+	assert.Equal(t, []string{"update repositories/status demo/s3-repo", "update repositories demo/s3-repo"}, writes)
 	repo := r.repo(t)
 	assert.Equal(t, "t1", repo.Annotations[catalogv1alpha1.AnnotationUnlocked], "the request is answered")
 	cond := conditions.Get(repo.Status.Conditions, catalogv1alpha1.TypeStaleLocksRemoved)
@@ -116,18 +146,23 @@ func TestUnlockRequestGetsOneJobAndAnAnswer(t *testing.T) {
 
 	// Answered: nothing more, whatever happens to the Job.
 	require.NoError(t, r.Kube.BatchV1().Jobs("demo").Delete(ctx, job.Name, metav1.DeleteOptions{}))
-	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	writes, err = r.reconcile(t)
+	require.NoError(t, err)
+	assert.Empty(t, writes)
 	assert.Empty(t, r.jobs(t), "an answered request is not run again")
 }
 
 func TestUnlockFailureIsTheCondition(t *testing.T) {
-	ctx := context.Background()
 	r := newReconciler(t, map[string]string{catalogv1alpha1.AnnotationUnlockRequest: "t2"})
-	require.Error(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	_, err := r.reconcile(t)
+	require.Error(t, err)
 	jobs := r.jobs(t)
 	require.Len(t, jobs, 1)
 	r.end(t, &jobs[0], 1, "repository/v1/manual/dump: wrong password")
-	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	writes, err := r.reconcile(t)
+	require.NoError(t, err)
+	// A failure answers the request too: it is not run again by itself.
+	assert.Equal(t, []string{"update repositories/status demo/s3-repo", "update repositories demo/s3-repo"}, writes)
 	repo := r.repo(t)
 	cond := conditions.Get(repo.Status.Conditions, catalogv1alpha1.TypeStaleLocksRemoved)
 	require.NotNil(t, cond)
@@ -137,15 +172,25 @@ func TestUnlockFailureIsTheCondition(t *testing.T) {
 	assert.Equal(t, "t2", repo.Annotations[catalogv1alpha1.AnnotationUnlocked])
 }
 
+// TestNoRequestNoJob: without a request not yet answered, and for a
+// Repository that is gone, a reconcile writes nothing.
 func TestNoRequestNoJob(t *testing.T) {
-	for _, ann := range []map[string]string{
-		nil,
-		{catalogv1alpha1.AnnotationUnlockRequest: "t3", catalogv1alpha1.AnnotationUnlocked: "t3"},
+	for _, c := range []struct {
+		name        string
+		annotations map[string]string
+		repository  string
+	}{
+		{name: "no request", repository: "s3-repo"},
+		{name: "answered", annotations: map[string]string{catalogv1alpha1.AnnotationUnlockRequest: "t3", catalogv1alpha1.AnnotationUnlocked: "t3"},
+			repository: "s3-repo"},
+		{name: "a Repository that is gone", repository: "gone"},
 	} {
-		r := newReconciler(t, ann)
-		require.NoError(t, r.Reconcile(context.Background(), "demo", "s3-repo"))
-		assert.Empty(t, r.jobs(t))
+		t.Run(c.name, func(t *testing.T) {
+			r := newReconciler(t, c.annotations)
+			require.NoError(t, r.Reconcile(context.Background(), "demo", c.repository))
+			assert.Empty(t, lookuptest.Writes(r.kube.Actions()))
+			assert.Empty(t, lookuptest.Writes(r.ks.Actions()))
+			assert.Empty(t, r.jobs(t))
+		})
 	}
-	r := newReconciler(t, nil)
-	assert.NoError(t, r.Reconcile(context.Background(), "demo", "gone"), "a Repository that is gone")
 }
