@@ -250,11 +250,23 @@ func GrantCatalogSecret(ctx context.Context, kube kubernetes.Interface, bs *stor
 
 // revokeCatalogSecret deletes the catalog server's grant in ns, if any.
 func revokeCatalogSecret(ctx context.Context, kube kubernetes.Interface, ns, name string) error {
-	if err := kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete RoleBinding %s/%s: %w", ns, name, err)
+	// Deleted only when there: every reconcile revokes, and a grant that
+	// never was must cost no write (the controller's cached reads answer
+	// a ResourceVersion "0" Get without a request).
+	cached := metav1.GetOptions{ResourceVersion: "0"}
+	if _, err := kube.RbacV1().RoleBindings(ns).Get(ctx, name, cached); err == nil {
+		if err := kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete RoleBinding %s/%s: %w", ns, name, err)
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get RoleBinding %s/%s: %w", ns, name, err)
 	}
-	if err := kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Role %s/%s: %w", ns, name, err)
+	if _, err := kube.RbacV1().Roles(ns).Get(ctx, name, cached); err == nil {
+		if err := kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete Role %s/%s: %w", ns, name, err)
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get Role %s/%s: %w", ns, name, err)
 	}
 	return nil
 }

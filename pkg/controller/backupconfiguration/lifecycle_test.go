@@ -95,13 +95,12 @@ func TestBackupConfigurationLifecycle(t *testing.T) {
 		}), wantPhase: corev1alpha1.BackupInvokerReady, wantSchedule: "0 * * * *", wantBackups: 2,
 			wantWrites: []string{"create cronjobs demo/trigger-pvc-backup-daily", status,
 				fmt.Sprintf("create backupsessions demo/pvc-backup-daily-%d", now.Unix()), status}},
-		// Only the status forgets it: nothing deletes the CronJob
-		// trigger-pvc-backup-daily, whose Jobs now fail (the trigger finds
-		// no session daily).
+		// Its CronJob goes (its Jobs would fail: the trigger would find
+		// no session daily); its backups stay.
 		{name: "session removed", before: change(func(bc *corev1alpha1.BackupConfiguration) {
 			bc.Spec.Sessions = bc.Spec.Sessions[:1]
 		}), wantPhase: corev1alpha1.BackupInvokerReady, wantSchedule: "0 * * * *", wantBackups: 2,
-			wantWrites: []string{status}},
+			wantWrites: []string{"delete cronjobs demo/trigger-pvc-backup-daily", status}},
 		// The CronJobs and the catalog server's grant go with it through
 		// their owner references (the garbage collector, not the
 		// reconciler); the Repository and the backups stay.

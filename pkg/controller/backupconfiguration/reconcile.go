@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -613,8 +615,33 @@ func (r *Reconciler) ensureSchedulers(ctx context.Context, bc *corev1alpha1.Back
 		}
 		status.Sessions = append(status.Sessions, st)
 	}
+	if err := r.removeGoneSchedulers(ctx, bc); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("schedulers: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// removeGoneSchedulers deletes the trigger CronJobs of sessions no longer
+// in the configuration: each of their runs would fail.
+func (r *Reconciler) removeGoneSchedulers(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	cjs, err := r.Reads.ListCronJobs(ctx, bc.Namespace, labels.SelectorFromSet(labels.Set{labelInvokerName: bc.Name}))
+	if err != nil {
+		return fmt.Errorf("list CronJobs: %w", err)
+	}
+	for _, cj := range cjs {
+		if !metav1.IsControlledBy(cj, bc) || slices.ContainsFunc(bc.Spec.Sessions, func(s corev1alpha1.Session) bool {
+			return CronJobName(bc.Name, s.Name) == cj.Name
+		}) {
+			continue
+		}
+		err := r.Kube.BatchV1().CronJobs(bc.Namespace).Delete(ctx, cj.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cj.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete CronJob %s of removed session %s: %w", cj.Name, cj.Labels[labelSessionName], err)
+		}
+		r.Recorder.Eventf(bc, corev1.EventTypeNormal, "SchedulerRemoved", "Deleted CronJob %s: session %s is gone", cj.Name, cj.Labels[labelSessionName])
 	}
 	return nil
 }
@@ -773,7 +800,10 @@ func (r *Reconciler) triggerInitialBackups(ctx context.Context, bc *corev1alpha1
 		if session == nil {
 			continue
 		}
-		bs := NewBackupSession(bc, session, r.Clock.Now())
+		// Named for the configuration's creation, not for now: a reconcile
+		// that read the configuration before this status was stored makes
+		// the same name, which the server refuses, not a second backup.
+		bs := NewBackupSession(bc, session, bc.CreationTimestamp.Time)
 		_, err := r.Client.CatalogV1alpha1().BackupSessions(bc.Namespace).Create(ctx, bs, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			conditions.Set(&ss.Conditions, conditions.False(corev1alpha1.TypeInitialBackupTriggered, corev1alpha1.ReasonFailedToTriggerInitialBackup, err.Error()))

@@ -51,7 +51,7 @@ func fixtures() (kube []runtime.Object, ks []runtime.Object) {
 
 func backupConfiguration() *corev1alpha1.BackupConfiguration {
 	bc := &corev1alpha1.BackupConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "pvc-backup", UID: "bc-uid"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "pvc-backup", UID: "bc-uid", CreationTimestamp: metav1.NewTime(now)},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target: &kmapi.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "target-pvc", Namespace: "demo"},
 			Backends: []corev1alpha1.BackendReference{{Name: "s3", StorageRef: &kmapi.ObjectReference{Name: "s3-storage"},

@@ -2,6 +2,7 @@ package backupsession
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -19,6 +20,17 @@ import (
 	"kubestash.dev/kubestash/pkg/conditions"
 )
 
+// The writes of the first reconcile of session bc-daily-1, piece by piece:
+// the account its Jobs run as, the grant of a shared storage to it, its
+// Job, and its Snapshot and status (written whether the Job was made or
+// refused).
+var (
+	writesAccount = []string{"create serviceaccounts demo/kubestash-backup", "create rolebindings demo/kubestash-backup"}
+	writesGrant   = []string{"create roles stash/kubestash-use-s3-storage", "create rolebindings stash/kubestash-use-s3-storage-72487bdacd"}
+	writesJob     = []string{"create jobs demo/bc-daily-1"}
+	writesStarted = []string{"create snapshots demo/repo-bc-daily-1", "update snapshots/status demo/repo-bc-daily-1", "update backupsessions/status demo/bc-daily-1"}
+)
+
 // TestStorageGrantedOnlyToOwnAccount: a BackupStorage of another namespace
 // is granted (a RoleBinding next to it on its Secret) only to the
 // ServiceAccount the controller makes for backup Jobs. A
@@ -34,16 +46,21 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 		wantSA      string
 		wantGrantTo string // the grantee of the RoleBinding in stash, if any
 		wantErr     string
+		wantWrites  []string
 	}{
-		{name: "own storage, own account", wantSA: BackupServiceAccount},
-		{name: "own storage, the user's account", userSA: "my-sa", wantSA: "my-sa"},
-		{name: "shared storage, own account", shared: true, wantSA: BackupServiceAccount, wantGrantTo: BackupServiceAccount},
-		{name: "shared storage, own account named", shared: true, userSA: BackupServiceAccount, wantSA: BackupServiceAccount, wantGrantTo: BackupServiceAccount},
+		{name: "own storage, own account", wantSA: BackupServiceAccount, wantWrites: slices.Concat(writesAccount, writesJob, writesStarted)},
+		{name: "own storage, the user's account", userSA: "my-sa", wantSA: "my-sa", wantWrites: slices.Concat(writesAccount, writesJob, writesStarted)},
+		{name: "shared storage, own account", shared: true, wantSA: BackupServiceAccount, wantGrantTo: BackupServiceAccount,
+			wantWrites: slices.Concat(writesAccount, writesGrant, writesJob, writesStarted)},
+		{name: "shared storage, own account named", shared: true, userSA: BackupServiceAccount, wantSA: BackupServiceAccount, wantGrantTo: BackupServiceAccount,
+			wantWrites: slices.Concat(writesAccount, writesGrant, writesJob, writesStarted)},
 		{name: "shared storage, the user's account", shared: true, userSA: "my-sa",
 			wantErr: `spec.sessions[daily].addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace ` +
 				`only to the ServiceAccount it makes for its Jobs (kubestash-backup), not to ServiceAccount "my-sa"; ` +
-				`leave serviceAccountName unset, or use a BackupStorage in namespace demo`},
-		{name: "shared storage, the namespace's default account", shared: true, userSA: "default", wantErr: `not to ServiceAccount "default"`},
+				`leave serviceAccountName unset, or use a BackupStorage in namespace demo`,
+			wantWrites: slices.Concat(writesAccount, writesStarted)},
+		{name: "shared storage, the namespace's default account", shared: true, userSA: "default", wantErr: `not to ServiceAccount "default"`,
+			wantWrites: slices.Concat(writesAccount, writesStarted)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -67,7 +84,9 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 			require.NoError(t, err)
 
-			_ = e.r.Reconcile(ctx, "demo", "bc-daily-1")
+			e.reset()
+			_ = e.reconcile(t, "bc-daily-1")
+			assert.Equal(t, c.wantWrites, e.writes())
 
 			grants, err := e.kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
@@ -115,18 +134,20 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 // ApplyJobTemplate), and a privileged container is refused naming it.
 func TestBackupJobTemplateApplied(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		jt      storagev1alpha1.PodTemplateSpec
-		wantErr string
+		name       string
+		jt         storagev1alpha1.PodTemplateSpec
+		wantErr    string
+		wantWrites []string
 	}{
 		{name: "applied", jt: storagev1alpha1.PodTemplateSpec{
 			Metadata: storagev1alpha1.PartialObjectMeta{Labels: map[string]string{"team": "a"}},
 			Spec: storagev1alpha1.PodSpec{SchedulerName: "my-scheduler", TerminationGracePeriodSeconds: ptr.To(int64(3)),
 				Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}},
-		}},
+		}, wantWrites: slices.Concat(writesAccount, writesJob, writesStarted)},
 		{name: "privileged", jt: storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{
 			ContainerSecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}},
-			wantErr: "spec.sessions[daily].addon.jobTemplate.spec.containerSecurityContext.privileged: Forbidden"},
+			wantErr:    "spec.sessions[daily].addon.jobTemplate.spec.containerSecurityContext.privileged: Forbidden",
+			wantWrites: slices.Concat(writesAccount, writesStarted)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -136,7 +157,9 @@ func TestBackupJobTemplateApplied(t *testing.T) {
 			bc.Spec.Sessions[0].Addon.JobTemplate = &c.jt
 			_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 			require.NoError(t, err)
-			_ = e.r.Reconcile(ctx, "demo", "bc-daily-1")
+			e.reset()
+			_ = e.reconcile(t, "bc-daily-1")
+			assert.Equal(t, c.wantWrites, e.writes())
 			job, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
 			if c.wantErr != "" {
 				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)

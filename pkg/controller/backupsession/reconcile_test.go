@@ -27,7 +27,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/conditions"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
@@ -43,9 +43,10 @@ func load[T any](t *testing.T, name string) *T {
 }
 
 type env struct {
-	r    *Reconciler
-	kube *kubefake.Clientset
-	ks   *fake.Clientset
+	r        *Reconciler
+	kube     *kubefake.Clientset
+	ks       *fake.Clientset
+	informed *lookuptest.Informed
 }
 
 func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*catalogv1alpha1.BackupSession) *env {
@@ -78,9 +79,26 @@ func newEnv(t *testing.T, bcPhase corev1alpha1.BackupInvokerPhase, sessions ...*
 		objs = append(objs, s)
 	}
 	e := &env{kube: kubefake.NewSimpleClientset(), ks: fake.NewSimpleClientset(objs...)}
-	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: lookup.LiveReads(e.kube, e.ks),
+	e.informed = lookuptest.NewInformed(t, e.kube, e.ks)
+	e.r = &Reconciler{Kube: e.kube, Client: e.ks, Recorder: record.NewFakeRecorder(100), Clock: clocktesting.NewFakePassiveClock(now), Reads: e.informed.Reads,
 		AgentImage: "ghcr.io/kubestash/agent:dev"}
 	return e
+}
+
+// reconcile is one reconcile of demo/name as the controller makes it: its
+// informers have seen every change made to the fakes so far.
+func (e *env) reconcile(t *testing.T, name string) error {
+	t.Helper()
+	e.informed.Settle(t)
+	return e.r.Reconcile(context.Background(), "demo", name)
+}
+
+// reset forgets the actions so far: writes are then those of what follows.
+func (e *env) reset() { lookuptest.Reset(e.kube, e.ks) }
+
+// writes are the writes made since reset, the cluster's then the catalog's.
+func (e *env) writes() []string {
+	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...)
 }
 
 func session(name string, created time.Time) *catalogv1alpha1.BackupSession {
@@ -117,7 +135,7 @@ func TestBackupSucceeds(t *testing.T) {
 	old.Status.Phase = catalogv1alpha1.BackupSessionSucceeded
 	e := newEnv(t, corev1alpha1.BackupInvokerReady, old, session("bc-daily-2", now))
 
-	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
+	require.ErrorIs(t, e.reconcile(t, "bc-daily-2"), errRequeueForTest())
 	snapName := catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2")
 	assert.Equal(t, "repo-bc-daily-2", snapName)
 	snap := e.snapshot(t, snapName)
@@ -137,13 +155,13 @@ func TestBackupSucceeds(t *testing.T) {
 	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
 
 	e.report(t, snapName, catalogv1alpha1.ComponentPhaseRunning)
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	assert.Equal(t, catalogv1alpha1.BackupSessionRunning, e.get(t, "bc-daily-2").Status.Phase)
 
 	e.report(t, snapName, catalogv1alpha1.ComponentPhaseSucceeded)
 	// successfulSnapshots.last 1: the older snapshot is set to WipeOut and
 	// deleted; the retention Job forgets its restic data.
-	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
+	require.ErrorIs(t, e.reconcile(t, "bc-daily-2"), errRequeueForTest())
 	bs := e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionRunning, bs.Status.Phase, "running until the restic data is forgotten")
 	require.Len(t, bs.Status.RetentionPolicies, 1)
@@ -157,7 +175,7 @@ func TestBackupSucceeds(t *testing.T) {
 	assertSecretEnv(t, rj.Spec.Template.Spec.Containers[0].Env)
 	e.endJob(t, rj, batchv1.JobComplete)
 
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	bs = e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionSucceeded, bs.Status.Phase)
 	snap = e.snapshot(t, snapName)
@@ -203,9 +221,9 @@ func (e *env) endJob(t *testing.T, job *batchv1.Job, how batchv1.JobConditionTyp
 func TestRetentionJobFailed(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseSucceeded)
-	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest())
+	require.ErrorIs(t, e.reconcile(t, "bc-daily-2"), errRequeueForTest())
 
 	rj := e.retentionJob(t, "bc-daily-2")
 	_, err := e.kube.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
@@ -216,7 +234,7 @@ func TestRetentionJobFailed(t *testing.T) {
 	require.NoError(t, err)
 	e.endJob(t, rj, batchv1.JobFailed)
 
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	bs := e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, bs.Status.Phase)
 	require.Len(t, bs.Status.RetentionPolicies, 1)
@@ -227,7 +245,7 @@ func TestRetentionJobFailed(t *testing.T) {
 func TestJobEndedEarlyFailsTheSnapshot(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	snapName := catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2")
 	e.report(t, snapName, catalogv1alpha1.ComponentPhaseRunning)
 
@@ -238,7 +256,7 @@ func TestJobEndedEarlyFailsTheSnapshot(t *testing.T) {
 	_, err = e.kube.BatchV1().Jobs("demo").UpdateStatus(ctx, job, metav1.UpdateOptions{})
 	require.NoError(t, err)
 
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	snap := e.snapshot(t, snapName)
 	assert.Equal(t, catalogv1alpha1.SnapshotFailed, snap.Status.Phase)
 	c := conditions.Get(snap.Status.Conditions, catalogv1alpha1.TypeBackupIncomplete)
@@ -251,23 +269,25 @@ func TestSkipped(t *testing.T) {
 	ctx := context.Background()
 	t.Run("configuration not ready", func(t *testing.T) {
 		e := newEnv(t, corev1alpha1.BackupInvokerNotReady, session("bc-daily-2", now))
-		require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+		require.NoError(t, e.reconcile(t, "bc-daily-2"))
 		bs := e.get(t, "bc-daily-2")
 		assert.Equal(t, catalogv1alpha1.BackupSessionSkipped, bs.Status.Phase)
 		assert.Contains(t, conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeBackupSkipped).Message, "not Ready")
+		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.writes(), "a skipped session starts nothing")
 	})
 	t.Run("another session running", func(t *testing.T) {
 		running := session("bc-daily-1", now.Add(-time.Minute))
 		running.Status.Phase = catalogv1alpha1.BackupSessionRunning
 		running.Status.Conditions = []kmapi.Condition{conditions.True(catalogv1alpha1.TypeSnapshotsEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredSnapshots, "")}
 		e := newEnv(t, corev1alpha1.BackupInvokerReady, running, session("bc-daily-2", now))
-		require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+		require.NoError(t, e.reconcile(t, "bc-daily-2"))
 		bs := e.get(t, "bc-daily-2")
 		assert.Equal(t, catalogv1alpha1.BackupSessionSkipped, bs.Status.Phase)
 		assert.Contains(t, conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeBackupSkipped).Message, "bc-daily-1")
 		jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
 		require.NoError(t, err)
 		assert.Empty(t, jobs.Items, "a skipped session starts nothing")
+		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.writes(), "nor writes but its status")
 	})
 	// The guard against two sessions at once fails closed: a lookup that
 	// fails starts nothing and decides nothing; the reconcile is retried.
@@ -277,7 +297,7 @@ func TestSkipped(t *testing.T) {
 			e.ks.PrependReactor(tc.verb, tc.resource, func(clienttesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewServiceUnavailable("catalog server restarting")
 			})
-			err := e.r.Reconcile(ctx, "demo", "bc-daily-2")
+			err := e.reconcile(t, "bc-daily-2")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "catalog server restarting")
 			bs := e.get(t, "bc-daily-2")
@@ -285,6 +305,7 @@ func TestSkipped(t *testing.T) {
 			jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			assert.Empty(t, jobs.Items, "nothing started")
+			assert.Empty(t, e.writes(), "nothing written")
 		})
 	}
 }
@@ -310,10 +331,10 @@ func TestRetryAfterDelay(t *testing.T) {
 	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 	require.NoError(t, err)
 
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseFailed)
 	// Failed, and the retry waits for its delay.
-	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), loop.ErrRequeue)
+	require.ErrorIs(t, e.reconcile(t, "bc-daily-2"), loop.ErrRequeue)
 	got := e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, got.Status.Phase)
 	require.NotNil(t, got.Status.NextRetry)
@@ -323,7 +344,7 @@ func TestRetryAfterDelay(t *testing.T) {
 	assert.Len(t, list.Items, 1, "no retry before the delay")
 
 	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(61 * time.Second))
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	assert.True(t, *e.get(t, "bc-daily-2").Status.Retried)
 	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
@@ -335,7 +356,7 @@ func TestRetryAfterDelay(t *testing.T) {
 		}
 	}
 	// Idempotent: no second retry.
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	list, err = e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Len(t, list.Items, 2)
@@ -347,7 +368,7 @@ func TestRetryAfterDelay(t *testing.T) {
 func TestPodPendingTooLong(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	pod := func(age time.Duration) {
 		_, err := e.kube.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "bc-daily-2-x", CreationTimestamp: metav1.NewTime(now.Add(-age)),
@@ -358,11 +379,11 @@ func TestPodPendingTooLong(t *testing.T) {
 		require.NoError(t, err)
 	}
 	pod(9 * time.Minute)
-	require.ErrorIs(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"), errRequeueForTest(), "not yet: within the timeout")
+	require.ErrorIs(t, e.reconcile(t, "bc-daily-2"), errRequeueForTest(), "not yet: within the timeout")
 	assert.Equal(t, catalogv1alpha1.BackupSessionPending, e.get(t, "bc-daily-2").Status.Phase)
 
 	e.r.Clock = clocktesting.NewFakePassiveClock(now.Add(2 * time.Minute))
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	bs := e.get(t, "bc-daily-2")
 	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, bs.Status.Phase)
 	c := conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected)
@@ -400,7 +421,7 @@ func assertSecretEnv(t *testing.T, env []corev1.EnvVar) {
 func TestStartedSessionIsNotSkipped(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, corev1alpha1.BackupInvokerReady, session("bc-daily-2", now))
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	bs := e.get(t, "bc-daily-2")
 	bs.Status = catalogv1alpha1.BackupSessionStatus{} // the lost write
 	_, err := e.ks.CatalogV1alpha1().BackupSessions("demo").UpdateStatus(ctx, bs, metav1.UpdateOptions{})
@@ -411,11 +432,11 @@ func TestStartedSessionIsNotSkipped(t *testing.T) {
 	_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").UpdateStatus(ctx, bc, metav1.UpdateOptions{})
 	require.NoError(t, err)
 
-	require.Error(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.Error(t, e.reconcile(t, "bc-daily-2"))
 	got := e.get(t, "bc-daily-2")
 	assert.NotEqual(t, catalogv1alpha1.BackupSessionSkipped, got.Status.Phase)
 	assert.Nil(t, conditions.Get(got.Status.Conditions, catalogv1alpha1.TypeBackupSkipped))
 	e.report(t, catalogv1alpha1.GenerateSnapshotName("repo", "bc-daily-2"), catalogv1alpha1.ComponentPhaseFailed)
-	require.NoError(t, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
+	require.NoError(t, e.reconcile(t, "bc-daily-2"))
 	assert.Equal(t, catalogv1alpha1.BackupSessionFailed, e.get(t, "bc-daily-2").Status.Phase, "its outcome counts")
 }

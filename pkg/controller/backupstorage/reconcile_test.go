@@ -19,7 +19,7 @@ import (
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/conditions"
 	"kubestash.dev/kubestash/pkg/controller/access"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 )
@@ -40,9 +40,11 @@ func TestLocalStorageBecomesReady(t *testing.T) {
 		Status: catalogv1alpha1.RepositoryStatus{Size: "1.500 KiB"}}
 	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
 		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
-	ks := fake.NewSimpleClientset(bs, repo, other)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+	kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs, repo, other)
+	r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
+	// No Secret, so no grant of it to the catalog server: status alone.
+	assert.Equal(t, []string{"update backupstorages/status demo/local"}, writes(kube, ks))
 
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -65,9 +67,11 @@ func TestMissingSecret(t *testing.T) {
 			S3:       &storagev1alpha1.S3Spec{Endpoint: "http://127.0.0.1:1", Bucket: "b", SecretName: "s3-secret"},
 		}},
 	}
-	ks := fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks)}
+	kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs)
+	r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
+	// No CatalogServerAccount, so no grant to the catalog server.
+	assert.Equal(t, []string{"update backupstorages/status demo/s3"}, writes(kube, ks))
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
@@ -103,9 +107,11 @@ func TestLocalStorageWhereNotAllowed(t *testing.T) {
 						VolumeSource: storagev1alpha1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.path}}},
 				}},
 			}
-			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
+			kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs)
+			r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "tenant", "local"))
+			// The refusal is in status, and nowhere else.
+			assert.Equal(t, []string{"update backupstorages/status tenant/local"}, writes(kube, ks))
 			got, err := ks.StorageV1alpha1().BackupStorages("tenant").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
@@ -132,12 +138,20 @@ func TestCatalogServerGrantedTheSecret(t *testing.T) {
 	}
 	kube := kubefake.NewSimpleClientset()
 	ks := fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: lookup.LiveReads(kube, ks)}
+	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: lookuptest.NewInformed(t, kube, ks).Reads}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
+	assert.Equal(t, []string{"create roles demo/kubestash-catalog-s3", "create rolebindings demo/kubestash-catalog-s3",
+		"update backupstorages/status demo/s3"}, writes(kube, ks))
 	role, err := kube.RbacV1().Roles("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-secret"}}}, role.Rules)
 	rb, err := kube.RbacV1().RoleBindings("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "catalog-apiserver", Namespace: "kubestash"}}, rb.Subjects)
+}
+
+// writes are the writes made to the fakes, the cluster's then the
+// catalog's.
+func writes(kube *kubefake.Clientset, ks *fake.Clientset) []string {
+	return append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...)
 }

@@ -11,7 +11,7 @@ import (
 	catalogv1alpha1 "kubestash.dev/kubestash/pkg/apis/catalog/v1alpha1"
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -37,6 +37,7 @@ func TestTotalSize(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var objs []any
 			ks := fake.NewSimpleClientset()
+			informed := lookuptest.NewInformed(t, nil, ks)
 			for _, r := range c.repos {
 				objs = append(objs, r)
 				_, err := ks.CatalogV1alpha1().Repositories("demo").Create(context.Background(), r, metav1.CreateOptions{})
@@ -44,7 +45,10 @@ func TestTotalSize(t *testing.T) {
 			}
 			bs := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "s"}}
 			st := &storagev1alpha1.BackupStorageStatus{TotalSize: "stale"}
-			require.NoError(t, (&Reconciler{Client: ks, Reads: lookup.LiveReads(nil, ks)}).repositories(context.Background(), bs, st))
+			// The repositories are listed from the cache alone: it must
+			// have them.
+			informed.Settle(t)
+			require.NoError(t, (&Reconciler{Client: ks, Reads: informed.Reads}).repositories(context.Background(), bs, st))
 			assert.Equal(t, c.want, st.TotalSize)
 			assert.Len(t, st.Repositories, len(objs))
 		})

@@ -18,7 +18,7 @@ import (
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/storagebackend"
 )
@@ -42,11 +42,20 @@ func TestWipeOutFinalizer(t *testing.T) {
 		policy storagev1alpha1.DeletionPolicy
 		has    bool
 		want   bool
+		// wantWrites are the writes of each of the two reconciles: the
+		// finalizer's change is one on its own (its update brings
+		// another reconcile), then the status; an unchanged state
+		// writes nothing.
+		wantWrites [2][]string
 	}{
-		{name: "WipeOut gets it", policy: storagev1alpha1.DeletionPolicyWipeOut, want: true},
-		{name: "WipeOut keeps it", policy: storagev1alpha1.DeletionPolicyWipeOut, has: true, want: true},
-		{name: "Delete has none", policy: storagev1alpha1.DeletionPolicyDelete},
-		{name: "Delete loses it", policy: storagev1alpha1.DeletionPolicyDelete, has: true},
+		{name: "WipeOut gets it", policy: storagev1alpha1.DeletionPolicyWipeOut, want: true,
+			wantWrites: [2][]string{{"update backupstorages demo/local"}, {"update backupstorages/status demo/local"}}},
+		{name: "WipeOut keeps it", policy: storagev1alpha1.DeletionPolicyWipeOut, has: true, want: true,
+			wantWrites: [2][]string{{"update backupstorages/status demo/local"}, nil}},
+		{name: "Delete has none", policy: storagev1alpha1.DeletionPolicyDelete,
+			wantWrites: [2][]string{{"update backupstorages/status demo/local"}, nil}},
+		{name: "Delete loses it", policy: storagev1alpha1.DeletionPolicyDelete, has: true,
+			wantWrites: [2][]string{{"update backupstorages demo/local"}, {"update backupstorages/status demo/local"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -55,10 +64,15 @@ func TestWipeOutFinalizer(t *testing.T) {
 			if c.has {
 				bs.Finalizers = []string{"other", catalogv1alpha1.FinalizerWipeOut}
 			}
-			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
-			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
-			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
+			kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs)
+			informed := lookuptest.NewInformed(t, kube, ks)
+			r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			for i, want := range c.wantWrites {
+				informed.Settle(t)
+				lookuptest.Reset(kube, ks)
+				require.NoError(t, r.Reconcile(ctx, "demo", "local"))
+				assert.Equal(t, want, writes(kube, ks), "reconcile %d", i+1)
+			}
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, c.want, slices.Contains(got.Finalizers, catalogv1alpha1.FinalizerWipeOut), "finalizers %v", got.Finalizers)
@@ -83,6 +97,8 @@ func TestWipeOutOnDelete(t *testing.T) {
 		{name: "namespace deleted, WipeOut", policy: storagev1alpha1.DeletionPolicyWipeOut, nsDeleting: true},
 		{name: "explicit delete, policy changed to Delete since", policy: storagev1alpha1.DeletionPolicyDelete},
 	} {
+		// Whatever happens to the data, the one write is the finalizer's
+		// removal: no grant, no status for a storage being deleted.
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
@@ -99,9 +115,10 @@ func TestWipeOutOnDelete(t *testing.T) {
 				ns.Finalizers = []string{"kubernetes"}
 				ns.Status.Phase = corev1.NamespaceTerminating
 			}
-			ks := fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Reads: lookup.LiveReads(nil, ks), Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			kube, ks := kubefake.NewSimpleClientset(ns), fake.NewSimpleClientset(bs)
+			r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
+			assert.Equal(t, []string{"update backupstorages demo/local"}, writes(kube, ks))
 
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)

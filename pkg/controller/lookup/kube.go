@@ -89,13 +89,18 @@ func (c cachedBindings) Get(ctx context.Context, name string, opts metav1.GetOpt
 	return getCopy(ctx, name, opts, c.lister.Get, c.RoleBindingInterface.Get, (*rbacv1.RoleBinding).DeepCopy)
 }
 
-// getCopy is a copy of the cached object, else the API's answer.
+// getCopy is a copy of the cached object, else the API's answer. With
+// ResourceVersion "0" (any version will do, as the API server reads it from
+// its watch cache) a cache miss is the answer: a caller that only acts on
+// what exists asks so, and a miss costs no request.
 func getCopy[T any](ctx context.Context, name string, opts metav1.GetOptions, cached func(string) (T, error),
 	live func(context.Context, string, metav1.GetOptions) (T, error), deepCopy func(T) T) (T, error) {
 	obj, err := cached(name)
 	switch {
 	case err == nil:
 		return deepCopy(obj), nil
+	case apierrors.IsNotFound(err) && opts.ResourceVersion == "0":
+		return obj, err
 	case apierrors.IsNotFound(err):
 		return live(ctx, name, opts)
 	default:

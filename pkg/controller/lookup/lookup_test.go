@@ -97,6 +97,11 @@ func TestCachedKube(t *testing.T) {
 	assert.Equal(t, 1, apiGets())
 	_, err = c.RbacV1().RoleBindings("demo").Get(ctx, "none", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err))
+	assert.Equal(t, 2, apiGets())
+	// ResourceVersion "0": a cache miss is the answer, with no request.
+	_, err = c.RbacV1().Roles("demo").Get(ctx, "not-cached", metav1.GetOptions{ResourceVersion: "0"})
+	assert.True(t, apierrors.IsNotFound(err), "not in the cache: not found")
+	assert.Equal(t, 2, apiGets())
 
 	_, err = c.CoreV1().ServiceAccounts("demo").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "new"}}, metav1.CreateOptions{})
 	require.NoError(t, err, "writes go to the API")

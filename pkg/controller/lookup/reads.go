@@ -37,6 +37,8 @@ type Reads struct {
 	Jobs                 Getter[*batchv1.Job]
 	// ListJobs lists the Jobs of a namespace that selector matches.
 	ListJobs func(ctx context.Context, namespace string, selector labels.Selector) ([]*batchv1.Job, error)
+	// ListCronJobs lists the CronJobs of a namespace that selector matches.
+	ListCronJobs func(ctx context.Context, namespace string, selector labels.Selector) ([]*batchv1.CronJob, error)
 	// ListRepositories lists the Repositories of every namespace.
 	ListRepositories func(ctx context.Context) ([]*catalogv1alpha1.Repository, error)
 }
@@ -71,6 +73,17 @@ func LiveReads(kube kubernetes.Interface, client versioned.Interface) *Reads {
 				return nil, err
 			}
 			out := make([]*batchv1.Job, 0, len(l.Items))
+			for i := range l.Items {
+				out = append(out, &l.Items[i])
+			}
+			return out, nil
+		},
+		ListCronJobs: func(ctx context.Context, ns string, selector labels.Selector) ([]*batchv1.CronJob, error) {
+			l, err := kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]*batchv1.CronJob, 0, len(l.Items))
 			for i := range l.Items {
 				out = append(out, &l.Items[i])
 			}
@@ -156,6 +169,9 @@ func CachedReads(f Informers, live *Reads) *Reads {
 		// may be missing, which the callers tolerate (they look again).
 		ListJobs: func(_ context.Context, ns string, selector labels.Selector) ([]*batchv1.Job, error) {
 			return jobs.Jobs(ns).List(selector)
+		},
+		ListCronJobs: func(_ context.Context, ns string, selector labels.Selector) ([]*batchv1.CronJob, error) {
+			return cronJobs.CronJobs(ns).List(selector)
 		},
 		ListRepositories: func(context.Context) ([]*catalogv1alpha1.Repository, error) {
 			return repos.List(labels.Everything())

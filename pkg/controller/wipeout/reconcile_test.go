@@ -19,13 +19,15 @@ import (
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
 	"kubestash.dev/kubestash/pkg/controller/executor"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/controller/loop"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	"kubestash.dev/kubestash/pkg/layout"
 )
 
-func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend.Backend) {
+// newReconciler is a Reconciler of Repository demo/s3-repo, whose backend
+// it returns, reading through informers over fakes that hold kubeObjs.
+func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend.Backend, *lookuptest.Informed) {
 	t.Helper()
 	b, err := backend.NewLocal(t.TempDir())
 	require.NoError(t, err)
@@ -47,12 +49,14 @@ func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend
 		require.NoError(t, err)
 	}
 	client := fake.NewSimpleClientset(repo, bs)
+	informed := lookuptest.NewInformed(t, kube, client)
+	lookuptest.Reset(kube, client) // the fixture's creates are not the reconciler's writes
 	return &Reconciler{
-		Kube: kube, Client: client, Reads: lookup.LiveReads(kube, client), RetentionComponent: "kubestash-retention-policy",
+		Kube: kube, Client: client, Reads: informed.Reads, RetentionComponent: "kubestash-retention-policy",
 		Forget: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
 			LocalDirs: backenddirs.Policy{Allowed: []string{"/backup"}}},
 		OpenBackend: func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error) { return b, nil },
-	}, b
+	}, b, informed
 }
 
 func mark(t *testing.T, b backend.Backend, name string) {
@@ -76,13 +80,16 @@ func jobs(t *testing.T, r *Reconciler) []batchv1.Job {
 
 func TestMarksGetOneJob(t *testing.T) {
 	ctx := context.Background()
-	r, b := newReconciler(t)
+	r, b, informed := newReconciler(t)
 
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
 	assert.Empty(t, jobs(t, r), "no marks, no Job")
 
 	mark(t, b, "snap-1")
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
+	// The Jobs are listed from the cache alone: it has the new one by the
+	// next reconcile, which the Job's creation brings.
+	informed.Settle(t)
 	assert.ErrorIs(t, r.Reconcile(ctx, "demo", "s3-repo"), loop.ErrRequeue, "its own Job runs")
 	got := jobs(t, r)
 	require.Len(t, got, 1, "the same marks never get two Jobs")
@@ -103,6 +110,7 @@ func TestMarksGetOneJob(t *testing.T) {
 	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
 	_, err := r.Kube.BatchV1().Jobs("demo").UpdateStatus(ctx, &job, metav1.UpdateOptions{})
 	require.NoError(t, err)
+	informed.Settle(t)
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
 	assert.Len(t, jobs(t, r), 2)
 }
@@ -111,22 +119,24 @@ func TestWaitsForARetentionJob(t *testing.T) {
 	ctx := context.Background()
 	running := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "retentionpolicy-x", Namespace: "demo",
 		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, storagev1alpha1.LabelComponent: "kubestash-retention-policy"}}}
-	r, b := newReconciler(t, running)
+	r, b, _ := newReconciler(t, running)
 	mark(t, b, "snap-1")
 	assert.ErrorIs(t, r.Reconcile(ctx, "demo", "s3-repo"), loop.ErrRequeue, "the session's retention Job may be forgetting these marks")
 	assert.Empty(t, jobs(t, r))
+	assert.Empty(t, writes(r), "nothing written")
 }
 
 func TestRepositoryGone(t *testing.T) {
-	r, _ := newReconciler(t)
+	r, _, _ := newReconciler(t)
 	assert.NoError(t, r.Reconcile(context.Background(), "demo", "other"))
+	assert.Empty(t, writes(r), "nothing written")
 }
 
 // A mark younger than MinAge may be a session's retention mark whose
 // retention Job is being created: it waits, and gets a Job once old enough.
 func TestYoungMarksWait(t *testing.T) {
 	ctx := context.Background()
-	r, b := newReconciler(t)
+	r, b, _ := newReconciler(t)
 	mark(t, b, "snap-1")
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	r.MinAge, r.Clock = 30*time.Second, clk
@@ -136,8 +146,15 @@ func TestYoungMarksWait(t *testing.T) {
 	assert.NotErrorIs(t, err, loop.ErrRequeue, "a known wait, not a back-off")
 	assert.Contains(t, err.Error(), "requeue after")
 	assert.Empty(t, jobs(t, r), "no Job for a mark just written")
+	assert.Empty(t, writes(r), "nothing written")
 
 	clk.SetTime(clk.Now().Add(31 * time.Second))
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
 	assert.Len(t, jobs(t, r), 1, "an old enough mark gets its Job")
+}
+
+// writes are the writes r made (or those since lookuptest.Reset), the
+// cluster's then the catalog's.
+func writes(r *Reconciler) []string {
+	return append(lookuptest.Writes(r.Kube.(*kubefake.Clientset).Actions()), lookuptest.Writes(r.Client.(*fake.Clientset).Actions())...)
 }

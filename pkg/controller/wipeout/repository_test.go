@@ -16,7 +16,7 @@ import (
 	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
-	"kubestash.dev/kubestash/pkg/controller/lookup"
+	"kubestash.dev/kubestash/pkg/controller/lookup/lookuptest"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 )
 
@@ -32,10 +32,11 @@ func TestRepositoryWipeOut(t *testing.T) {
 		nsDeleting    bool
 		wantWiped     bool
 		wantFinalizer bool
+		wantWrites    []string
 	}{
-		{name: "explicit delete, WipeOut", policy: catalogv1alpha1.DeletionPolicyWipeOut, wantWiped: true},
+		{name: "explicit delete, WipeOut", policy: catalogv1alpha1.DeletionPolicyWipeOut, wantWiped: true, wantWrites: []string{"update repositories demo/r"}},
 		{name: "namespace being deleted", policy: catalogv1alpha1.DeletionPolicyWipeOut, nsDeleting: true, wantFinalizer: true},
-		{name: "policy changed to Delete", policy: catalogv1alpha1.DeletionPolicyDelete},
+		{name: "policy changed to Delete", policy: catalogv1alpha1.DeletionPolicyDelete, wantWrites: []string{"update repositories demo/r"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -55,10 +56,13 @@ func TestRepositoryWipeOut(t *testing.T) {
 			if c.nsDeleting {
 				ns.DeletionTimestamp, ns.Finalizers, ns.Status.Phase = &metav1.Time{}, []string{"kubernetes"}, corev1.NamespaceTerminating
 			}
-			ks := fake.NewSimpleClientset(repo, bs)
-			r := &RepositoryReconciler{Kube: kubefake.NewSimpleClientset(ns), Client: ks, Reads: lookup.LiveReads(nil, ks),
+			kube, ks := kubefake.NewSimpleClientset(ns), fake.NewSimpleClientset(repo, bs)
+			r := &RepositoryReconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads,
 				OpenBackend: func(context.Context, *storagev1alpha1.BackupStorage) (backend.Backend, error) { return b, nil }}
 			require.NoError(t, r.Reconcile(ctx, "demo", "r"))
+			// The data goes straight from the backend; the one write is
+			// the finalizer's removal.
+			assert.Equal(t, c.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
 
 			for _, f := range data {
 				_, err := os.Stat(filepath.Join(dir, f))
