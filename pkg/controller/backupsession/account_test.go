@@ -22,13 +22,15 @@ import (
 
 // The writes of the first reconcile of session bc-daily-1, piece by piece:
 // the account its Jobs run as, the grant of a shared storage to it, its
-// Job, and its Snapshot and status (written whether the Job was made or
-// refused).
+// Job, and its Snapshot and status; when the Job is refused, its Snapshot
+// fails too (writesRefused).
 var (
 	writesAccount = []string{"create serviceaccounts demo/kubestash-backup", "create rolebindings demo/kubestash-backup"}
 	writesGrant   = []string{"create roles stash/kubestash-use-s3-storage", "create rolebindings stash/kubestash-use-s3-storage-72487bdacd"}
 	writesJob     = []string{"create jobs demo/bc-daily-1"}
 	writesStarted = []string{"create snapshots demo/repo-bc-daily-1", "update snapshots/status demo/repo-bc-daily-1", "update backupsessions/status demo/bc-daily-1"}
+	writesRefused = []string{"create snapshots demo/repo-bc-daily-1", "update snapshots/status demo/repo-bc-daily-1",
+		"update snapshots/status demo/repo-bc-daily-1", "update backupsessions/status demo/bc-daily-1"}
 )
 
 // TestStorageGrantedOnlyToOwnAccount: a BackupStorage of another namespace
@@ -58,9 +60,9 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			wantErr: `spec.sessions[daily].addon.jobTemplate.spec.serviceAccountName: Forbidden: the controller grants BackupStorage stash/s3-storage of another namespace ` +
 				`only to the ServiceAccount it makes for its Jobs (kubestash-backup), not to ServiceAccount "my-sa"; ` +
 				`leave serviceAccountName unset, or use a BackupStorage in namespace demo`,
-			wantWrites: slices.Concat(writesAccount, writesStarted)},
+			wantWrites: slices.Concat(writesAccount, writesRefused)},
 		{name: "shared storage, the namespace's default account", shared: true, userSA: "default", wantErr: `not to ServiceAccount "default"`,
-			wantWrites: slices.Concat(writesAccount, writesStarted)},
+			wantWrites: slices.Concat(writesAccount, writesRefused)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -125,6 +127,13 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			assert.Equal(t, catalogv1alpha1.ReasonFailedToEnsureBackupExecutor, cond.Reason)
 			assert.Contains(t, cond.Message, c.wantErr)
 			assert.False(t, ptr.Deref(bs.Status.Retried, false))
+			// Its Snapshot fails too, saying why, instead of staying Pending.
+			snap, err := e.ks.CatalogV1alpha1().Snapshots("demo").Get(ctx, "repo-bc-daily-1", metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, catalogv1alpha1.SnapshotFailed, snap.Status.Phase)
+			require.Len(t, bs.Status.Snapshots, 1)
+			assert.Equal(t, catalogv1alpha1.SnapshotFailed, bs.Status.Snapshots[0].Phase)
+			assert.True(t, conditions.IsFalse(bs.Status.Conditions, TypeBackupSucceeded), "the session says its backup failed")
 		})
 	}
 }
@@ -147,7 +156,7 @@ func TestBackupJobTemplateApplied(t *testing.T) {
 		{name: "privileged", jt: storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{
 			ContainerSecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}},
 			wantErr:    "spec.sessions[daily].addon.jobTemplate.spec.containerSecurityContext.privileged: Forbidden",
-			wantWrites: slices.Concat(writesAccount, writesStarted)},
+			wantWrites: slices.Concat(writesAccount, writesRefused)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()

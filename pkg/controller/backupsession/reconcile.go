@@ -315,6 +315,22 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		// Nothing will run: end the session rather than leave it Pending.
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeMetricsPushed, catalogv1alpha1.ReasonSuccessfullyPushedMetrics, "session ended"))
 		r.Recorder.Eventf(bs, corev1.EventTypeWarning, "BackupExecutorNotEnsured", "%v", err)
+		// Its Snapshots will get no backup either: they fail, saying why,
+		// rather than stay Pending.
+		why := "no backup Job: " + err.Error()
+		st.Snapshots = nil
+		var settled []*catalogv1alpha1.Snapshot
+		for i := range snaps {
+			snap, err := r.settleSnapshot(ctx, &snaps[i], true, why)
+			if err != nil {
+				return false, err
+			}
+			settled = append(settled, snap)
+			st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
+				Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
+			})
+		}
+		r.recordOutcome(bs, st, settled)
 		return false, nil
 	}
 	conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypeBackupExecutorEnsured, catalogv1alpha1.ReasonSuccessfullyEnsuredBackupExecutor, "Job "+job.Name))

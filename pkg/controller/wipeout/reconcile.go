@@ -100,7 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	if ref.Namespace == "" {
 		ref.Namespace = ns
 	}
-	bs, err := r.Client.StorageV1alpha1().BackupStorages(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	bs, err := r.Reads.BackupStorages.Get(ctx, ref.Namespace, ref.Name)
 	if err != nil {
 		return fmt.Errorf("BackupStorage %s/%s of Repository %s/%s: %w", ref.Namespace, ref.Name, ns, name, err)
 	}
@@ -145,6 +145,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 		fmt.Fprintln(sum, k)
 	}
 	jobName := catalogv1alpha1.ValidNameWithPrefixNSuffix("wipeout", name, hex.EncodeToString(sum.Sum(nil))[:10])
+	for _, j := range jobs {
+		if j.Name == jobName {
+			// It ended (a running one returned above) and failed to
+			// forget these marks: they wait for the next session's
+			// retention, or for this Job's TTL to end.
+			logger.V(2).Info("The Job for these forget marks ended; leaving them to retention", "job", jobName)
+			return nil
+		}
+	}
 	pod, err := r.Forget.PodSpec(ctx, ns, []string{name})
 	if err != nil {
 		return err
