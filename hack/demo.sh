@@ -8,20 +8,24 @@
 #
 #   BACKEND=local (default) | s3    where the backups go
 #   DEMO_KEEP=1 (default) | 0       leave the environment up, or stop it
+#   KUBESTASH_DEV_DIR (.dev)        where the environment keeps its state
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 BACKEND=${BACKEND:-local}
 NS=demo
-DEMO=$ROOT/.dev/demo
+DEV=${KUBESTASH_DEV_DIR:-$ROOT/.dev}
+# How the hints at the end name it: relative to the checkout when inside.
+DEV_SHOWN=${DEV#"$ROOT"/}
+DEMO=$DEV/demo
 # The dev environment lets local backends live only under this directory
 # (the servers' --local-backend-dirs).
-BACKEND_DIR=$ROOT/.dev/local-backends/demo
-KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$ROOT/.dev/kubeconfig")
+BACKEND_DIR=$DEV/local-backends/demo
+KUBECTL=("$ROOT/bin/kubectl" --kubeconfig "$DEV/kubeconfig")
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
 case "$BACKEND" in local|s3) ;; *) fail "BACKEND must be local or s3, not $BACKEND" ;; esac
-CRICTL=("$ROOT/bin/crictl" --config "$ROOT/.dev/node/crictl.yaml")
+CRICTL=("$ROOT/bin/crictl" --config "$DEV/node/crictl.yaml")
 
 # The demo runs its Jobs on a real node: say so plainly where one can't run.
 if [[ $(id -u) != 0 ]]; then
@@ -37,7 +41,7 @@ if [[ -x bin/devenv ]] && bin/devenv status >/dev/null 2>&1; then
   hack/dev-env.sh down
 fi
 hack/dev-env.sh up
-set -a; source .dev/minio.env; set +a
+set -a; source "$DEV/minio.env"; set +a
 rm -rf "$DEMO" "$BACKEND_DIR" && mkdir -p "$DEMO/data" "$BACKEND_DIR"
 
 step "The node that runs the Jobs (kubectl get nodes -o wide)"
@@ -259,15 +263,15 @@ echo "DEMO SUCCEEDED: backed up a PVC to the $BACKEND backend, deleted its data,
 echo
 echo "What to try next:"
 if [[ "${DEMO_KEEP:-1}" != 0 ]]; then
-  echo "  - browse the catalog:   bin/kubectl --kubeconfig .dev/kubeconfig get repositories,snapshots,backupsessions,restoresessions -n $NS"
-  echo "  - one Snapshot in full: bin/kubectl --kubeconfig .dev/kubeconfig get snapshots -n $NS -o yaml"
-  echo "  - what it holds, and a file of it: bin/kubectl --kubeconfig .dev/kubeconfig get --raw \"$FILES\""
+  echo "  - browse the catalog:   bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get repositories,snapshots,backupsessions,restoresessions -n $NS"
+  echo "  - one Snapshot in full: bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get snapshots -n $NS -o yaml"
+  echo "  - what it holds, and a file of it: bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get --raw \"$FILES\""
   echo "    and .../snapshots/$SNAP/download?path=/<file>  (docs/browse.md)"
-  echo "  - the same with the plugin: PATH=\$PWD/bin:\$PATH kubectl --kubeconfig .dev/kubeconfig kubestash ls $SNAP -n $NS"
+  echo "  - the same with the plugin: PATH=\$PWD/bin:\$PATH kubectl --kubeconfig $DEV_SHOWN/kubeconfig kubestash ls $SNAP -n $NS"
   echo "  - stop the environment: hack/dev-env.sh down   (or make dev-env-down)"
 else
   echo "  - keep the environment up to browse it: make demo, then"
-  echo "    bin/kubectl --kubeconfig .dev/kubeconfig get repositories,snapshots -n $NS"
+  echo "    bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get repositories,snapshots -n $NS"
 fi
 echo "  - the same backup and restore step by step, with the manifests in artifacts/examples: docs/tutorial.md"
 echo "  - what a namespace's user may and may not do: docs/security.md"

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kubestash.dev/kubestash/test/framework"
+)
+
+// TestDemo runs make demo's script with each backend, in a folder of its
+// own, and checks what it shows a new user: the catalog files in the
+// backend, the Snapshot with its progress, the restore verified, and what
+// to try next, whose commands work.
+func TestDemo(t *testing.T) {
+	root, err := framework.RepoRoot()
+	require.NoError(t, err)
+	for _, backend := range []string{"s3", "local"} {
+		t.Run(backend, func(t *testing.T) {
+			dev := t.TempDir()
+			// The host has one node: the demo's environment waits while
+			// another package's runs.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
+			run := func(env []string, args ...string) (string, error) {
+				cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+				cmd.Dir = root
+				cmd.Env = append(append(os.Environ(), "KUBESTASH_DEV_DIR="+dev), env...)
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			kubectl := func(args ...string) (string, error) {
+				return run(nil, append([]string{filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig")}, args...)...)
+			}
+			out, err := run([]string{"BACKEND=" + backend, "DEMO_KEEP=1"}, "hack/demo.sh")
+			// Whatever happened, stop the environment the demo left up.
+			defer func() {
+				start := time.Now()
+				out, err := run(nil, "hack/dev-env.sh", "down")
+				assert.NoError(t, err, out)
+				t.Logf("hack/dev-env.sh down took %s", time.Since(start).Round(100*time.Millisecond))
+			}()
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "DEMO SUCCEEDED: backed up a PVC to the "+backend+" backend")
+
+			// The catalog files in the backend: the storage's metadata, the
+			// Repository, the Snapshot, the BackupSession and the
+			// RestoreSession, one YAML file each.
+			files := section(out, "catalog files in the backend")
+			for i, f := range files {
+				files[i] = strings.TrimPrefix(f, "demo/") // the S3 prefix
+			}
+			assert.Contains(t, files, "metadata.yaml", out)
+			assert.Contains(t, files, "pvc-backup-demo/repository.yaml", out)
+			assertMatches(t, files, `^pvc-backup-demo/snapshots/demo-repository-pvc-backup-frequent-backup-\d+\.yaml$`)
+			assertMatches(t, files, `^pvc-backup-demo/backupsessions/pvc-backup-frequent-backup-\d+\.yaml$`)
+
+			// The Snapshot's progress and result: done, every file.
+			rows := section(out, "the Snapshot's progress and result")
+			require.Len(t, rows, 2, out)
+			assert.Equal(t, []string{"NAME", "PHASE", "DONE", "FILES", "TOTAL", "SECONDS", "UPLOADED", "SIZE", "INTEGRITY", "RESTIC-ID"}, strings.Fields(rows[0]))
+			row := strings.Fields(rows[1])
+			require.Len(t, row, 10, rows[1])
+			assert.Equal(t, "Succeeded", row[1])
+			assert.Equal(t, "1", row[2], "percent done")
+			assert.Equal(t, "304", row[3], "files done: the demo writes 304 files")
+			assert.Equal(t, "true", row[8], "integrity")
+			snapshot := row[0]
+
+			assert.Regexp(t, `\d+ entries identical`, out)
+			next := section(out, "What to try next:")
+			require.NotEmpty(t, next, out)
+			joined := strings.Join(next, "\n")
+			for _, hint := range []string{"kubestash ls " + snapshot, "snapshots/" + snapshot + "/files", "docs/tutorial.md", "hack/dev-env.sh down"} {
+				assert.Contains(t, joined, hint)
+			}
+
+			// The hints are true: the plugin lists the Snapshot's files.
+			cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "kubestash", "ls", snapshot, "-n", "demo")
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+":"+os.Getenv("PATH"))
+			ls, err := cmd.CombinedOutput()
+			require.NoError(t, err, string(ls))
+			for _, f := range []string{"docs", "photos", "db", "empty"} {
+				assert.Contains(t, string(ls), f)
+			}
+
+			// Only an S3 storage has credentials: the local demo makes no
+			// Secret for them.
+			secrets, err := kubectl("get", "secrets", "-n", "demo", "-o", "name")
+			require.NoError(t, err, secrets)
+			if backend == "s3" {
+				assert.Contains(t, secrets, "secret/s3-secret")
+			} else {
+				assert.NotContains(t, secrets, "s3-secret")
+			}
+		})
+	}
+}
+
+// section is the lines of out after the line starting with title, up to
+// the next blank line.
+func section(out, title string) []string {
+	var lines []string
+	in := false
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		switch {
+		case !in && strings.HasPrefix(l, title):
+			in = true
+		case in && strings.TrimSpace(l) == "":
+			return lines
+		case in:
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return lines
+}
+
+// assertMatches checks that one of lines matches the regular expression.
+func assertMatches(t *testing.T, lines []string, expr string) {
+	t.Helper()
+	re := regexp.MustCompile(expr)
+	for _, l := range lines {
+		if re.MatchString(l) {
+			return
+		}
+	}
+	t.Errorf("no line matches %s in:\n%s", expr, strings.Join(lines, "\n"))
+}
