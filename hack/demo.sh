@@ -267,7 +267,7 @@ if [[ "${DEMO_KEEP:-1}" != 0 ]]; then
   echo "  - one Snapshot in full: bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get snapshots -n $NS -o yaml"
   echo "  - what it holds, and a file of it: bin/kubectl --kubeconfig $DEV_SHOWN/kubeconfig get --raw \"$FILES\""
   echo "    and .../snapshots/$SNAP/download?path=/<file>  (docs/browse.md)"
-  echo "  - the same with the plugin: PATH=\$PWD/bin:\$PATH kubectl --kubeconfig $DEV_SHOWN/kubeconfig kubestash ls $SNAP -n $NS"
+  echo "  - the same with the plugin: PATH=\$PWD/bin:\$PATH KUBECONFIG=$DEV_SHOWN/kubeconfig kubectl kubestash ls $SNAP -n $NS"
   echo "  - stop the environment: hack/dev-env.sh down   (or make dev-env-down)"
 else
   echo "  - keep the environment up to browse it: make demo, then"
