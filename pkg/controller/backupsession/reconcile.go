@@ -317,18 +317,9 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		r.Recorder.Eventf(bs, corev1.EventTypeWarning, "BackupExecutorNotEnsured", "%v", err)
 		// Its Snapshots will get no backup either: they fail, saying why,
 		// rather than stay Pending.
-		why := "no backup Job: " + err.Error()
-		st.Snapshots = nil
-		var settled []*catalogv1alpha1.Snapshot
-		for i := range snaps {
-			snap, err := r.settleSnapshot(ctx, &snaps[i], true, why)
-			if err != nil {
-				return false, err
-			}
-			settled = append(settled, snap)
-			st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
-				Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
-			})
+		settled, _, err := r.settleSnapshots(ctx, snaps, st, true, "no backup Job: "+err.Error())
+		if err != nil {
+			return false, err
 		}
 		r.recordOutcome(bs, st, settled)
 		return false, nil
@@ -350,21 +341,9 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 		conditions.Set(&st.Conditions, conditions.True(catalogv1alpha1.TypePodHasBeenInPendingStateForLongerThanExpected, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, why))
 		r.Recorder.Eventf(bs, corev1.EventTypeWarning, catalogv1alpha1.ReasonPodHasBeenInPendingStateForLongerThanExpected, "%s", why)
 	}
-	st.Snapshots = nil
-	allTerminal := true
-	var settled []*catalogv1alpha1.Snapshot
-	for i := range snaps {
-		snap, err := r.settleSnapshot(ctx, &snaps[i], ended, why)
-		if err != nil {
-			return false, err
-		}
-		settled = append(settled, snap)
-		st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
-			Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
-		})
-		if snap.Status.Phase != catalogv1alpha1.SnapshotSucceeded && snap.Status.Phase != catalogv1alpha1.SnapshotFailed {
-			allTerminal = false
-		}
+	settled, allTerminal, err := r.settleSnapshots(ctx, snaps, st, ended, why)
+	if err != nil {
+		return false, err
 	}
 	if allTerminal {
 		r.recordOutcome(bs, st, settled)
@@ -385,6 +364,29 @@ func (r *Reconciler) run(ctx context.Context, bs *catalogv1alpha1.BackupSession,
 	// Components report through the Snapshots, which we may not watch:
 	// look again soon.
 	return true, nil
+}
+
+// settleSnapshots settles each of snaps (ended: its Job ended, for why),
+// lists them in st and reports whether every one has finished.
+func (r *Reconciler) settleSnapshots(ctx context.Context, snaps []catalogv1alpha1.Snapshot, st *catalogv1alpha1.BackupSessionStatus,
+	ended bool, why string) ([]*catalogv1alpha1.Snapshot, bool, error) {
+	st.Snapshots = nil
+	allTerminal := true
+	var settled []*catalogv1alpha1.Snapshot
+	for i := range snaps {
+		snap, err := r.settleSnapshot(ctx, &snaps[i], ended, why)
+		if err != nil {
+			return nil, false, err
+		}
+		settled = append(settled, snap)
+		st.Snapshots = append(st.Snapshots, catalogv1alpha1.BackupSessionSnapshotStatus{
+			Name: snap.Name, Phase: snap.Status.Phase, AppRef: ptr.To(snap.Spec.AppRef), Repository: snap.Spec.Repository,
+		})
+		if snap.Status.Phase != catalogv1alpha1.SnapshotSucceeded && snap.Status.Phase != catalogv1alpha1.SnapshotFailed {
+			allTerminal = false
+		}
+	}
+	return settled, allTerminal, nil
 }
 
 // Condition of a finished session: did its Snapshots succeed, and if not,

@@ -72,35 +72,32 @@ func LiveReads(kube kubernetes.Interface, client versioned.Interface) *Reads {
 			if err != nil {
 				return nil, err
 			}
-			out := make([]*batchv1.Job, 0, len(l.Items))
-			for i := range l.Items {
-				out = append(out, &l.Items[i])
-			}
-			return out, nil
+			return pointers(l.Items), nil
 		},
 		ListCronJobs: func(ctx context.Context, ns string, selector labels.Selector) ([]*batchv1.CronJob, error) {
 			l, err := kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
 			if err != nil {
 				return nil, err
 			}
-			out := make([]*batchv1.CronJob, 0, len(l.Items))
-			for i := range l.Items {
-				out = append(out, &l.Items[i])
-			}
-			return out, nil
+			return pointers(l.Items), nil
 		},
 		ListRepositories: func(ctx context.Context) ([]*catalogv1alpha1.Repository, error) {
 			l, err := client.CatalogV1alpha1().Repositories(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return nil, err
 			}
-			out := make([]*catalogv1alpha1.Repository, 0, len(l.Items))
-			for i := range l.Items {
-				out = append(out, &l.Items[i])
-			}
-			return out, nil
+			return pointers(l.Items), nil
 		},
 	}
+}
+
+// pointers are pointers to the items of a list, as a lister returns them.
+func pointers[T any](items []T) []*T {
+	out := make([]*T, 0, len(items))
+	for i := range items {
+		out = append(out, &items[i])
+	}
+	return out
 }
 
 // Informers are the informer factories the cached reads come from.
