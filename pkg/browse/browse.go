@@ -416,6 +416,13 @@ func (b *Browser) List(ctx context.Context, name string, o *catalog.SnapshotFile
 	}
 	if o.Recursive {
 		err = t.listRecursive(ctx, p, collect)
+		if err == nil {
+			var n int
+			n, err = t.fillLinkTargets(ctx, list.Items)
+			if n < len(list.Items) {
+				list.Items, more = list.Items[:n], true
+			}
+		}
 	} else {
 		err = t.listDir(ctx, p, collect)
 	}
@@ -423,9 +430,48 @@ func (b *Browser) List(ctx context.Context, name string, o *catalog.SnapshotFile
 		return nil, err
 	}
 	if more {
-		list.Continue = continueToken{Path: p, Recursive: o.Recursive, Offset: offset + limit}.encode()
+		list.Continue = continueToken{Path: p, Recursive: o.Recursive, Offset: offset + int64(len(list.Items))}.encode()
 	}
 	return list, nil
+}
+
+// MaxLinkDirs is how many folders one page of a recursive listing reads
+// link targets from; the page ends before the symlink of one more.
+var MaxLinkDirs = 32
+
+// fillLinkTargets sets the link targets of the symlinks among items, which
+// restic's recursive ls does not print, from `restic cat tree` of their
+// folders, one run a folder. It returns how many items it filled: all, or
+// fewer when the next symlink is in a folder beyond MaxLinkDirs (a page
+// costs at most that many runs of restic).
+func (t *target) fillLinkTargets(ctx context.Context, items []catalog.SnapshotFile) (int, error) {
+	dirs := map[string]map[string]string{}
+	for i := range items {
+		f := &items[i]
+		if f.Type != catalogv1alpha1.FileTypeSymlink {
+			continue
+		}
+		dir := path.Dir(f.Path)
+		targets, ok := dirs[dir]
+		if !ok {
+			if len(dirs) >= max(MaxLinkDirs, 1) {
+				return i, nil
+			}
+			targets = map[string]string{}
+			err := t.repo.Dir(ctx, t.at(dir), func(n restic.Node) error {
+				if n.Type == "symlink" {
+					targets[n.Name] = n.Target()
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, t.resticError(err, dir)
+			}
+			dirs[dir] = targets
+		}
+		f.LinkTarget = targets[f.Name]
+	}
+	return len(items), nil
 }
 
 // listDir lists one directory with `restic cat tree`, which has the link

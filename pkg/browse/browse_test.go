@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,6 +121,11 @@ func newFixture(t *testing.T, maxConcurrent int) *fixture {
 	src := filepath.Join(base, "data")
 	_, err := restictest.Generate(src, restictest.Dataset{SmallFiles: 25, SmallMax: 4 << 10, LargeFiles: 1, LargeSize: 1 << 20, Seed: 3})
 	require.NoError(t, err)
+	// Symlinks in two more folders (the root and a new one): a recursive
+	// page reads the link targets of several folders.
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "zz-links"), 0o755))
+	require.NoError(t, os.Symlink("../zz-target", filepath.Join(src, "zz-links", "up")))
+	require.NoError(t, os.Symlink("zz-links/up", filepath.Join(src, "zz-root-link")))
 	want, err := restictest.Digest(src)
 	require.NoError(t, err)
 
@@ -212,21 +218,49 @@ func TestBrowseLocal(t *testing.T) {
 	})
 
 	t.Run("recursive pages cover the tree once", func(t *testing.T) {
-		seen := map[string]bool{}
-		o := &catalog.SnapshotFilesOptions{Path: "/", Recursive: true, Limit: 7}
-		for {
-			l, err := f.b.List(ctx, "snap", o)
-			require.NoError(t, err)
-			for _, it := range l.Items {
-				assert.False(t, seen[it.Path], it.Path)
-				seen[it.Path] = true
-			}
-			if l.Continue == "" {
-				break
-			}
-			o.Continue = l.Continue
+		for _, c := range []struct {
+			name        string
+			maxLinkDirs int
+			limit       int64
+		}{
+			{name: "limit 7", maxLinkDirs: MaxLinkDirs, limit: 7},
+			// One folder of link targets a page: pages end before the
+			// symlink of a second folder, and still cover the tree.
+			{name: "one folder of links a page", maxLinkDirs: 1, limit: 1000},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				defer func(m int) { MaxLinkDirs = m }(MaxLinkDirs)
+				MaxLinkDirs = c.maxLinkDirs
+				seen := map[string]bool{}
+				o := &catalog.SnapshotFilesOptions{Path: "/", Recursive: true, Limit: c.limit}
+				pages := 0
+				for {
+					l, err := f.b.List(ctx, "snap", o)
+					require.NoError(t, err)
+					pages++
+					linkDirs := map[string]bool{}
+					for _, it := range l.Items {
+						assert.False(t, seen[it.Path], it.Path)
+						seen[it.Path] = true
+						w := f.want[strings.TrimPrefix(it.Path, "/")]
+						assert.Equal(t, w.Type, it.Type, it.Path)
+						assert.Equal(t, w.Link, it.LinkTarget, it.Path)
+						if it.Type == "symlink" {
+							linkDirs[path.Dir(it.Path)] = true
+						}
+					}
+					assert.LessOrEqual(t, len(linkDirs), c.maxLinkDirs)
+					if l.Continue == "" {
+						break
+					}
+					o.Continue = l.Continue
+				}
+				assert.Len(t, seen, len(f.want))
+				if c.maxLinkDirs == 1 {
+					assert.Greater(t, pages, 1, "the symlinks of the dataset are in more than one folder")
+				}
+			})
 		}
-		assert.Len(t, seen, len(f.want))
 	})
 
 	t.Run("errors", func(t *testing.T) {

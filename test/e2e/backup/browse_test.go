@@ -118,6 +118,7 @@ func TestBrowse(t *testing.T) {
 			if w.Type == "file" {
 				assert.Equal(t, w.Size, f.Size, f.Path)
 			}
+			assert.Equal(t, w.Link, f.LinkTarget, f.Path)
 		}
 		assert.Len(t, seen, len(want), "every entry of the source, once")
 	})
