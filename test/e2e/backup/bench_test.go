@@ -53,6 +53,10 @@ var benchDataset = restictest.Dataset{SmallFiles: 6000, SmallMax: 64 << 10, Larg
 // smallBenchDataset is a tenth of it, to try the benchmark out.
 var smallBenchDataset = restictest.Dataset{SmallFiles: 600, SmallMax: 64 << 10, LargeFiles: 3, LargeSize: 10 << 20, Seed: 500}
 
+// bigFileDataset is one file of 1 GiB (and a few small ones): the memory
+// case of downloads.
+var bigFileDataset = restictest.Dataset{SmallFiles: 10, SmallMax: 1 << 10, LargeFiles: 1, LargeSize: 1 << 30, Seed: 7}
+
 // What the agent passes to restic (pkg/restic, pkg/agent): the pvc-addon
 // enables the cache in the Pod's scratch folder, and every backup carries
 // the same --host.

@@ -23,7 +23,7 @@ import (
 
 // TestBrowseFigures measures issue 14 item 5 and is skipped unless
 // KUBESTASH_BROWSE_BENCH=1 (KUBESTASH_BENCH_SMALL=1 for a tenth of the
-// data):
+// data, KUBESTASH_BROWSE_BIG=1 for one file of 1 GiB instead):
 //
 //	KUBESTASH_BROWSE_BENCH=1 go test ./test/e2e/backup -run TestBrowseFigures -count=1 -v -timeout 40m
 //
@@ -44,8 +44,11 @@ func TestBrowseFigures(t *testing.T) {
 	const ns = "browse-bench"
 	podLogsOnFailure(t, ns)
 	ds := benchDataset
-	if os.Getenv("KUBESTASH_BENCH_SMALL") != "" {
+	switch {
+	case os.Getenv("KUBESTASH_BENCH_SMALL") != "":
 		ds = smallBenchDataset
+	case os.Getenv("KUBESTASH_BROWSE_BIG") != "":
+		ds = bigFileDataset
 	}
 	e := newFailEnv(ctx, t, failOptions{NS: ns, BC: "pvc-backup", Directory: "/browse-bench", Data: ds})
 	snap := e.snapshot(e.first)
