@@ -58,3 +58,19 @@ func TestLimitFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP2OffByDefault: the server speaks HTTP/1.1 unless told otherwise
+// (downloads through the aggregation proxy are cheaper so).
+func TestHTTP2OffByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--disable-http2-serving=false"}, false},
+	} {
+		o := NewOptions()
+		require.NoError(t, NewCommand(context.Background(), o).Flags().Parse(tc.args))
+		assert.Equal(t, tc.want, o.RecommendedOptions.SecureServing.DisableHTTP2Serving, "%v", tc.args)
+	}
+}
