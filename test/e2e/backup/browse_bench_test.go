@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kubestash.dev/kubestash/pkg/restic"
+	"kubestash.dev/kubestash/test/framework"
 )
 
 // TestBrowseFigures measures issue 14 item 5 and is skipped unless
@@ -105,6 +107,12 @@ func TestBrowseFigures(t *testing.T) {
 		n, err := downloadTo(ctx, ed, ns, snap.Name, "/", h)
 		return n, err
 	})
+	// The same download with the catalog server serving HTTP/2 as well
+	// (the aggregation proxy then speaks HTTP/2 to it), in this run.
+	h2Dump := withCatalogServer(t, []string{"--disable-http2-serving=false"}, func() time.Duration {
+		d, _ := best(func() (int64, error) { return downloadTo(ctx, ed, ns, snap.Name, "/", sha256.New()) })
+		return d
+	})
 	handDump, handBytes := best(func() (int64, error) {
 		cw := &countingWriter{w: sha256.New()}
 		err := hand.Dump(ctx, at, "/", cw)
@@ -117,7 +125,33 @@ func TestBrowseFigures(t *testing.T) {
 	t.Logf("list root (%d entries):   API %v   restic ls by hand %v   ratio %.2f", apiN, apiLs.Round(time.Millisecond), handLs.Round(time.Millisecond), float64(apiLs)/float64(handLs))
 	t.Logf("download / as tar (%.1f MiB): API %v   restic dump by hand %v   ratio %.2f", float64(apiBytes)/(1<<20),
 		apiDump.Round(time.Millisecond), handDump.Round(time.Millisecond), float64(apiDump)/float64(handDump))
+	t.Logf("  the same with the catalog server on HTTP/2: API %v   ratio %.2f", h2Dump.Round(time.Millisecond), float64(h2Dump)/float64(handDump))
 	t.Logf("catalog server RSS: %d MiB before a download, peak %d MiB during (growth %d MiB)", base>>10, peak>>10, (peak-base)>>10)
+}
+
+// withCatalogServer runs env's catalog server with extra flags (after its
+// own: a later flag wins) for f, then with its own again, and returns f's
+// result. The server keeps its port, so the APIService stays as it is.
+func withCatalogServer[T any](t *testing.T, extra []string, f func() T) T {
+	t.Helper()
+	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "catalog-apiserver" })
+	require.GreaterOrEqual(t, i, 0, "the catalog server runs")
+	usual := procs[i]
+	restart := func(args []string) *framework.Process {
+		require.NoError(t, procs[i].Stop(30*time.Second))
+		p := &framework.Process{Name: usual.Name, Bin: usual.Bin, Args: args, Env: usual.Env, LogPath: usual.LogPath}
+		require.NoError(t, p.Start())
+		procs[i] = p
+		// Ready once kube-apiserver serves the catalog through it again.
+		require.Eventually(t, func() bool {
+			_, _, err := env.Kubectl(context.Background(), "", "get", "--raw", "/apis/catalog.kubestash.com/v1alpha1/namespaces/default/snapshots")
+			return err == nil
+		}, 2*time.Minute, 500*time.Millisecond, "the catalog server serves again")
+		return p
+	}
+	restart(append(slices.Clone(usual.Args), extra...))
+	defer restart(usual.Args)
+	return f()
 }
 
 // downloadTo streams a download into w and returns its length.
