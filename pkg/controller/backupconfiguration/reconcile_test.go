@@ -93,10 +93,7 @@ func newEnv(t *testing.T, mutate func(kube, ks *[]runtime.Object)) *env {
 // with the fakes, and returns the writes it made to both.
 func (e *env) reconcile(t *testing.T) ([]string, error) {
 	t.Helper()
-	e.informed.Settle(t)
-	lookuptest.Reset(e.kube, e.ks)
-	err := e.r.Reconcile(context.Background(), "demo", "pvc-backup")
-	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...), err
+	return e.informed.Reconcile(t, func() error { return e.r.Reconcile(context.Background(), "demo", "pvc-backup") })
 }
 
 func (e *env) bc(t *testing.T) *corev1alpha1.BackupConfiguration {

@@ -86,9 +86,9 @@ func TestStorageGrantedOnlyToOwnAccount(t *testing.T) {
 			_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 			require.NoError(t, err)
 
-			e.reset()
+			e.informed.Reset()
 			_ = e.reconcile(t, "bc-daily-1")
-			assert.Equal(t, c.wantWrites, e.writes())
+			assert.Equal(t, c.wantWrites, e.informed.Writes())
 
 			grants, err := e.kube.RbacV1().RoleBindings("stash").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
@@ -166,9 +166,9 @@ func TestBackupJobTemplateApplied(t *testing.T) {
 			bc.Spec.Sessions[0].Addon.JobTemplate = &c.jt
 			_, err = e.ks.CoreV1alpha1().BackupConfigurations("demo").Update(ctx, bc, metav1.UpdateOptions{})
 			require.NoError(t, err)
-			e.reset()
+			e.informed.Reset()
 			_ = e.reconcile(t, "bc-daily-1")
-			assert.Equal(t, c.wantWrites, e.writes())
+			assert.Equal(t, c.wantWrites, e.informed.Writes())
 			job, err := e.kube.BatchV1().Jobs("demo").Get(ctx, "bc-daily-1", metav1.GetOptions{})
 			if c.wantErr != "" {
 				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)

@@ -79,14 +79,14 @@ func TestBackupLifecycle(t *testing.T) {
 				step.before(t)
 			}
 			e.informed.Settle(t)
-			e.reset()
+			e.informed.Reset()
 			err := e.r.Reconcile(ctx, "demo", "bc-daily-2")
 			if step.wantRequeue {
 				assert.ErrorIs(t, err, loop.ErrRequeue)
 			} else {
 				assert.NoError(t, err)
 			}
-			assert.Equal(t, step.wantWrites, e.writes())
+			assert.Equal(t, step.wantWrites, e.informed.Writes())
 			assert.Equal(t, step.wantJobs, e.jobNames(t))
 			bs, err := e.ks.CatalogV1alpha1().BackupSessions("demo").Get(ctx, "bc-daily-2", metav1.GetOptions{})
 			if step.wantPhase == "" {
@@ -164,9 +164,9 @@ func TestFailedBackupLifecycle(t *testing.T) {
 			}
 			e.r.Clock = clocktesting.NewFakePassiveClock(at)
 			e.informed.Settle(t)
-			e.reset()
+			e.informed.Reset()
 			assert.Equal(t, step.wantErr, e.r.Reconcile(ctx, "demo", "bc-daily-2"))
-			assert.Equal(t, step.wantWrites, e.writes())
+			assert.Equal(t, step.wantWrites, e.informed.Writes())
 			assert.Equal(t, step.wantJobs, e.jobNames(t))
 			sessions, err := e.ks.CatalogV1alpha1().BackupSessions("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)

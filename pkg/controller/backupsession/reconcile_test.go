@@ -93,14 +93,6 @@ func (e *env) reconcile(t *testing.T, name string) error {
 	return e.r.Reconcile(context.Background(), "demo", name)
 }
 
-// reset forgets the actions so far: writes are then those of what follows.
-func (e *env) reset() { lookuptest.Reset(e.kube, e.ks) }
-
-// writes are the writes made since reset, the cluster's then the catalog's.
-func (e *env) writes() []string {
-	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...)
-}
-
 func session(name string, created time.Time) *catalogv1alpha1.BackupSession {
 	return &catalogv1alpha1.BackupSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: name, CreationTimestamp: metav1.NewTime(created),
@@ -273,7 +265,7 @@ func TestSkipped(t *testing.T) {
 		bs := e.get(t, "bc-daily-2")
 		assert.Equal(t, catalogv1alpha1.BackupSessionSkipped, bs.Status.Phase)
 		assert.Contains(t, conditions.Get(bs.Status.Conditions, catalogv1alpha1.TypeBackupSkipped).Message, "not Ready")
-		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.writes(), "a skipped session starts nothing")
+		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.informed.Writes(), "a skipped session starts nothing")
 	})
 	t.Run("another session running", func(t *testing.T) {
 		running := session("bc-daily-1", now.Add(-time.Minute))
@@ -287,7 +279,7 @@ func TestSkipped(t *testing.T) {
 		jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
 		require.NoError(t, err)
 		assert.Empty(t, jobs.Items, "a skipped session starts nothing")
-		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.writes(), "nor writes but its status")
+		assert.Equal(t, []string{"update backupsessions/status demo/bc-daily-2"}, e.informed.Writes(), "nor writes but its status")
 	})
 	// The guard against two sessions at once fails closed: a lookup that
 	// fails starts nothing and decides nothing; the reconcile is retried.
@@ -305,7 +297,7 @@ func TestSkipped(t *testing.T) {
 			jobs, err := e.kube.BatchV1().Jobs("demo").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			assert.Empty(t, jobs.Items, "nothing started")
-			assert.Empty(t, e.writes(), "nothing written")
+			assert.Empty(t, e.informed.Writes(), "nothing written")
 		})
 	}
 }

@@ -109,11 +109,10 @@ func TestBackupStorageLifecycle(t *testing.T) {
 			if step.before != nil {
 				step.before(t)
 			}
-			informed.Settle(t)
-			lookuptest.Reset(kube, ks)
-			require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
-			assert.Equal(t, step.wantWrites, writes(kube, ks))
-			_, err := os.Stat(filepath.Join(dir, "metadata.yaml"))
+			writes, err := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "s3") })
+			require.NoError(t, err)
+			assert.Equal(t, step.wantWrites, writes)
+			_, err = os.Stat(filepath.Join(dir, "metadata.yaml"))
 			assert.Equal(t, step.wantMeta, err == nil, "metadata.yaml: %v", err)
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "s3", metav1.GetOptions{})
 			if step.wantGone {

@@ -41,10 +41,11 @@ func TestLocalStorageBecomesReady(t *testing.T) {
 	other := &catalogv1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "o"},
 		Spec: catalogv1alpha1.RepositorySpec{StorageRef: kmapi.ObjectReference{Name: "elsewhere"}, Path: "/o"}}
 	kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs, repo, other)
-	r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+	informed := lookuptest.NewInformed(t, kube, ks)
+	r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 	require.NoError(t, r.Reconcile(ctx, "demo", "local"))
 	// No Secret, so no grant of it to the catalog server: status alone.
-	assert.Equal(t, []string{"update backupstorages/status demo/local"}, writes(kube, ks))
+	assert.Equal(t, []string{"update backupstorages/status demo/local"}, informed.Writes())
 
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -68,10 +69,11 @@ func TestMissingSecret(t *testing.T) {
 		}},
 	}
 	kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads}
+	informed := lookuptest.NewInformed(t, kube, ks)
+	r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
 	// No CatalogServerAccount, so no grant to the catalog server.
-	assert.Equal(t, []string{"update backupstorages/status demo/s3"}, writes(kube, ks))
+	assert.Equal(t, []string{"update backupstorages/status demo/s3"}, informed.Writes())
 	got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
@@ -108,10 +110,11 @@ func TestLocalStorageWhereNotAllowed(t *testing.T) {
 				}},
 			}
 			kube, ks := kubefake.NewSimpleClientset(), fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
+			informed := lookuptest.NewInformed(t, kube, ks)
+			r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: c.allowed}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "tenant", "local"))
 			// The refusal is in status, and nowhere else.
-			assert.Equal(t, []string{"update backupstorages/status tenant/local"}, writes(kube, ks))
+			assert.Equal(t, []string{"update backupstorages/status tenant/local"}, informed.Writes())
 			got, err := ks.StorageV1alpha1().BackupStorages("tenant").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, storagev1alpha1.BackupStoragePhaseNotReady, got.Status.Phase)
@@ -138,20 +141,15 @@ func TestCatalogServerGrantedTheSecret(t *testing.T) {
 	}
 	kube := kubefake.NewSimpleClientset()
 	ks := fake.NewSimpleClientset(bs)
-	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: lookuptest.NewInformed(t, kube, ks).Reads}
+	informed := lookuptest.NewInformed(t, kube, ks)
+	r := &Reconciler{Kube: kube, Client: ks, CatalogServerAccount: access.DefaultCatalogServerAccount, Reads: informed.Reads}
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3"))
 	assert.Equal(t, []string{"create roles demo/kubestash-catalog-s3", "create rolebindings demo/kubestash-catalog-s3",
-		"update backupstorages/status demo/s3"}, writes(kube, ks))
+		"update backupstorages/status demo/s3"}, informed.Writes())
 	role, err := kube.RbacV1().Roles("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"s3-secret"}}}, role.Rules)
 	rb, err := kube.RbacV1().RoleBindings("demo").Get(ctx, "kubestash-catalog-s3", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "catalog-apiserver", Namespace: "kubestash"}}, rb.Subjects)
-}
-
-// writes are the writes made to the fakes, the cluster's then the
-// catalog's.
-func writes(kube *kubefake.Clientset, ks *fake.Clientset) []string {
-	return append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...)
 }

@@ -68,10 +68,9 @@ func TestWipeOutFinalizer(t *testing.T) {
 			informed := lookuptest.NewInformed(t, kube, ks)
 			r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			for i, want := range c.wantWrites {
-				informed.Settle(t)
-				lookuptest.Reset(kube, ks)
-				require.NoError(t, r.Reconcile(ctx, "demo", "local"))
-				assert.Equal(t, want, writes(kube, ks), "reconcile %d", i+1)
+				writes, err := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "local") })
+				require.NoError(t, err)
+				assert.Equal(t, want, writes, "reconcile %d", i+1)
 			}
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)
@@ -116,9 +115,10 @@ func TestWipeOutOnDelete(t *testing.T) {
 				ns.Status.Phase = corev1.NamespaceTerminating
 			}
 			kube, ks := kubefake.NewSimpleClientset(ns), fake.NewSimpleClientset(bs)
-			r := &Reconciler{Kube: kube, Client: ks, Reads: lookuptest.NewInformed(t, kube, ks).Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
+			informed := lookuptest.NewInformed(t, kube, ks)
+			r := &Reconciler{Kube: kube, Client: ks, Reads: informed.Reads, Build: storagebackend.Builder{LocalDirs: backenddirs.Policy{Allowed: []string{dir}}}.Build}
 			require.NoError(t, r.Reconcile(ctx, "demo", "local"))
-			assert.Equal(t, []string{"update backupstorages demo/local"}, writes(kube, ks))
+			assert.Equal(t, []string{"update backupstorages demo/local"}, informed.Writes())
 
 			got, err := ks.StorageV1alpha1().BackupStorages("demo").Get(ctx, "local", metav1.GetOptions{})
 			require.NoError(t, err)

@@ -44,14 +44,9 @@ func load[T any](t *testing.T, name string) *T {
 
 // newEnv is a restore of Snapshot repo-1 of Repository repo (namespace
 // demo) into PVC target-pvc, kept in BackupStorage storageNS/s3-storage,
-// shared with every namespace; mutate changes the RestoreSession.
-func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.RestoreSession)) (*Reconciler, *kubefake.Clientset, *fake.Clientset) {
-	r, kube, ks, _ := newInformedEnv(t, storageNS, mutate)
-	return r, kube, ks
-}
-
-// newInformedEnv is newEnv with the informers the reconciler reads from.
-func newInformedEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.RestoreSession)) (*Reconciler, *kubefake.Clientset, *fake.Clientset, *lookuptest.Informed) {
+// shared with every namespace; mutate changes the RestoreSession. The
+// reconciler reads through the informers it returns.
+func newEnv(t *testing.T, storageNS string, mutate func(*catalogv1alpha1.RestoreSession)) (*Reconciler, *kubefake.Clientset, *fake.Clientset, *lookuptest.Informed) {
 	all := storagev1alpha1.NamespacesFromAll
 	storage := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: storageNS, Name: "s3-storage", UID: "bs-uid"}, Spec: storagev1alpha1.BackupStorageSpec{
 		Storage:     storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: "s3-secret"}},
@@ -104,13 +99,13 @@ func TestRestoreStorageGrantedOnlyToOwnAccount(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			r, kube, ks := newEnv(t, c.storageNS, func(rs *catalogv1alpha1.RestoreSession) {
+			r, kube, ks, informed := newEnv(t, c.storageNS, func(rs *catalogv1alpha1.RestoreSession) {
 				if c.userSA != "" {
 					rs.Spec.Addon.JobTemplate = &storagev1alpha1.PodTemplateSpec{Spec: storagev1alpha1.PodSpec{ServiceAccountName: c.userSA}}
 				}
 			})
-			_ = r.Reconcile(ctx, "demo", "restore")
-			assert.Equal(t, c.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
+			writes, _ := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "restore") })
+			assert.Equal(t, c.wantWrites, writes)
 			job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 			if c.wantErr != "" {
 				assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
@@ -154,7 +149,7 @@ func TestRestoreJobTemplateApplied(t *testing.T) {
 			AutomountServiceAccountToken:  ptr.To(true),
 		},
 	}
-	r, kube, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
+	r, kube, _, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
 	_ = r.Reconcile(ctx, "demo", "restore")
 	job, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -203,7 +198,7 @@ func TestRestoreJobTemplateApplied(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			jt := &storagev1alpha1.PodTemplateSpec{}
 			c.mutate(jt)
-			r, kube, ks := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
+			r, kube, ks, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.Spec.Addon.JobTemplate = jt })
 			_ = r.Reconcile(ctx, "demo", "restore")
 			_, err := kube.BatchV1().Jobs("demo").Get(ctx, "restore", metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "no Job: %v", err)
@@ -241,7 +236,7 @@ func TestRestoreRefusesUserHostPath(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			r, kube, ks := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) {
+			r, kube, ks, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) {
 				rs.Spec.Addon.Tasks[0].AddonVolumes = []corev1alpha1.AddonVolumeInfo{{Name: "kubestash-data-volume",
 					Source: &addonsv1alpha1.VolumeSource{VolumeSource: c.source}}}
 			})
@@ -270,7 +265,7 @@ func TestRestoreRefusesUserHostPath(t *testing.T) {
 // an unchanged state writes nothing.
 func TestRestoreLifecycle(t *testing.T) {
 	ctx := context.Background()
-	r, kube, ks, informed := newInformedEnv(t, "demo", nil)
+	r, kube, ks, informed := newEnv(t, "demo", nil)
 	for _, step := range []struct {
 		name        string
 		before      func(t *testing.T)
@@ -305,16 +300,13 @@ func TestRestoreLifecycle(t *testing.T) {
 			if step.before != nil {
 				step.before(t)
 			}
-			informed.Settle(t)
-			kube.ClearActions()
-			ks.ClearActions()
-			err := r.Reconcile(ctx, "demo", "restore")
+			writes, err := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "restore") })
 			if step.wantRequeue {
 				assert.ErrorIs(t, err, loop.ErrRequeue)
 			} else {
 				assert.NoError(t, err)
 			}
-			assert.Equal(t, step.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
+			assert.Equal(t, step.wantWrites, writes)
 			rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
 			if step.wantPhase == "" {
 				assert.True(t, apierrors.IsNotFound(err), "gone: %v", err)

@@ -62,7 +62,7 @@ func TestRestoreStaysInItsNamespace(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			r, kube, ks := newEnv(t, "demo", c.mutate)
+			r, kube, ks, _ := newEnv(t, "demo", c.mutate)
 			if c.namespace != nil {
 				_, err := kube.CoreV1().Namespaces().Create(ctx, c.namespace, metav1.CreateOptions{})
 				require.NoError(t, err)
@@ -97,7 +97,7 @@ func TestRestoreStaysInItsNamespace(t *testing.T) {
 // the RestoreSession's own namespace.
 func TestRestoreFromSharedNamespace(t *testing.T) {
 	ctx := context.Background()
-	r, kube, ks, informed := newInformedEnv(t, "demo", nil)
+	r, kube, ks, informed := newEnv(t, "demo", nil)
 	// The backups are demo's; the restore is the tenant's.
 	rs, err := ks.CatalogV1alpha1().RestoreSessions("demo").Get(ctx, "restore", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -168,7 +168,7 @@ func TestPauseIsMarkedAndUndone(t *testing.T) {
 		return b
 	}
 	ctx := context.Background()
-	r, kube, ks, informed := newInformedEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
+	r, kube, ks, informed := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
 	for _, b := range []*corev1alpha1.BackupConfiguration{
 		bc("running", false, ""),
 		bc("paused-by-owner", true, ""),
@@ -221,7 +221,7 @@ func TestPauseIsMarkedAndUndone(t *testing.T) {
 // and a failed lookup from either.
 func TestPauseOrphaned(t *testing.T) {
 	ctx := context.Background()
-	_, _, ks := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
+	_, _, ks, _ := newEnv(t, "demo", func(rs *catalogv1alpha1.RestoreSession) { rs.UID = "uid-1" })
 	for mark, want := range map[string]bool{
 		"demo/restore/uid-1": false,
 		"demo/restore/uid-0": true, // an earlier RestoreSession of that name

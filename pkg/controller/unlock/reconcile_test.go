@@ -61,10 +61,7 @@ func newReconciler(t *testing.T, annotations map[string]string) *env {
 // the fakes, and returns the writes it made to both.
 func (e *env) reconcile(t *testing.T) ([]string, error) {
 	t.Helper()
-	e.informed.Settle(t)
-	lookuptest.Reset(e.kube, e.ks)
-	err := e.Reconcile(context.Background(), "demo", "s3-repo")
-	return append(lookuptest.Writes(e.kube.Actions()), lookuptest.Writes(e.ks.Actions())...), err
+	return e.informed.Reconcile(t, func() error { return e.Reconcile(context.Background(), "demo", "s3-repo") })
 }
 
 func (r *Reconciler) repo(t *testing.T) *catalogv1alpha1.Repository {
@@ -188,8 +185,7 @@ func TestNoRequestNoJob(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := newReconciler(t, c.annotations)
 			require.NoError(t, r.Reconcile(context.Background(), "demo", c.repository))
-			assert.Empty(t, lookuptest.Writes(r.kube.Actions()))
-			assert.Empty(t, lookuptest.Writes(r.ks.Actions()))
+			assert.Empty(t, r.informed.Writes())
 			assert.Empty(t, r.jobs(t))
 		})
 	}

@@ -92,15 +92,13 @@ func TestWipeOutLifecycle(t *testing.T) {
 			if step.before != nil {
 				step.before(t)
 			}
-			informed.Settle(t)
-			lookuptest.Reset(kube, ks)
-			err := r.Reconcile(ctx, "demo", "s3-repo")
+			writes, err := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "s3-repo") })
 			if step.wantRequeue {
 				assert.ErrorIs(t, err, loop.ErrRequeue)
 			} else {
 				assert.NoError(t, err)
 			}
-			assert.Equal(t, step.wantWrites, writes(r))
+			assert.Equal(t, step.wantWrites, writes)
 			var names []string
 			for _, j := range jobs(t, r) {
 				names = append(names, j.Name)
@@ -186,10 +184,9 @@ func TestRepositoryWipeOutLifecycle(t *testing.T) {
 			if step.before != nil {
 				step.before(t)
 			}
-			informed.Settle(t)
-			lookuptest.Reset(kube, ks)
-			require.NoError(t, r.Reconcile(ctx, "demo", "r"))
-			assert.Equal(t, step.wantWrites, append(lookuptest.Writes(kube.Actions()), lookuptest.Writes(ks.Actions())...))
+			writes, err := informed.Reconcile(t, func() error { return r.Reconcile(ctx, "demo", "r") })
+			require.NoError(t, err)
+			assert.Equal(t, step.wantWrites, writes)
 			for _, f := range data {
 				_, err := os.Stat(filepath.Join(dir, f))
 				assert.Equal(t, step.wantWiped, os.IsNotExist(err), "%s removed", f)

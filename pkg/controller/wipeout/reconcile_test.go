@@ -50,7 +50,7 @@ func newReconciler(t *testing.T, kubeObjs ...*batchv1.Job) (*Reconciler, backend
 	}
 	client := fake.NewSimpleClientset(repo, bs)
 	informed := lookuptest.NewInformed(t, kube, client)
-	lookuptest.Reset(kube, client) // the fixture's creates are not the reconciler's writes
+	informed.Reset() // the fixture's creates are not the reconciler's writes
 	return &Reconciler{
 		Kube: kube, Client: client, Reads: informed.Reads, RetentionComponent: "kubestash-retention-policy",
 		Forget: executor.Forget{Client: client, Kube: kube, Image: "agent:test", ServiceAccount: "kubestash-backup", ClusterRole: "kubestash-backup-job",
@@ -119,24 +119,24 @@ func TestWaitsForARetentionJob(t *testing.T) {
 	ctx := context.Background()
 	running := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "retentionpolicy-x", Namespace: "demo",
 		Labels: map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, storagev1alpha1.LabelComponent: "kubestash-retention-policy"}}}
-	r, b, _ := newReconciler(t, running)
+	r, b, informed := newReconciler(t, running)
 	mark(t, b, "snap-1")
 	assert.ErrorIs(t, r.Reconcile(ctx, "demo", "s3-repo"), loop.ErrRequeue, "the session's retention Job may be forgetting these marks")
 	assert.Empty(t, jobs(t, r))
-	assert.Empty(t, writes(r), "nothing written")
+	assert.Empty(t, informed.Writes(), "nothing written")
 }
 
 func TestRepositoryGone(t *testing.T) {
-	r, _, _ := newReconciler(t)
+	r, _, informed := newReconciler(t)
 	assert.NoError(t, r.Reconcile(context.Background(), "demo", "other"))
-	assert.Empty(t, writes(r), "nothing written")
+	assert.Empty(t, informed.Writes(), "nothing written")
 }
 
 // A mark younger than MinAge may be a session's retention mark whose
 // retention Job is being created: it waits, and gets a Job once old enough.
 func TestYoungMarksWait(t *testing.T) {
 	ctx := context.Background()
-	r, b, _ := newReconciler(t)
+	r, b, informed := newReconciler(t)
 	mark(t, b, "snap-1")
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	r.MinAge, r.Clock = 30*time.Second, clk
@@ -146,15 +146,9 @@ func TestYoungMarksWait(t *testing.T) {
 	assert.NotErrorIs(t, err, loop.ErrRequeue, "a known wait, not a back-off")
 	assert.Contains(t, err.Error(), "requeue after")
 	assert.Empty(t, jobs(t, r), "no Job for a mark just written")
-	assert.Empty(t, writes(r), "nothing written")
+	assert.Empty(t, informed.Writes(), "nothing written")
 
 	clk.SetTime(clk.Now().Add(31 * time.Second))
 	require.NoError(t, r.Reconcile(ctx, "demo", "s3-repo"))
 	assert.Len(t, jobs(t, r), 1, "an old enough mark gets its Job")
-}
-
-// writes are the writes r made (or those since lookuptest.Reset), the
-// cluster's then the catalog's.
-func writes(r *Reconciler) []string {
-	return append(lookuptest.Writes(r.Kube.(*kubefake.Clientset).Actions()), lookuptest.Writes(r.Client.(*fake.Clientset).Actions())...)
 }

@@ -32,6 +32,9 @@ import (
 // started and synced; they stop when the test ends.
 type Informed struct {
 	*lookup.Reads
+	// Kube and Client are the fakes the informers watch.
+	Kube   *kubefake.Clientset
+	Client *fake.Clientset
 	caches []cachedKind
 }
 
@@ -59,7 +62,7 @@ func NewInformed(t testing.TB, kube *kubefake.Clientset, client *fake.Clientset)
 		client = fake.NewSimpleClientset()
 	}
 	inf := lookup.NewInformers(kube, client, 0)
-	in := &Informed{Reads: lookup.CachedReads(inf, lookup.LiveReads(kube, client))}
+	in := &Informed{Reads: lookup.CachedReads(inf, lookup.LiveReads(kube, client)), Kube: kube, Client: client}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()
@@ -200,10 +203,25 @@ func Writes(actions []k8stesting.Action) []string {
 	return out
 }
 
-// Reset forgets the actions recorded so far by each fake, so that the
+// Reset forgets the actions recorded so far by both fakes, so that the
 // next Writes are those of what follows.
-func Reset(fakes ...interface{ ClearActions() }) {
-	for _, f := range fakes {
-		f.ClearActions()
-	}
+func (in *Informed) Reset() {
+	in.Kube.ClearActions()
+	in.Client.ClearActions()
+}
+
+// Writes are the writes made to the fakes since the last Reset, the
+// cluster's then the catalog's.
+func (in *Informed) Writes() []string {
+	return append(Writes(in.Kube.Actions()), Writes(in.Client.Actions())...)
+}
+
+// Reconcile runs reconcile as the controller does, once the caches have
+// seen every change made to the fakes, and returns the writes it made.
+func (in *Informed) Reconcile(t testing.TB, reconcile func() error) ([]string, error) {
+	t.Helper()
+	in.Settle(t)
+	in.Reset()
+	err := reconcile()
+	return in.Writes(), err
 }
