@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,13 +29,7 @@ func TestDemo(t *testing.T) {
 			// another package's runs.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 			defer cancel()
-			run := func(env []string, args ...string) (string, error) {
-				cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-				cmd.Dir = root
-				cmd.Env = append(append(os.Environ(), "KUBESTASH_DEV_DIR="+dev), env...)
-				out, err := cmd.CombinedOutput()
-				return string(out), err
-			}
+			run := func(env []string, args ...string) (string, error) { return runInDevDir(ctx, root, dev, env, args...) }
 			kubectl := func(args ...string) (string, error) {
 				return run(nil, append([]string{filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig")}, args...)...)
 			}
@@ -52,9 +44,9 @@ func TestDemo(t *testing.T) {
 			require.NoError(t, err, out)
 			assert.Contains(t, out, "DEMO SUCCEEDED: backed up a PVC to the "+backend+" backend")
 
-			// The catalog files in the backend: the storage's metadata, the
-			// Repository, the Snapshot, the BackupSession and the
-			// RestoreSession, one YAML file each.
+			// The catalog files in the backend after the backup: the
+			// storage's metadata, the Repository, the Snapshot and the
+			// BackupSession, one YAML file each.
 			files := section(out, "catalog files in the backend")
 			for i, f := range files {
 				files[i] = strings.TrimPrefix(f, "demo/") // the S3 prefix

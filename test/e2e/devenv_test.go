@@ -30,13 +30,7 @@ func TestDevEnv(t *testing.T) {
 	bin := filepath.Join(root, "bin")
 	before, err := framework.HostSnapshotWithoutNode(ctx, bin)
 	require.NoError(t, err)
-	run := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "KUBESTASH_DEV_DIR="+dev)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run := func(args ...string) (string, error) { return runInDevDir(ctx, root, dev, nil, args...) }
 	out, err := run("hack/dev-env.sh", "up")
 	// Whatever happens next, stop what up started.
 	defer func() { _, _ = run("hack/dev-env.sh", "down") }()
@@ -107,6 +101,16 @@ func TestDevEnv(t *testing.T) {
 			assert.Empty(t, v, "host %s after dev-env down", k)
 		}
 	}
+}
+
+// runInDevDir runs args from the checkout root with the dev environment
+// (and the demo) kept in dev, and env added to the environment.
+func runInDevDir(ctx context.Context, root, dev string, env []string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Dir = root
+	cmd.Env = append(append(os.Environ(), "KUBESTASH_DEV_DIR="+dev), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // running reports whether pid is a live process. A detached process that

@@ -110,15 +110,17 @@ type Informers struct {
 	Cluster kubeinformers.SharedInformerFactory
 }
 
+// Ours selects what the controller makes: its Jobs, CronJobs, accounts
+// and grants all carry this label.
+var Ours = labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue})
+
 // NewInformers makes the controller's informer factories over kube and
 // client, each resyncing every resync.
 func NewInformers(kube kubernetes.Interface, client versioned.Interface, resync time.Duration) Informers {
 	return Informers{
 		Catalog: informers.NewSharedInformerFactory(client, resync),
-		// Our Jobs, CronJobs, accounts and grants, by the label every one
-		// of them has.
 		Ours: kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.LabelSelector = storagev1alpha1.LabelManagedBy + "=" + storagev1alpha1.LabelManagedByValue
+			lo.LabelSelector = Ours.String()
 		})),
 		Cluster: kubeinformers.NewSharedInformerFactory(kube, resync),
 	}

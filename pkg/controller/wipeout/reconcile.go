@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -84,7 +83,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, ns, name string) error {
 	if err != nil {
 		return fmt.Errorf("get Repository %s/%s: %w", ns, name, err)
 	}
-	jobs, err := r.Reads.ListJobs(ctx, ns, labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue}))
+	jobs, err := r.Reads.ListJobs(ctx, ns, lookup.Ours)
 	if err != nil {
 		return fmt.Errorf("list Jobs of %s: %w", ns, err)
 	}

@@ -22,7 +22,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
-	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/controller/lookup"
 	"kubestash.dev/kubestash/pkg/generated/clientset/versioned/fake"
 	ourscheme "kubestash.dev/kubestash/pkg/generated/clientset/versioned/scheme"
@@ -70,7 +69,6 @@ func NewInformed(t testing.TB, kube *kubefake.Clientset, client *fake.Clientset)
 		inf.Ours.Shutdown()
 		inf.Cluster.Shutdown()
 	})
-	ours := labels.SelectorFromSet(labels.Set{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue})
 	for _, f := range []struct {
 		start    func(<-chan struct{})
 		wait     func(<-chan struct{}) map[reflect.Type]bool
@@ -82,7 +80,7 @@ func NewInformed(t testing.TB, kube *kubefake.Clientset, client *fake.Clientset)
 		{inf.Catalog.Start, inf.Catalog.WaitForCacheSync, func(o runtime.Object) cache.SharedIndexInformer { return inf.Catalog.InformerFor(o, nil) },
 			client, ourscheme.Scheme, labels.Everything()},
 		{inf.Ours.Start, inf.Ours.WaitForCacheSync, func(o runtime.Object) cache.SharedIndexInformer { return inf.Ours.InformerFor(o, nil) },
-			kube, kubescheme.Scheme, ours},
+			kube, kubescheme.Scheme, lookup.Ours},
 		{inf.Cluster.Start, inf.Cluster.WaitForCacheSync, func(o runtime.Object) cache.SharedIndexInformer { return inf.Cluster.InformerFor(o, nil) },
 			kube, kubescheme.Scheme, labels.Everything()},
 	} {
