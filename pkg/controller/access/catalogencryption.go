@@ -42,7 +42,7 @@ func GrantCatalogEncryptionSecrets(ctx context.Context, kube kubernetes.Interfac
 	}
 	saNS, saName, _ := strings.Cut(account, "/")
 	if len(names) == 0 || saNS == "" || saName == "" {
-		return revokeCatalogSecret(ctx, kube, bc.Namespace, name)
+		return revokeGrant(ctx, kube, bc.Namespace, name)
 	}
 	secrets := make([]string, 0, len(names))
 	for n := range names {

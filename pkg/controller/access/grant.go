@@ -229,7 +229,7 @@ func GrantCatalogSecret(ctx context.Context, kube kubernetes.Interface, bs *stor
 	saNS, saName, _ := strings.Cut(account, "/")
 	sn := storagebackend.SecretName(bs)
 	if sn == "" || saNS == "" || saName == "" {
-		return revokeCatalogSecret(ctx, kube, bs.Namespace, name)
+		return revokeGrant(ctx, kube, bs.Namespace, name)
 	}
 	owner := []metav1.OwnerReference{{APIVersion: storagev1alpha1.SchemeGroupVersion.String(), Kind: "BackupStorage", Name: bs.Name, UID: bs.UID, BlockOwnerDeletion: ptr.To(false)}}
 	labels := map[string]string{storagev1alpha1.LabelManagedBy: storagev1alpha1.LabelManagedByValue, LabelCatalogGrant: bs.Name}
@@ -248,25 +248,29 @@ func GrantCatalogSecret(ctx context.Context, kube kubernetes.Interface, bs *stor
 	return ensureRoleBinding(ctx, kube, rb)
 }
 
-// revokeCatalogSecret deletes the catalog server's grant in ns, if any.
-func revokeCatalogSecret(ctx context.Context, kube kubernetes.Interface, ns, name string) error {
-	// Deleted only when there: every reconcile revokes, and a grant that
-	// never was must cost no write (the controller's cached reads answer
-	// a ResourceVersion "0" Get without a request).
-	cached := metav1.GetOptions{ResourceVersion: "0"}
-	if _, err := kube.RbacV1().RoleBindings(ns).Get(ctx, name, cached); err == nil {
-		if err := kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete RoleBinding %s/%s: %w", ns, name, err)
-		}
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get RoleBinding %s/%s: %w", ns, name, err)
+// revokeGrant deletes the RoleBinding and the Role named name in ns, each
+// only when there: revokes run on every reconcile, and a grant that never
+// was must cost no write (the controller's cached reads answer a
+// ResourceVersion "0" Get without a request).
+func revokeGrant(ctx context.Context, kube kubernetes.Interface, ns, name string) error {
+	rbs, roles := kube.RbacV1().RoleBindings(ns), kube.RbacV1().Roles(ns)
+	if err := deleteIfPresent(ctx, "RoleBinding", ns, name, rbs.Get, rbs.Delete); err != nil {
+		return err
 	}
-	if _, err := kube.RbacV1().Roles(ns).Get(ctx, name, cached); err == nil {
-		if err := kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete Role %s/%s: %w", ns, name, err)
-		}
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get Role %s/%s: %w", ns, name, err)
+	return deleteIfPresent(ctx, "Role", ns, name, roles.Get, roles.Delete)
+}
+
+func deleteIfPresent[T any](ctx context.Context, kind, ns, name string,
+	get func(context.Context, string, metav1.GetOptions) (T, error), del func(context.Context, string, metav1.DeleteOptions) error) error {
+	_, err := get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
+	}
+	if err := del(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s %s/%s: %w", kind, ns, name, err)
 	}
 	return nil
 }

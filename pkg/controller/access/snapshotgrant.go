@@ -54,6 +54,9 @@ func RevokeSnapshot(ctx context.Context, kube kubernetes.Interface, dataNS, rsNa
 		return nil
 	}
 	name := restoreGrantName(rsNamespace, rsName)
+	// Deleted without looking first (unlike revokeGrant): this runs once,
+	// as the restore ends, and a cache that has not seen the grant yet
+	// must not leave another namespace's Snapshot readable.
 	if err := kube.RbacV1().RoleBindings(dataNS).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("revoke RoleBinding %s/%s: %w", dataNS, name, err)
 	}
