@@ -137,17 +137,13 @@ func withCatalogServer[T any](t *testing.T, extra []string, f func() T) T {
 	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "catalog-apiserver" })
 	require.GreaterOrEqual(t, i, 0, "the catalog server runs")
 	usual := procs[i]
-	restart := func(args []string) *framework.Process {
-		require.NoError(t, procs[i].Stop(30*time.Second))
-		p := &framework.Process{Name: usual.Name, Bin: usual.Bin, Args: args, Env: usual.Env, LogPath: usual.LogPath}
-		require.NoError(t, p.Start())
-		procs[i] = p
+	restart := func(args []string) {
+		require.NoError(t, replaceProcess(&framework.Process{Name: usual.Name, Bin: usual.Bin, Args: args, Env: usual.Env, LogPath: usual.LogPath}))
 		// Ready once kube-apiserver serves the catalog through it again.
 		require.Eventually(t, func() bool {
 			_, _, err := env.Kubectl(context.Background(), "", "get", "--raw", "/apis/catalog.kubestash.com/v1alpha1/namespaces/default/snapshots")
 			return err == nil
 		}, 2*time.Minute, 500*time.Millisecond, "the catalog server serves again")
-		return p
 	}
 	restart(append(slices.Clone(usual.Args), extra...))
 	defer restart(usual.Args)

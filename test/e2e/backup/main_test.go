@@ -118,8 +118,6 @@ func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Proces
 			return ps, err
 		}
 	}
-	// The controller runs as its ServiceAccount with the rights of
-	// artifacts/controller, not as the admin: a missing rule fails here.
 	p, err := controllerProcess(cp)
 	if err != nil {
 		return ps, err
@@ -152,28 +150,21 @@ func controllerProcess(cp *framework.ControlPlane, extra ...string) (*framework.
 // when this returns.
 func restartController(t testing.TB, extra ...string) (metricsAddr string) {
 	t.Helper()
-	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "controller" })
-	require.GreaterOrEqual(t, i, 0, "the controller runs")
-	require.NoError(t, procs[i].Stop(30*time.Second))
 	port, err := framework.FreePort()
 	require.NoError(t, err)
 	metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	// Both append to the controller's log.
 	p, err := controllerProcess(env, append(extra, "--metrics-bind-address="+metricsAddr)...)
 	require.NoError(t, err)
-	require.NoError(t, p.Start())
-	procs[i] = p
+	require.NoError(t, replaceProcess(p))
 	t.Cleanup(func() {
-		_ = p.Stop(30 * time.Second)
 		usual, err := controllerProcess(env)
 		if err == nil {
-			err = usual.Start()
+			err = replaceProcess(usual)
 		}
 		if err != nil {
 			t.Errorf("start the controller again: %v", err)
-			return
 		}
-		procs[i] = usual
 	})
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + metricsAddr + "/readyz")
@@ -184,6 +175,23 @@ func restartController(t testing.TB, extra ...string) (metricsAddr string) {
 		return resp.StatusCode == http.StatusOK
 	}, 2*time.Minute, 500*time.Millisecond, "the controller's /readyz answers once its caches synced")
 	return metricsAddr
+}
+
+// replaceProcess stops the process of procs named as p and starts p in
+// its place.
+func replaceProcess(p *framework.Process) error {
+	i := slices.IndexFunc(procs, func(q *framework.Process) bool { return q.Name == p.Name })
+	if i < 0 {
+		return fmt.Errorf("no %s runs", p.Name)
+	}
+	if err := procs[i].Stop(30 * time.Second); err != nil {
+		return fmt.Errorf("stop %s: %w", p.Name, err)
+	}
+	if err := p.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	procs[i] = p
+	return nil
 }
 
 var procs []*framework.Process
