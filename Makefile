@@ -24,6 +24,14 @@ tools:
 images:
 	hack/images.sh
 
+## push: push the images of bin/images to REGISTRY (build them with the same REGISTRY: make images push REGISTRY=registry.example.com/kubestash)
+# hack/push reads $(OUT)/images.txt (OUT as hack/images.sh takes it), refuses
+# names not under REGISTRY, logs in with the docker config; INSECURE=1 allows
+# a plain-HTTP registry. After images when both are asked for, even with -j.
+.PHONY: push
+push: | $(filter images,$(MAKECMDGOALS))
+	$(GO) run ./hack/push -list "$${OUT:-bin/images}/images.txt" $(if $(REGISTRY),-registry "$(REGISTRY)") $(if $(filter-out 0 false no,$(INSECURE)),-insecure)
+
 ## generate: regenerate deepcopy, conversion, defaults, openapi, clients and CRDs
 generate:
 	hack/update-codegen.sh
