@@ -272,6 +272,7 @@ func (s *conformanceStore) increaseRV(ctx context.Context, t *testing.T) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rv++
+	s.log.mark(s.rv)
 	s.signalLocked()
 	return int64(s.rv)
 }
@@ -287,6 +288,7 @@ func (s *conformanceStore) compact(ctx context.Context, t *testing.T, resourceVe
 	defer s.mu.Unlock()
 	s.log.dropThrough(rv)
 	s.rv++
+	s.log.mark(s.rv)
 	s.signalLocked()
 }
 

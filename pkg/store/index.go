@@ -123,7 +123,10 @@ type eventLog struct {
 	// compacted is the newest resourceVersion whose history was dropped; 0
 	// until the log first dropped something.
 	compacted uint64
-	max       int
+	// marks are the versions newer than horizon this store gave out with
+	// no event of their own (ascending); see known.
+	marks []uint64
+	max   int
 	// bytes is the sum of the events' sizes, at most maxBytes (if > 0)
 	// after every append: a few big objects edited often must not hold
 	// their every version in memory.
@@ -156,8 +159,37 @@ func (l *eventLog) dropThrough(rv uint64) {
 		l.events[i] = nil // let the old states go
 	}
 	l.events = l.events[n:]
+	m := sort.Search(len(l.marks), func(i int) bool { return l.marks[i] > rv })
+	l.marks = l.marks[m:]
 	l.horizon = rv
 	l.compacted = rv
+}
+
+// mark records a version given out with no event (a store's first, or one
+// advanced without a change), so that known holds for it.
+func (l *eventLog) mark(rv uint64) {
+	if rv > l.horizon {
+		l.marks = append(l.marks, rv)
+	}
+}
+
+// known reports whether rv, not older than horizon, is a version this
+// store gave out: its horizon, an event's or a mark. Versions are this
+// process's own (the time in microseconds when it made them), so one that
+// is not known came from elsewhere, such as another replica of the catalog
+// server or an earlier run of this one. The state at such a version was
+// never this store's: a watch or an exact list from it gets 410 Gone and
+// its client relists, instead of events skipped or repeated.
+func (l *eventLog) known(rv uint64) bool {
+	if rv == l.horizon {
+		return true
+	}
+	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].rv >= rv })
+	if i < len(l.events) && l.events[i].rv == rv {
+		return true
+	}
+	j := sort.Search(len(l.marks), func(i int) bool { return l.marks[i] >= rv })
+	return j < len(l.marks) && l.marks[j] == rv
 }
 
 // after returns up to limit events newer than rv.

@@ -92,7 +92,7 @@ func (s *Store) GetList(ctx context.Context, key string, opts storage.ListOption
 		case rv > atRV:
 			s.mu.RUnlock()
 			return storage.NewTooLargeResourceVersionError(rv, atRV, 0)
-		case rv < s.log.horizon:
+		case rv < s.log.horizon, rv != atRV && !s.log.known(rv):
 			s.mu.RUnlock()
 			if continueKey != "" {
 				return continueExpired(continueKey, prefix)

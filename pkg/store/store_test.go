@@ -664,3 +664,58 @@ func (c *countingBackend) Get(ctx context.Context, key string) ([]byte, backend.
 	c.gets.Add(1)
 	return c.Backend.Get(ctx, key)
 }
+
+// TestVersionsOfAnotherReplica: two stores over one backend (two replicas
+// of the catalog server) number their own versions. A version one gave out
+// is not the other's: a watch or an exact list from it on the other gets
+// 410 Gone, so that its client relists there instead of getting the
+// other's events after it, which could skip a change; versions of its own
+// still serve.
+func TestVersionsOfAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	b := backendKinds()[0].new(t)
+	replicaB := startStore(t, podConfig(backends{"a": b}, "a"))
+	replicaA := startStore(t, podConfig(backends{"a": b}, "a"))
+	fromA := &example.Pod{}
+	require.NoError(t, replicaA.Create(ctx, podKey("ns", "p1"), pod("ns", "p1", "by", "a"), fromA, 0))
+	time.Sleep(time.Millisecond)
+	require.NoError(t, replicaB.Create(ctx, podKey("ns", "p2"), pod("ns", "p2", "by", "b"), &example.Pod{}, 0))
+	require.NoError(t, replicaB.Poll(ctx))
+	listB := &example.PodList{}
+	require.NoError(t, replicaB.GetList(ctx, "/pods", storage.ListOptions{Recursive: true, Predicate: storage.Everything}, listB))
+	require.Len(t, listB.Items, 2, "B serves A's write after its poll")
+	rvA, rvB := fromA.ResourceVersion, listB.ResourceVersion
+	require.Less(t, rvA, rvB, "A's version falls inside B's history")
+
+	tests := []struct {
+		name, rv string
+		expired  bool
+	}{
+		{name: "A's version on B", rv: rvA, expired: true},
+		{name: "B's own version", rv: rvB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := replicaB.Watch(ctx, "/pods", storage.ListOptions{Recursive: true, Predicate: storage.Everything, ResourceVersion: tt.rv})
+			require.NoError(t, err)
+			defer w.Stop()
+			if tt.expired {
+				ev := nextEvents(t, w, 1)[0]
+				require.Equal(t, watch.Error, ev.Type)
+				assert.EqualValues(t, 410, ev.Object.(*metav1.Status).Code)
+			} else {
+				require.NoError(t, replicaB.Create(ctx, podKey("ns", "p3"), pod("ns", "p3", "by", "b"), &example.Pod{}, 0))
+				ev := nextEvents(t, w, 1)[0]
+				require.Equal(t, watch.Added, ev.Type, "B's own version watches on")
+				assert.Equal(t, "p3", ev.Object.(*example.Pod).Name)
+			}
+			err = replicaB.GetList(ctx, "/pods", storage.ListOptions{Recursive: true, Predicate: storage.Everything,
+				ResourceVersion: tt.rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact}, &example.PodList{})
+			if tt.expired {
+				assert.True(t, apierrors.IsResourceExpired(err), "exact list at A's version on B: %v", err)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}

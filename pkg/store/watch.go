@@ -107,6 +107,10 @@ func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions)
 		}
 	case rv == 0:
 		w.cursor = current
+	case rv != current && !s.log.known(rv):
+		// Not a version of this store's: 410 Gone at the first drain,
+		// as for one older than the log.
+		w.cursor = 0
 	default:
 		w.cursor = rv
 	}
