@@ -2,9 +2,10 @@
 # hack/dev-env.sh up|down|status: the test environment in the background.
 # up builds the components and images (cached), starts the control plane, a
 # real node (containerd, kubelet, kube-proxy, kube-scheduler on the bridge
-# ksbr0, 10.88.0.1) and our servers, and waits until they are ready; down
-# stops exactly what up started and puts the host back as it was. It needs
-# root (a kubelet, containerd and runc run here).
+# ksbr0, 10.88.0.1), installs charts/kubestash-catalog (the catalog server
+# and the controller as pods of our images) and waits until they are
+# ready; down stops exactly what up started and puts the host back as it
+# was. It needs root (a kubelet, containerd and runc run here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -16,8 +17,8 @@ case "$cmd" in
 esac
 mkdir -p bin
 if [[ $cmd == up ]]; then
-  # The catalog server and the controller run here; the agent runs in
-  # the Jobs' containers, from the images.
+  # The servers and the agent run from the images; bin/ gets the
+  # commands too (the kubectl plugin, bin/apiserver --help).
   go build -o bin/ ./cmd/...
   hack/images.sh
 fi

@@ -159,71 +159,45 @@ func up(dev string) error {
 		return err
 	}
 	start := time.Now()
-	fmt.Printf("dev-env: starting etcd, kube-apiserver, kube-controller-manager, MinIO and the catalog server on %s (bridge %s) ...\n", framework.BridgeIP, framework.BridgeName)
+	fmt.Printf("dev-env: starting etcd, kube-apiserver, kube-controller-manager and MinIO on %s (bridge %s) ...\n", framework.BridgeIP, framework.BridgeName)
 	cp, err := framework.Start(ctx, framework.Options{Dir: dev, Detach: true, Node: true})
 	if err != nil {
 		// Start stops what it started on error.
 		return err
 	}
-	// Local BackupStorages may live only here: the servers run as root on
-	// the host, and a tenant's storage must not name any other directory.
+	// Local BackupStorages may live only here: a tenant's storage must
+	// not name any other directory of the node.
 	localBackends := filepath.Join(dev, "local-backends")
 	if err := os.MkdirAll(localBackends, 0o700); err != nil {
 		cp.Stop()
 		return err
 	}
-	catalog, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{
-		Bin: filepath.Join(root, "bin", "apiserver"), PollInterval: 5 * time.Second, Detach: true,
-		ExtraArgs: []string{"--local-backend-dirs=" + localBackends},
-	})
-	if err != nil {
-		cp.Stop()
-		return fmt.Errorf("catalog server: %w", err)
-	}
-	procs := []*framework.Process{catalog.Process}
-	stopAll := func() {
-		for _, p := range procs {
-			_ = p.Stop(10 * time.Second)
-		}
-		cp.Stop()
-	}
-	// The addons and the roles the controller's Jobs run as.
-	for _, dir := range []string{"artifacts/addons", "artifacts/controller"} {
-		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, dir)); err != nil {
-			stopAll()
-			return err
-		}
-	}
 	fmt.Println("dev-env: starting the node: containerd, kubelet, kube-proxy, kube-scheduler; importing our images ...")
 	node, err := cp.StartNode(ctx, images)
 	if err != nil {
-		stopAll()
+		cp.Stop()
 		return fmt.Errorf("node: %w", err)
 	}
-	// The controller, when built (hack/dev-env.sh builds it).
-	for _, p := range []*framework.Process{
-		{Name: "controller", Bin: filepath.Join(bin, "controller"), Args: []string{
-			"--kubeconfig=" + cp.Kubeconfig, "--leader-election-namespace=" + framework.CatalogNamespace, "--resync=10s",
-			"--local-backend-dirs=" + localBackends}},
-	} {
-		if _, err := os.Stat(p.Bin); err != nil {
-			fmt.Printf("dev-env: %s not built, not started\n", p.Name)
-			continue
-		}
-		p.LogPath, p.Detach = filepath.Join(dev, "logs", p.Name+".log"), true
-		if err := p.Start(); err != nil {
-			stopAll()
-			return err
-		}
-		procs = append(procs, p)
-	}
+	// From here on the processes are recorded even when the chart fails,
+	// so that down stops them.
 	var b strings.Builder
-	for _, p := range append(procs, cp.Processes()...) {
+	for _, p := range cp.Processes() {
 		fmt.Fprintf(&b, "%s %d %s\n", p.Name, p.Pid(), p.Bin)
 		p.Release()
 	}
 	if err := os.WriteFile(pidsFile(dev), []byte(b.String()), 0o644); err != nil {
 		return err
+	}
+	// The catalog server and the controller run as pods of our images,
+	// installed by the chart with its RBAC, as in a user's cluster.
+	fmt.Printf("dev-env: installing charts/kubestash-catalog (release %s in namespace %s) ...\n", framework.ChartName, framework.CatalogNamespace)
+	rel, err := cp.InstallChart(ctx, framework.ChartOptions{Set: []string{
+		"localBackendDirs={" + localBackends + "}",
+		"apiserver.pollInterval=5s",
+		"controller.resync=10s",
+	}})
+	if err != nil {
+		return fmt.Errorf("chart: %w (the environment is up: see it, then run hack/dev-env.sh down)", err)
 	}
 	m := cp.MinIO
 	env := fmt.Sprintf("MINIO_ENDPOINT=%s\nMINIO_BUCKET=%s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
@@ -233,10 +207,11 @@ func up(dev string) error {
 	fmt.Printf("dev-env: ready in %s\n", time.Since(start).Round(time.Second))
 	fmt.Printf("  kube-apiserver  %s\n", cp.APIServer.URL)
 	fmt.Printf("  MinIO           %s (bucket %s; keys in .dev/minio.env)\n", m.Endpoint, m.Bucket)
-	fmt.Printf("  catalog server  %s (catalog.kubestash.com, e.g. kubectl get snapshots -A)\n", catalog.URL)
+	fmt.Printf("  catalog server  Deployment %s/%s (catalog.kubestash.com, e.g. kubectl get snapshots -A)\n", rel.Namespace, rel.DeploymentName("apiserver"))
+	fmt.Printf("  controller      Deployment %s/%s\n", rel.Namespace, rel.DeploymentName("controller"))
 	fmt.Printf("  node            %s (kubelet, containerd %s; images: %s)\n", node.Name, node.Socket, strings.Join(node.Images, " "))
 	fmt.Printf("  kubeconfig      .dev/kubeconfig   e.g. kubectl --kubeconfig .dev/kubeconfig get crds\n")
-	fmt.Printf("  logs            .dev/logs/\n")
+	fmt.Printf("  logs            .dev/logs/, and kubectl logs -n %s deploy/%s (or -controller)\n", rel.Namespace, rel.DeploymentName("apiserver"))
 	fmt.Printf("  stop with       hack/dev-env.sh down\n")
 	return nil
 }
@@ -262,14 +237,10 @@ func down(dev string) error {
 	}
 	// Only what still runs the binary we started is ours to stop. Stop
 	// clients before the servers they talk to, and give a long grace only
-	// to what holds data. On SIGTERM the controller's leader election
-	// waits for its Lease renewal to time out (10 s, even with
-	// kube-apiserver up), and the catalog server and kube-apiserver wait
-	// for open watches to close: down took 18-22 s. None of the three
-	// holds anything a kill loses here: kube-apiserver's state is in etcd,
-	// the catalog's in the backend (written before a request returns), the
-	// controller's Lease is in an etcd that up wipes. etcd and MinIO get a
-	// long grace.
+	// to what holds data. The catalog server and the controller were pods
+	// of the node, gone with it. kube-apiserver waits for open watches to
+	// close on SIGTERM; it holds nothing a kill loses (its state is in
+	// etcd). etcd and MinIO get a long grace.
 	stages := make([][]entry, len(stopOrder)+1)
 	for _, e := range es {
 		if !e.alive() {
@@ -302,8 +273,6 @@ var stopOrder = []struct {
 	names []string
 	grace time.Duration
 }{
-	{[]string{"controller"}, 2 * time.Second},
-	{[]string{"catalog-apiserver"}, 2 * time.Second},
 	{[]string{"kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet"}, 5 * time.Second},
 	{[]string{"kube-apiserver"}, 2 * time.Second},
 	{[]string{"etcd", "minio"}, 10 * time.Second},

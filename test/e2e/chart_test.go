@@ -25,6 +25,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"kubestash.dev/kubestash/test/framework"
@@ -257,8 +258,8 @@ func TestChartDefaultValues(t *testing.T) {
 	controller := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", full+"-controller"))
 	assert.Equal(t, sa.GetName(), apiserver.Spec.Template.Spec.ServiceAccountName)
 	assert.Equal(t, full+"-controller", controller.Spec.Template.Spec.ServiceAccountName)
-	assertHardened(t, apiserver)
-	assertHardened(t, controller)
+	assertHardened(t, apiserver, false)
+	assertHardened(t, controller, false)
 	assert.Equal(t, secret.Name, volume(t, apiserver, "serving-cert").Secret.SecretName)
 
 	version, err := os.ReadFile(filepath.Join(c.root, "VERSION"))
@@ -335,14 +336,16 @@ func TestChartFullValues(t *testing.T) {
 
 	apiserver := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", "ks-apiserver"))
 	controller := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", "ks-controller"))
-	assertHardened(t, apiserver)
-	assertHardened(t, controller)
+	// Local backends: root, for the Jobs write the backends' files as root.
+	assertHardened(t, apiserver, true)
+	assertHardened(t, controller, true)
 	assert.Equal(t, "catalog-serving-cert", volume(t, apiserver, "serving-cert").Secret.SecretName)
 	assert.Equal(t, "catalog-server", apiserver.Spec.Template.Spec.ServiceAccountName)
 	assert.Equal(t, "catalog-controller", controller.Spec.Template.Spec.ServiceAccountName)
 	assert.Equal(t, "registry.example.com:5000/mirror/kubestash-apiserver:v0.1.0-rc.1", apiserver.Spec.Template.Spec.Containers[0].Image)
 	assert.Equal(t, corev1.PullAlways, apiserver.Spec.Template.Spec.Containers[0].ImagePullPolicy)
 	assert.Equal(t, int32(2), *apiserver.Spec.Replicas)
+	assert.Equal(t, ptr.To(int64(45)), apiserver.Spec.Template.Spec.TerminationGracePeriodSeconds)
 	mustFind(t, objs, "PodDisruptionBudget", "ks-apiserver")
 	assert.Equal(t, "registry-credentials", apiserver.Spec.Template.Spec.ImagePullSecrets[0].Name)
 
@@ -364,7 +367,7 @@ func TestChartFullValues(t *testing.T) {
 	}
 	aargs := apiserver.Spec.Template.Spec.Containers[0].Args
 	for _, a := range []string{
-		"--secure-port=9443", "--poll-interval=1m", "--max-object-size=2Mi", "--v=4",
+		"--secure-port=9443", "--poll-interval=1m", "--shutdown-delay-duration=5s", "--max-object-size=2Mi", "--v=4",
 		"--local-backend-dirs=/srv/backups,/mnt/nfs/kubestash", "--audit-log-path=-",
 	} {
 		assert.Contains(t, aargs, a)
@@ -443,15 +446,27 @@ func verifyServing(t *testing.T, caB64 string, certPEM []byte, name string) {
 	assert.NoError(t, err, "the serving certificate does not verify against the APIService's caBundle for %s", name)
 }
 
-func assertHardened(t *testing.T, d *appsv1.Deployment) {
+// assertHardened checks d's containers have no capability, no privilege
+// escalation and a read-only root, and run as root only when asRoot (local
+// backends) and as non-root otherwise.
+func assertHardened(t *testing.T, d *appsv1.Deployment, asRoot bool) {
 	t.Helper()
 	pod := d.Spec.Template.Spec
 	require.NotNil(t, pod.SecurityContext, d.Name)
-	assert.True(t, pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot, "%s: pod runAsNonRoot", d.Name)
+	if asRoot {
+		assert.Equal(t, ptr.To(int64(0)), pod.SecurityContext.RunAsUser, "%s: pod runAsUser", d.Name)
+		assert.Equal(t, ptr.To(false), pod.SecurityContext.RunAsNonRoot, "%s: pod runAsNonRoot", d.Name)
+	} else {
+		assert.True(t, pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot, "%s: pod runAsNonRoot", d.Name)
+	}
 	for _, c := range append(pod.InitContainers, pod.Containers...) {
 		sc := c.SecurityContext
 		require.NotNil(t, sc, "%s/%s has no securityContext", d.Name, c.Name)
-		assert.True(t, sc.RunAsNonRoot != nil && *sc.RunAsNonRoot, "%s/%s: runAsNonRoot", d.Name, c.Name)
+		if asRoot {
+			assert.Equal(t, ptr.To(false), sc.RunAsNonRoot, "%s/%s: runAsNonRoot", d.Name, c.Name)
+		} else {
+			assert.True(t, sc.RunAsNonRoot != nil && *sc.RunAsNonRoot, "%s/%s: runAsNonRoot", d.Name, c.Name)
+		}
 		assert.True(t, sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem, "%s/%s: readOnlyRootFilesystem", d.Name, c.Name)
 		assert.True(t, sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation, "%s/%s: allowPrivilegeEscalation", d.Name, c.Name)
 		require.NotNil(t, sc.Capabilities, "%s/%s: capabilities", d.Name, c.Name)

@@ -108,6 +108,18 @@ func TestDemo(t *testing.T) {
 			} else {
 				assert.NotContains(t, secrets, "s3-secret")
 			}
+
+			// The servers ran as the chart's pods with its RBAC, and
+			// kube-apiserver refused them nothing.
+			for _, c := range framework.ChartComponents {
+				deploy := "deploy/" + framework.ChartName + "-" + c
+				logs, err := kubectl("logs", "-n", framework.CatalogNamespace, deploy)
+				require.NoError(t, err, logs)
+				require.NotEmpty(t, logs, "the %s logs", deploy)
+				for _, l := range strings.Split(logs, "\n") {
+					assert.NotContains(t, l, "forbidden", "%s was refused something", deploy)
+				}
+			}
 		})
 	}
 }

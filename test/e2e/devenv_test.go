@@ -58,6 +58,17 @@ func TestDevEnv(t *testing.T) {
 	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "snapshots,repositories,backupsessions,restoresessions", "-A")
 	require.NoError(t, err, out)
 
+	// The catalog server and the controller are pods of our images, as
+	// the chart installs them, each running as its own ServiceAccount.
+	out, err = run(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", filepath.Join(dev, "kubeconfig"), "get", "pods", "-n", framework.CatalogNamespace,
+		"-o", `jsonpath={range .items[*]}{.metadata.labels.app\.kubernetes\.io/component} {.status.phase} {.spec.serviceAccountName} {.spec.containers[0].image}{"\n"}{end}`)
+	require.NoError(t, err, out)
+	version := env.Version()
+	assert.ElementsMatch(t, []string{
+		"apiserver Running kubestash-catalog-apiserver ghcr.io/kubestash-catalog/apiserver:" + version,
+		"controller Running kubestash-catalog-controller ghcr.io/kubestash-catalog/controller:" + version,
+	}, strings.Split(strings.TrimSpace(out), "\n"), "kubectl get pods -n kubestash")
+
 	b, err := os.ReadFile(filepath.Join(dev, "minio.env"))
 	require.NoError(t, err)
 	vars := map[string]string{}
@@ -75,7 +86,7 @@ func TestDevEnv(t *testing.T) {
 	assert.Contains(t, out, "dev-env: up")
 
 	pids := readDevPids(t, dev)
-	require.Len(t, pids, 10, "catalog server, controller, kube-proxy, kube-scheduler, kubelet, containerd, kube-controller-manager, kube-apiserver, etcd, MinIO")
+	require.Len(t, pids, 8, "kube-proxy, kube-scheduler, kubelet, containerd, kube-controller-manager, kube-apiserver, etcd, MinIO: the servers are pods")
 	out, err = run("hack/dev-env.sh", "down")
 	require.NoError(t, err, out)
 	for _, pid := range pids {

@@ -123,6 +123,13 @@ var Controllers = []string{
 	"node-lifecycle-controller",
 	"endpointslice-controller",
 	"pod-garbage-collector-controller",
+	// The chart's servers: Deployments roll ReplicaSets of pods, the
+	// PodDisruptionBudget has a status, and the aggregator finds the
+	// catalog server through its Service's endpoints.
+	"deployment-controller",
+	"replicaset-controller",
+	"disruption-controller",
+	"endpoints-controller",
 }
 
 func startControllerManager(ctx context.Context, env *envDirs, pki *pki, bin, kubeconfig string, detach bool) (*ControllerManager, error) {

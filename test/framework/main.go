@@ -16,6 +16,13 @@ import (
 // One control plane per package keeps a cold start (tens of seconds on two
 // cores) out of every test.
 func RunMain(m *testing.M, o Options, out **ControlPlane) {
+	RunMainThen(m, o, out, nil)
+}
+
+// RunMainThen is RunMain with a check that runs after the tests passed,
+// while the control plane still runs (e.g. over every server's log); its
+// error fails the package.
+func RunMainThen(m *testing.M, o Options, out **ControlPlane, after func() error) {
 	cp, err := Start(context.Background(), o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start control plane: %v\n", err)
@@ -23,6 +30,12 @@ func RunMain(m *testing.M, o Options, out **ControlPlane) {
 	}
 	*out = cp
 	code := m.Run()
+	if code == 0 && after != nil {
+		if err := after(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL after the tests: %v\n", err)
+			code = 1
+		}
+	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "control plane logs were in %s/logs (set KUBESTASH_KEEP_ENV=1 to keep them)\n", cp.Dir)
 	}

@@ -329,6 +329,13 @@ func (n *Node) ctr(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// TagImage gives an imported image another name, as a push of a new
+// release would (e.g. to roll the Deployments to a new tag).
+func (n *Node) TagImage(ctx context.Context, src, dst string) error {
+	_, err := n.ctr(ctx, "images", "tag", "--force", src, dst)
+	return err
+}
+
 func (n *Node) importImage(ctx context.Context, tarball string) error {
 	out, err := n.ctr(ctx, "images", "import", "--no-unpack=false", tarball)
 	if err != nil {

@@ -139,3 +139,34 @@ Secret and the APIService through a cache in .Values.
 {{- end }}
 {{- get $cache "_pair" | toJson }}
 {{- end }}
+
+{{/*
+The pod and container security contexts of a server (dict "root" $
+"values" .Values.apiserver). With localBackendDirs both servers run as
+uid 0, still with no capability: the Jobs write the backends' files as
+root, and only their owner may read and write them. Without, the values
+as given (non-root by default).
+*/}}
+{{- define "kubestash-catalog.podSecurityContext" -}}
+{{- $ctx := deepCopy (default dict .values.podSecurityContext) }}
+{{- if .root.Values.localBackendDirs }}
+{{- $_ := set $ctx "runAsUser" 0 }}
+{{- $_ := set $ctx "runAsGroup" 0 }}
+{{- $_ := set $ctx "runAsNonRoot" false }}
+{{- end }}
+{{- with $ctx }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kubestash-catalog.securityContext" -}}
+{{- $ctx := deepCopy (default dict .values.securityContext) }}
+{{- if .root.Values.localBackendDirs }}
+{{- $_ := set $ctx "runAsNonRoot" false }}
+{{- if hasKey $ctx "runAsUser" }}{{ $_ := set $ctx "runAsUser" 0 }}{{ end }}
+{{- if hasKey $ctx "runAsGroup" }}{{ $_ := set $ctx "runAsGroup" 0 }}{{ end }}
+{{- end }}
+{{- with $ctx }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}

@@ -58,6 +58,9 @@ type Options struct {
 	ResticBinary      string
 	BrowseScratchDir  string
 	MaxBrowseRequests int
+	// ShutdownDelay keeps serving after SIGTERM, /readyz failing, while
+	// the Service's endpoints drop the pod: a roll loses no request.
+	ShutdownDelay time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -124,6 +127,8 @@ writing them in the buckets and directories of the cluster's BackupStorages.`,
 		"Folder for restic's cache and temporary files when browsing snapshots; empty: kubestash-browse in the temporary directory.")
 	fs.IntVar(&o.MaxBrowseRequests, "max-browse-requests", o.MaxBrowseRequests,
 		"Most snapshots/files and snapshots/download requests running restic at once; more are answered 429.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
+		"How long to keep serving after SIGTERM, with /readyz failing, so that the Service's endpoints and kube-proxy drop this replica before it stops; keep it below the pod's terminationGracePeriodSeconds.")
 	return cmd
 }
 
@@ -141,6 +146,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxBrowseRequests <= 0 {
 		errs = append(errs, errors.New("--max-browse-requests must be positive"))
+	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("--shutdown-delay-duration must not be negative"))
 	}
 	if _, err := backenddirs.Parse(o.LocalBackendDirs); err != nil {
 		errs = append(errs, fmt.Errorf("--local-backend-dirs: %w", err))
@@ -168,6 +176,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
+	cfg.ShutdownDelayDuration = o.ShutdownDelay
 	dirs, err := backenddirs.Parse(o.LocalBackendDirs)
 	if err != nil {
 		return nil, fmt.Errorf("--local-backend-dirs: %w", err)

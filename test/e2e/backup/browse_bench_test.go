@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kubestash.dev/kubestash/pkg/restic"
-	"kubestash.dev/kubestash/test/framework"
 )
 
 // TestBrowseFigures measures issue 14 item 5 and is skipped unless
@@ -97,7 +95,8 @@ func TestBrowseFigures(t *testing.T) {
 	})
 	require.Equal(t, handN, apiN, "both list the same root")
 
-	pid := procs[0].Pid()
+	pid, err := release.ContainerPID(ctx, "apiserver")
+	require.NoError(t, err)
 	var peak, base int64
 	apiDump, apiBytes := best(func() (int64, error) {
 		base = rssKiB(pid)
@@ -109,7 +108,7 @@ func TestBrowseFigures(t *testing.T) {
 	})
 	// The same download with the catalog server serving HTTP/2 as well
 	// (the aggregation proxy then speaks HTTP/2 to it), in this run.
-	h2Dump := withCatalogServer(t, []string{"--disable-http2-serving=false"}, func() time.Duration {
+	h2Dump := withCatalogServer(t, []string{"apiserver.extraArgs={--disable-http2-serving=false}"}, func() time.Duration {
 		d, _ := best(func() (int64, error) { return downloadTo(ctx, ed, ns, snap.Name, "/", sha256.New()) })
 		return d
 	})
@@ -129,24 +128,14 @@ func TestBrowseFigures(t *testing.T) {
 	t.Logf("catalog server RSS: %d MiB before a download, peak %d MiB during (growth %d MiB)", base>>10, peak>>10, (peak-base)>>10)
 }
 
-// withCatalogServer runs env's catalog server with extra flags (after its
-// own: a later flag wins) for f, then with its own again, and returns f's
-// result. The server keeps its port, so the APIService stays as it is.
-func withCatalogServer[T any](t *testing.T, extra []string, f func() T) T {
+// withCatalogServer rolls env's catalog server with chart values set on
+// top of its usual ones for f, then back, and returns f's result.
+func withCatalogServer[T any](t *testing.T, set []string, f func() T) T {
 	t.Helper()
-	i := slices.IndexFunc(procs, func(p *framework.Process) bool { return p.Name == "catalog-apiserver" })
-	require.GreaterOrEqual(t, i, 0, "the catalog server runs")
-	usual := procs[i]
-	restart := func(args []string) {
-		require.NoError(t, replaceProcess(&framework.Process{Name: usual.Name, Bin: usual.Bin, Args: args, Env: usual.Env, LogPath: usual.LogPath}))
-		// Ready once kube-apiserver serves the catalog through it again.
-		require.Eventually(t, func() bool {
-			_, _, err := env.Kubectl(context.Background(), "", "get", "--raw", "/apis/catalog.kubestash.com/v1alpha1/namespaces/default/snapshots")
-			return err == nil
-		}, 2*time.Minute, 500*time.Millisecond, "the catalog server serves again")
-	}
-	restart(append(slices.Clone(usual.Args), extra...))
-	defer restart(usual.Args)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, release.Upgrade(ctx, set...))
+	defer func() { require.NoError(t, release.Upgrade(ctx)) }()
 	return f()
 }
 

@@ -102,9 +102,9 @@ func TestBucketNotCreatable(t *testing.T) {
 
 	t.Run("S3 endpoint answering AccessDenied", func(t *testing.T) {
 		const ns, bucket = "bucket-denied-fake", "not-allowed-to-create"
-		// The controller and the catalog server run on this host: an S3
-		// endpoint on loopback reaches both.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// The controller and the catalog server are pods: an S3 endpoint
+		// on the bridge's host address reaches both.
+		l, err := net.Listen("tcp", net.JoinHostPort(framework.BridgeIP, "0"))
 		require.NoError(t, err)
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")

@@ -81,6 +81,8 @@ spec:
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		require.NoError(t, startNode(rctx, env), "the old cluster's node comes back")
+		// Its kubelet starts the servers' pods again.
+		require.NoError(t, release.WaitReady(rctx), "the old cluster's servers come back")
 	}()
 	// The new cluster: nothing but the storage, its Secrets and the
 	// password kept outside the old cluster.
@@ -88,17 +90,17 @@ spec:
 	require.NoError(t, err)
 	defer cp2.Stop()
 	require.NoError(t, startNode(ctx, cp2))
-	procs2, err := start(ctx, cp2)
-	defer func() {
-		for _, p := range procs2 {
-			_ = p.Stop(10 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range procs2 {
-				t.Logf("new cluster's %s log:\n%s", p.Name, p.LogTail(40))
+	release2, err := install(ctx, cp2)
+	if release2 != nil {
+		defer func() {
+			release2.StopLogs()
+			if t.Failed() {
+				for _, c := range framework.ChartComponents {
+					t.Logf("new cluster's %s log: %s", c, release2.LogTail(c, 40))
+				}
 			}
-		}
-	}()
+		}()
+	}
 	require.NoError(t, err)
 	storage(cp2)
 	fresh, err := versioned.NewForConfig(cp2.Config)

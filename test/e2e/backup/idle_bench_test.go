@@ -118,7 +118,7 @@ spec:
 	}, 25*time.Minute, 5*time.Second, "the %d initial backups succeed", n)
 	benchLog("%d configurations: initial backups done in %s", n, time.Since(start).Round(time.Second))
 
-	addr := restartController(b, "--resync=30s")
+	addr := restartController(b, "controller.resync=30s")
 	time.Sleep(time.Minute) // start-up lists and the first resync
 	before := scrapeRequests(b, addr)
 	const window = 2 * time.Minute

@@ -21,7 +21,7 @@ func TestFinishedJobsGoAfterTheirTTL(t *testing.T) {
 	defer cancel()
 	require.NoError(t, startSystem(ctx))
 	logsOnFailure(t)
-	metricsAddr := restartController(t, "--finished-job-ttl=10s")
+	metricsAddr := restartController(t, "controller.finishedJobTTL=10s")
 	const ns = "jobttl-e2e"
 	e := newFailEnv(ctx, t, failOptions{NS: ns, BC: "pvc-backup", Directory: "/jobttl"})
 	podLogsOnFailure(t, ns)

@@ -8,11 +8,10 @@ package backup
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +27,38 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	framework.RunMain(m, framework.Options{Node: true}, &env)
+	framework.RunMainThen(m, framework.Options{Node: true}, &env, noForbiddenInServerLogs)
+}
+
+// noForbiddenInServerLogs fails the package when kube-apiserver refused
+// either server anything during the run: the chart's RBAC must let them do
+// all they do. It runs after every test, over every pod's log (pods rolled
+// or deleted on the way included).
+func noForbiddenInServerLogs() error {
+	if release == nil {
+		return nil
+	}
+	release.StopLogs()
+	var all []string
+	for _, c := range framework.ChartComponents {
+		files, err := release.LogFiles(c)
+		if err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			return fmt.Errorf("no log of the %s was collected", c)
+		}
+		lines, err := release.LogLines(c, "forbidden")
+		if err != nil {
+			return err
+		}
+		all = append(all, lines...)
+	}
+	if len(all) > 0 {
+		return fmt.Errorf("the servers were refused by kube-apiserver %d times (chart RBAC):\n%s", len(all), strings.Join(all, "\n"))
+	}
+	fmt.Fprintf(os.Stderr, "no \"forbidden\" in the servers' logs (%s)\n", filepath.Join(env.Dir, "logs", release.Name))
+	return nil
 }
 
 var system struct {
@@ -36,9 +66,12 @@ var system struct {
 	err  error
 }
 
-// startSystem builds the binaries and starts, once per package, the
-// real node, the catalog server and the controller on env. Its processes
-// end with the test binary.
+// release is the chart installed on env: the catalog server and the
+// controller as pods of our images, with the chart's RBAC.
+var release *framework.ChartRelease
+
+// startSystem builds the images and starts, once per package, the real
+// node and the chart's servers on env. They end with the node.
 func startSystem(ctx context.Context) error {
 	system.once.Do(func() {
 		if system.err = build(ctx); system.err != nil {
@@ -47,28 +80,26 @@ func startSystem(ctx context.Context) error {
 		if system.err = startNode(ctx, env); system.err != nil {
 			return
 		}
-		procs, system.err = start(ctx, env)
+		release, system.err = install(ctx, env)
 	})
 	return system.err
 }
 
-// build compiles the catalog server and the controller into binDir, next
-// to restic (for restic by hand), and the images the node runs.
+// build makes the images the node runs, and links restic into binDir for
+// restic by hand.
 func build(ctx context.Context) error {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
 	}
-	binDir = filepath.Join(env.Dir, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/apiserver", "./cmd/controller")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	cmd = exec.CommandContext(ctx, "hack/images.sh")
+	cmd := exec.CommandContext(ctx, "hack/images.sh")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("hack/images.sh: %w\n%s", err, out)
+	}
+	binDir = filepath.Join(env.Dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return err
 	}
 	return os.Link(filepath.Join(root, "bin", "restic"), filepath.Join(binDir, "restic"))
 }
@@ -87,126 +118,47 @@ func startNode(ctx context.Context, cp *framework.ControlPlane) error {
 	return err
 }
 
-// start starts the catalog server and the controller on cp, and installs
-// the addons and Job roles.
-func start(ctx context.Context, cp *framework.ControlPlane) ([]*framework.Process, error) {
-	root, err := framework.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	// The catalog server, too, runs as its ServiceAccount with the rights
-	// of artifacts/apiserver: no Secret at all but those the controller
-	// grants it, storage by storage.
-	for _, f := range []string{"00-namespace.yaml", "01-serviceaccount.yaml", "02-rbac.yaml"} {
-		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, "artifacts", "apiserver", f)); err != nil {
-			return nil, err
-		}
-	}
-	serverKubeconfig, err := cp.UserKubeconfig("catalog-apiserver", "system:serviceaccount:kubestash:catalog-apiserver",
-		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
-	if err != nil {
-		return nil, err
-	}
-	srv, err := cp.StartCatalogServer(ctx, framework.CatalogServerOptions{Bin: filepath.Join(binDir, "apiserver"), PollInterval: 2 * time.Second,
-		ExtraArgs: []string{"--kubeconfig=" + serverKubeconfig, "--authentication-kubeconfig=" + serverKubeconfig, "--authorization-kubeconfig=" + serverKubeconfig}})
-	if err != nil {
-		return nil, err
-	}
-	ps := []*framework.Process{srv.Process}
-	for _, dir := range []string{"artifacts/addons", "artifacts/controller"} {
-		if _, _, err := cp.Kubectl(ctx, "", "apply", "-f", filepath.Join(root, dir)); err != nil {
-			return ps, err
-		}
-	}
-	p, err := controllerProcess(cp)
-	if err != nil {
-		return ps, err
-	}
-	if err := p.Start(); err != nil {
-		return ps, err
-	}
-	return append(ps, p), nil
+// chartValues are the values the tests install the chart with: quicker
+// polls than a cluster needs, no local backends (as by default).
+var chartValues = []string{"apiserver.pollInterval=2s", "controller.resync=5s"}
+
+// install installs the chart on cp and collects its servers' logs.
+func install(ctx context.Context, cp *framework.ControlPlane) (*framework.ChartRelease, error) {
+	return cp.InstallChart(ctx, framework.ChartOptions{Set: chartValues, CollectLogs: true})
 }
 
-// controllerProcess is the controller of cp, as its ServiceAccount with
-// the rights of artifacts/controller (not as the admin: a missing rule
-// fails here), with its usual flags and extra ones after them (a later
-// flag wins).
-func controllerProcess(cp *framework.ControlPlane, extra ...string) (*framework.Process, error) {
-	kubeconfig, err := cp.UserKubeconfig("kubestash-controller", "system:serviceaccount:kubestash:kubestash-controller",
-		"system:serviceaccounts", "system:serviceaccounts:kubestash", "system:authenticated")
-	if err != nil {
-		return nil, err
-	}
-	p := &framework.Process{Name: "controller", Bin: filepath.Join(binDir, "controller"), Args: append([]string{
-		"--kubeconfig=" + kubeconfig, "--leader-elect=false", "--resync=5s", "--agent-image=" + agentImage(cp), "--v=2"}, extra...)}
-	p.LogPath = filepath.Join(cp.Dir, "logs", p.Name+".log")
-	return p, nil
-}
-
-// restartController runs env's controller with extra flags until t ends,
-// then with its usual ones again. It serves its metrics and health
-// endpoints on the address it returns, and is ready (its caches synced)
-// when this returns.
-func restartController(t testing.TB, extra ...string) (metricsAddr string) {
+// restartController rolls env's controller with chart values set on top
+// of the usual ones until t ends, then with the usual ones again. It
+// returns the address of the new pod's metrics and health endpoints, once
+// that pod leads with synced caches.
+func restartController(t testing.TB, set ...string) (metricsAddr string) {
 	t.Helper()
-	port, err := framework.FreePort()
-	require.NoError(t, err)
-	metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	// Both append to the controller's log.
-	p, err := controllerProcess(env, append(extra, "--metrics-bind-address="+metricsAddr)...)
-	require.NoError(t, err)
-	require.NoError(t, replaceProcess(p))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, release.Upgrade(ctx, set...))
 	t.Cleanup(func() {
-		usual, err := controllerProcess(env)
-		if err == nil {
-			err = replaceProcess(usual)
-		}
-		if err != nil {
-			t.Errorf("start the controller again: %v", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := release.Upgrade(ctx); err != nil {
+			t.Errorf("roll the controller back to its usual values: %v", err)
 		}
 	})
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + metricsAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 2*time.Minute, 500*time.Millisecond, "the controller's /readyz answers once its caches synced")
-	return metricsAddr
+	addr, err := release.LeadingController(ctx)
+	require.NoError(t, err)
+	return addr
 }
-
-// replaceProcess stops the process of procs named as p and starts p in
-// its place.
-func replaceProcess(p *framework.Process) error {
-	i := slices.IndexFunc(procs, func(q *framework.Process) bool { return q.Name == p.Name })
-	if i < 0 {
-		return fmt.Errorf("no %s runs", p.Name)
-	}
-	if err := procs[i].Stop(30 * time.Second); err != nil {
-		return fmt.Errorf("stop %s: %w", p.Name, err)
-	}
-	if err := p.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", p.Name, err)
-	}
-	procs[i] = p
-	return nil
-}
-
-var procs []*framework.Process
 
 // agentImage is the agent's image of this version, as the Functions name it.
 func agentImage(cp *framework.ControlPlane) string {
 	return "ghcr.io/kubestash-catalog/agent:" + cp.Version()
 }
 
-// logsOnFailure prints the end of each process's log when t failed.
+// logsOnFailure prints the end of each server's log when t failed.
 func logsOnFailure(t testing.TB) {
 	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("%s log:\n%s", p.Name, p.LogTail(40))
+		if t.Failed() && release != nil {
+			for _, c := range framework.ChartComponents {
+				t.Logf("%s log: %s", c, release.LogTail(c, 40))
 			}
 		}
 	})
