@@ -38,6 +38,7 @@ import (
 
 	storagev1alpha1 "kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
+	"kubestash.dev/kubestash/pkg/conditions"
 	storageinformers "kubestash.dev/kubestash/pkg/generated/informers/externalversions/storage/v1alpha1"
 	storagelisters "kubestash.dev/kubestash/pkg/generated/listers/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/placement"
@@ -381,6 +382,15 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	var secret *corev1.Secret
 	if sn := storagebackend.SecretName(bs); sn != "" {
 		if secret, err = m.secret(ctx, ns, sn); err != nil {
+			if apierrors.IsForbidden(err) && conditions.Get(bs.Status.Conditions, storagev1alpha1.TypeBackendSecretFound) == nil {
+				// Expected: the controller grants the Secret, then first
+				// records in the status what it found; that status update
+				// (or the next requeueAll) brings the storage back here.
+				// Not an error to log, and no "forbidden" in the logs for a
+				// grant that is simply not there yet.
+				_ = m.secretUnreadable(ctx, id, fmt.Errorf("secret %s/%s may not be read yet: the controller grants it to the catalog server when it first reconciles BackupStorage %s", ns, sn, id))
+				return nil
+			}
 			return m.secretUnreadable(ctx, id, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"kubestash.dev/kubestash/pkg/apis/kmapi"
 	"kubestash.dev/kubestash/pkg/apis/storage/v1alpha1"
 	"kubestash.dev/kubestash/pkg/backend"
 	"kubestash.dev/kubestash/pkg/backenddirs"
@@ -381,5 +382,48 @@ func TestManagerReadsSecretsByGet(t *testing.T) {
 		if a.GetResource().Resource == "secrets" {
 			assert.NotContains(t, []string{"list", "watch"}, a.GetVerb(), "Secrets are only read by name")
 		}
+	}
+}
+
+// TestManagerSecretForbidden: a Secret the server may not read is a grant
+// not made yet while the controller has not recorded the BackupStorage's
+// Secret in its status (reported plainly, not logged as an error), and a
+// refusal to report, with kube-apiserver's words, once it has.
+func TestManagerSecretForbidden(t *testing.T) {
+	tests := []struct {
+		name       string
+		reconciled bool
+		want       string
+	}{
+		{name: "not reconciled by the controller yet", want: "the controller grants it to the catalog server when it first reconciles BackupStorage a/s3"},
+		{name: "reconciled: the grant should be there", reconciled: true, want: "forbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			kube := kubefake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, s3Secret("a", "creds", "AKID", "SECRETVALUE"))
+			kube.PrependReactor("get", "secrets", func(action k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), action.(k8stesting.GetAction).GetName(), errors.New("no grant"))
+			})
+			bs := s3Storage("a", "s3", "creds")
+			if tt.reconciled {
+				bs.Status.Conditions = []kmapi.Condition{{Type: v1alpha1.TypeBackendSecretFound, Status: metav1.ConditionTrue}}
+			}
+			ksInf := externalversions.NewSharedInformerFactory(ksfake.NewSimpleClientset(bs), 0)
+			kubeInf := informers.NewSharedInformerFactory(kube, 0)
+			m, err := New(Options{Client: kube, BackupStorages: ksInf.Storage().V1alpha1().BackupStorages(), Namespaces: kubeInf.Core().V1().Namespaces()})
+			require.NoError(t, err)
+			kubeInf.Start(ctx.Done())
+			ksInf.Start(ctx.Done())
+			require.NoError(t, m.Sync(ctx))
+			t.Cleanup(m.Stop)
+			require.Contains(t, m.Failures(), "a/s3")
+			msg := m.Failures()["a/s3"].Error()
+			assert.Contains(t, msg, tt.want)
+			if !tt.reconciled {
+				assert.NotContains(t, msg, "forbidden", "a grant not made yet is no refusal to log")
+			}
+		})
 	}
 }

@@ -138,16 +138,38 @@ func (r *ChartRelease) Upgrade(ctx context.Context, set ...string) error {
 	return r.WaitReady(ctx)
 }
 
-// Uninstall runs helm uninstall and waits until the pods are gone.
+// Uninstall runs helm uninstall and waits until the pods are gone. The
+// collected logs of its pods are renamed to say when the uninstall began
+// (see LogLines).
 func (r *ChartRelease) Uninstall(ctx context.Context) error {
+	began := time.Now()
 	if _, err := r.Helm(ctx, "uninstall", r.Name, "--wait", "--timeout", "2m"); err != nil {
 		return err
 	}
-	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := r.Pods(ctx, "")
 		return err == nil && len(pods) == 0, nil
 	})
+	if err != nil || r.logDir == "" {
+		return err
+	}
+	files, err := r.LogFiles("")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !strings.Contains(f, untilMark) {
+			if err := os.Rename(f, strings.TrimSuffix(f, ".log")+fmt.Sprintf("%s%d.log", untilMark, began.UnixNano())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
+
+// untilMark names, in a log file's name, when the uninstall of its pod's
+// release began (Unix nanoseconds).
+const untilMark = ".uninstalled-"
 
 // DeploymentName is the Deployment of a component (ChartComponents).
 func (r *ChartRelease) DeploymentName(component string) string {
@@ -482,7 +504,10 @@ func (r *ChartRelease) LogFiles(component string) ([]string, error) {
 }
 
 // LogLines returns the lines of a component's collected logs that contain
-// substr, each prefixed with its file's name.
+// substr, each prefixed with its file's name. Lines a pod logged after the
+// uninstall of its release began are left out: helm deletes the servers'
+// RBAC while their pods still terminate, and what they are refused then
+// says nothing of the RBAC they run with.
 func (r *ChartRelease) LogLines(component, substr string) ([]string, error) {
 	files, err := r.LogFiles(component)
 	if err != nil {
@@ -490,6 +515,13 @@ func (r *ChartRelease) LogLines(component, substr string) ([]string, error) {
 	}
 	var lines []string
 	for _, path := range files {
+		var until time.Time
+		if _, n, ok := strings.Cut(filepath.Base(path), untilMark); ok {
+			var ns int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(n, ".log"), &ns); err == nil {
+				until = time.Unix(0, ns)
+			}
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
@@ -497,13 +529,31 @@ func (r *ChartRelease) LogLines(component, substr string) ([]string, error) {
 		s := bufio.NewScanner(f)
 		s.Buffer(make([]byte, 64*1024), 4<<20)
 		for s.Scan() {
-			if strings.Contains(s.Text(), substr) {
-				lines = append(lines, filepath.Base(path)+": "+s.Text())
+			l := s.Text()
+			if !strings.Contains(l, substr) {
+				continue
 			}
+			if at, ok := klogTime(l, until); ok && !until.IsZero() && !at.Before(until) {
+				continue
+			}
+			lines = append(lines, filepath.Base(path)+": "+l)
 		}
 		f.Close()
 	}
 	return lines, nil
+}
+
+// klogTime is the time in a klog header ("E1208 00:53:36.261345 ..."),
+// in the year of near and UTC, the zone of our images.
+func klogTime(line string, near time.Time) (time.Time, bool) {
+	if len(line) < 21 || !strings.ContainsRune("IWEF", rune(line[0])) {
+		return time.Time{}, false
+	}
+	t, err := time.ParseInLocation("0102 15:04:05.000000", line[1:21], time.UTC)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.AddDate(near.UTC().Year(), 0, 0), true
 }
 
 // LogTail is the last n lines of a component's most recent collected log.
