@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -425,4 +426,42 @@ func TestBackupDeadlinePassed(t *testing.T) {
 	dump := f.snapshot(snapName).Status.Components[ComponentDump]
 	assert.Equal(t, catalogv1alpha1.ComponentPhaseFailed, dump.Phase)
 	assert.Equal(t, MessageTerminated, dump.Error)
+}
+
+// TestWaitFor: what the Job was made for is found even when the catalog
+// server replica answering says NotFound for a while (it reads another
+// replica's write at its next poll); after SnapshotWait the last error is
+// returned.
+func TestWaitFor(t *testing.T) {
+	notFound := apierrors.NewNotFound(catalogv1alpha1.Resource("backupsessions"), "s")
+	tests := []struct {
+		name      string
+		notFounds int
+		wantErr   bool
+	}{
+		{name: "found at once"},
+		{name: "found after two NotFound answers", notFounds: 2},
+		{name: "never found", notFounds: 1000, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Agent{SnapshotWait: 3 * time.Second}
+			calls := 0
+			got, err := waitFor(context.Background(), a, func(context.Context) (string, error) {
+				calls++
+				if calls <= tt.notFounds {
+					return "", notFound
+				}
+				return "session", nil
+			})
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.True(t, apierrors.IsNotFound(err), "the last error: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "session", got)
+			assert.Equal(t, tt.notFounds+1, calls)
+		})
+	}
 }

@@ -49,7 +49,9 @@ func (a *Agent) Backup(ctx context.Context, o BackupOptions) error {
 	if o.ScratchDir == "" {
 		o.ScratchDir = DefaultScratchDir
 	}
-	bs, err := a.Client.CatalogV1alpha1().BackupSessions(o.Namespace).Get(ctx, o.BackupSession, metav1.GetOptions{})
+	bs, err := waitFor(ctx, a, func(ctx context.Context) (*catalogv1alpha1.BackupSession, error) {
+		return a.Client.CatalogV1alpha1().BackupSessions(o.Namespace).Get(ctx, o.BackupSession, metav1.GetOptions{})
+	})
 	if err != nil {
 		return fmt.Errorf("get BackupSession %s/%s: %w", o.Namespace, o.BackupSession, err)
 	}
@@ -322,31 +324,45 @@ func (j *backupJob) finish(ctx context.Context, integrity *bool, size string, be
 // waitSnapshot gets a Snapshot, waiting up to SnapshotWait for the
 // controller to create it (the Job may start first).
 func (a *Agent) waitSnapshot(ctx context.Context, ns, name string) (*catalogv1alpha1.Snapshot, error) {
+	snap, err := waitFor(ctx, a, func(ctx context.Context) (*catalogv1alpha1.Snapshot, error) {
+		return a.Client.CatalogV1alpha1().Snapshots(ns).Get(ctx, name, metav1.GetOptions{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get Snapshot %s/%s: %w", ns, name, err)
+	}
+	return snap, nil
+}
+
+// waitFor gets a catalog object that exists, trying again for up to
+// SnapshotWait (1m by default) while the answer is NotFound or an error:
+// the controller made the Job after it saw the object, so NotFound is a
+// catalog server replica that has not read another's write yet (it does at
+// its next poll), or the object is still on its way.
+func waitFor[T any](ctx context.Context, a *Agent, get func(context.Context) (T, error)) (T, error) {
 	timeout := a.SnapshotWait
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	var snap *catalogv1alpha1.Snapshot
-	var lastErr error
+	var (
+		got     T
+		lastErr error
+	)
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		s, err := a.Client.CatalogV1alpha1().Snapshots(ns).Get(ctx, name, metav1.GetOptions{})
+		v, err := get(ctx)
 		if err != nil {
 			lastErr = err
 			if !apierrors.IsNotFound(err) {
-				klog.V(2).InfoS("Waiting for snapshot", "snapshot", klog.KRef(ns, name), "err", err)
+				klog.V(2).InfoS("Waiting for the catalog", "err", err)
 			}
 			return false, nil
 		}
-		snap = s
+		got = v
 		return true, nil
 	})
-	if err != nil {
-		if lastErr != nil {
-			err = lastErr
-		}
-		return nil, fmt.Errorf("get Snapshot %s/%s: %w", ns, name, err)
+	if err != nil && lastErr != nil {
+		err = lastErr
 	}
-	return snap, nil
+	return got, err
 }
 
 // hasLocks reports whether the restic repository of a component has lock

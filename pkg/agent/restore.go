@@ -52,7 +52,9 @@ func (a *Agent) Restore(ctx context.Context, o RestoreOptions) error {
 	if o.ScratchDir == "" {
 		o.ScratchDir = DefaultScratchDir
 	}
-	rs, err := a.Client.CatalogV1alpha1().RestoreSessions(o.Namespace).Get(ctx, o.RestoreSession, metav1.GetOptions{})
+	rs, err := waitFor(ctx, a, func(ctx context.Context) (*catalogv1alpha1.RestoreSession, error) {
+		return a.Client.CatalogV1alpha1().RestoreSessions(o.Namespace).Get(ctx, o.RestoreSession, metav1.GetOptions{})
+	})
 	if err != nil {
 		return fmt.Errorf("get RestoreSession %s/%s: %w", o.Namespace, o.RestoreSession, err)
 	}
