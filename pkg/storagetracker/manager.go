@@ -382,13 +382,11 @@ func (m *Manager) sync(ctx context.Context, id string) error {
 	var secret *corev1.Secret
 	if sn := storagebackend.SecretName(bs); sn != "" {
 		if secret, err = m.secret(ctx, ns, sn); err != nil {
-			if apierrors.IsForbidden(err) && conditions.Get(bs.Status.Conditions, storagev1alpha1.TypeBackendSecretFound) == nil {
-				// Expected: the controller grants the Secret, then first
-				// records in the status what it found; that status update
-				// (or the next requeueAll) brings the storage back here.
-				// Not an error to log, and no "forbidden" in the logs for a
-				// grant that is simply not there yet.
-				_ = m.secretUnreadable(ctx, id, fmt.Errorf("secret %s/%s may not be read yet: the controller grants it to the catalog server when it first reconciles BackupStorage %s", ns, sn, id))
+			if why := m.grantNotThere(bs); apierrors.IsForbidden(err) && why != "" {
+				// Expected, so not an error to log (and no "forbidden"
+				// in the logs): the status update or the next
+				// requeueAll brings the storage back here.
+				_ = m.secretUnreadable(ctx, id, fmt.Errorf("secret %s/%s may not be read: %s", ns, sn, why))
 				return nil
 			}
 			return m.secretUnreadable(ctx, id, err)
@@ -502,6 +500,25 @@ func (m *Manager) secret(ctx context.Context, ns, name string) (*corev1.Secret, 
 		return nil, fmt.Errorf("secret %s/%s could not be read: %w", ns, name, err)
 	}
 	return s, nil
+}
+
+// grantNotThere says why the catalog server may be refused bs's Secret
+// with nothing wrong: the controller grants it, then first records in
+// the status what it found, so the grant is not there yet before that; and
+// it goes with a storage or namespace being deleted. Empty: the grant
+// should be there.
+func (m *Manager) grantNotThere(bs *storagev1alpha1.BackupStorage) string {
+	id := placement.StorageID(bs.Namespace, bs.Name)
+	switch {
+	case bs.DeletionTimestamp != nil:
+		return "BackupStorage " + id + " is being deleted"
+	case conditions.Get(bs.Status.Conditions, storagev1alpha1.TypeBackendSecretFound) == nil:
+		return "not yet, the controller grants it to the catalog server when it first reconciles BackupStorage " + id
+	}
+	if ns, err := m.nsLister.Get(bs.Namespace); err == nil && ns.Status.Phase == corev1.NamespaceTerminating {
+		return "namespace " + bs.Namespace + " is being deleted"
+	}
+	return ""
 }
 
 // secretUnreadable handles a Secret that could not be read (forbidden, or

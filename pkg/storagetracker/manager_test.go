@@ -340,7 +340,7 @@ func TestManagerReadsSecretsByGet(t *testing.T) {
 	require.True(t, ok, "served, as unavailable")
 	_, err = b.Put(ctx, "x.yaml", []byte("x"), backend.PutOptions{})
 	require.ErrorIs(t, err, backend.ErrUnavailable)
-	assert.Contains(t, err.Error(), "secret a/creds may not be read yet")
+	assert.Contains(t, err.Error(), "secret a/creds may not be read: not yet")
 	require.Contains(t, m.Failures(), "a/s3")
 
 	target := &fakeTarget{}
@@ -391,18 +391,23 @@ func TestManagerReadsSecretsByGet(t *testing.T) {
 // refusal to report, with kube-apiserver's words, once it has.
 func TestManagerSecretForbidden(t *testing.T) {
 	tests := []struct {
-		name       string
-		reconciled bool
-		want       string
+		name                    string
+		reconciled, terminating bool
+		want                    string
 	}{
-		{name: "not reconciled by the controller yet", want: "the controller grants it to the catalog server when it first reconciles BackupStorage a/s3"},
+		{name: "not reconciled by the controller yet", want: "not yet, the controller grants it to the catalog server when it first reconciles BackupStorage a/s3"},
+		{name: "its namespace is being deleted", reconciled: true, terminating: true, want: "namespace a is being deleted"},
 		{name: "reconciled: the grant should be there", reconciled: true, want: "forbidden"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			kube := kubefake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, s3Secret("a", "creds", "AKID", "SECRETVALUE"))
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}
+			if tt.terminating {
+				ns.Status.Phase = corev1.NamespaceTerminating
+			}
+			kube := kubefake.NewClientset(ns, s3Secret("a", "creds", "AKID", "SECRETVALUE"))
 			kube.PrependReactor("get", "secrets", func(action k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), action.(k8stesting.GetAction).GetName(), errors.New("no grant"))
 			})
@@ -421,8 +426,8 @@ func TestManagerSecretForbidden(t *testing.T) {
 			require.Contains(t, m.Failures(), "a/s3")
 			msg := m.Failures()["a/s3"].Error()
 			assert.Contains(t, msg, tt.want)
-			if !tt.reconciled {
-				assert.NotContains(t, msg, "forbidden", "a grant not made yet is no refusal to log")
+			if tt.want != "forbidden" {
+				assert.NotContains(t, msg, "forbidden", "a grant not there for a reason is no refusal to log")
 			}
 		})
 	}

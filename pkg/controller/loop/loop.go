@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -111,6 +113,12 @@ func (l *Loop) next(ctx context.Context) bool {
 		l.queue.Forget(key)
 		l.queue.AddAfter(key, after.d)
 	case errors.Is(err, ErrRequeue):
+		l.queue.AddRateLimited(key)
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// Nothing can be made in a namespace being deleted, and what is
+		// in it goes with it: not an error, but tried again like one, for
+		// what the reconcile would have done after.
+		klog.FromContext(ctx).V(4).Info("Namespace is being deleted; reconcile stopped short", "key", key, "err", err)
 		l.queue.AddRateLimited(key)
 	default:
 		utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("reconcile %s: %w", key, err), "Reconcile failed; will retry", "key", key)
