@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,7 +115,7 @@ func (l *Loop) next(ctx context.Context) bool {
 		l.queue.AddAfter(key, after.d)
 	case errors.Is(err, ErrRequeue):
 		l.queue.AddRateLimited(key)
-	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+	case namespaceTerminating(err):
 		// Nothing can be made in a namespace being deleted, and what is
 		// in it goes with it: not an error, but tried again like one, for
 		// what the reconcile would have done after.
@@ -153,4 +154,12 @@ func Changed(old, cur any) bool {
 	o, err1 := meta.Accessor(old)
 	c, err2 := meta.Accessor(cur)
 	return err1 != nil || err2 != nil || o.GetResourceVersion() != c.GetResourceVersion()
+}
+
+// namespaceTerminating reports whether err is NamespaceLifecycle's refusal
+// to create in a namespace being deleted. Reconcilers join several errors
+// into one message, which keeps the words but not the status cause.
+func namespaceTerminating(err error) bool {
+	return apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) ||
+		strings.Contains(err.Error(), "because it is being terminated")
 }

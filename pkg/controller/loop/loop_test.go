@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -99,4 +102,21 @@ func TestOnChange(t *testing.T) {
 	h.OnUpdate(cm("1"), cm("2"))
 	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "c", Obj: cm("3")})
 	assert.Equal(t, []string{"1", "2", "3"}, got)
+}
+
+func TestNamespaceTerminating(t *testing.T) {
+	terminating := apierrors.NewForbidden(schema.GroupResource{Resource: "cronjobs"}, "c", errors.New("unable to create new content in namespace ns because it is being terminated"))
+	terminating.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause}}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "the admission's error", err: fmt.Errorf("create CronJob: %w", terminating), want: true},
+		{name: "joined into one message", err: fmt.Errorf("schedulers: %s; other", terminating.Error()), want: true},
+		{name: "an RBAC refusal", err: apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "s", errors.New(`User "x" cannot get resource "secrets"`))},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, namespaceTerminating(tt.err), tt.name)
+	}
 }
