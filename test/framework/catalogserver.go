@@ -185,20 +185,9 @@ spec:
 	}
 	var last string
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		cur, err := dyn.Resource(gvrAPIService).Get(ctx, CatalogAPIService, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		conds, _, _ := unstructured.NestedSlice(cur.Object, "status", "conditions")
-		for _, c := range conds {
-			m, _ := c.(map[string]any)
-			if m["type"] == "Available" {
-				last = fmt.Sprintf("%v: %v", m["reason"], m["message"])
-				return m["status"] == "True", nil
-			}
-		}
-		return false, nil
+		var ok bool
+		ok, last = apiServiceAvailable(ctx, s.cp)
+		return ok, nil
 	})
 	if err != nil {
 		return fmt.Errorf("APIService %s not Available: %s; log %s:\n%s", CatalogAPIService, last, s.LogPath, s.LogTail(30))

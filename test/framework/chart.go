@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 )
 
 // ChartName is the release name the dev environment and the tests install
@@ -267,14 +268,12 @@ func (r *ChartRelease) describe(ctx context.Context) string {
 			}
 		}
 		b.WriteString("\n")
-		if out, err := r.cp.KubeClient.CoreV1().Pods(r.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrInt64(20)}).DoRaw(ctx); err == nil {
+		if out, err := r.cp.KubeClient.CoreV1().Pods(r.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To(int64(20))}).DoRaw(ctx); err == nil {
 			b.Write(out)
 		}
 	}
 	return b.String()
 }
-
-func ptrInt64(v int64) *int64 { return &v }
 
 // Pods lists the release's pods of a component; empty: all.
 func (r *ChartRelease) Pods(ctx context.Context, component string) ([]corev1.Pod, error) {
